@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * The kvmconf command line: one file declaring every command, handlers loaded lazily,
+ * and one error boundary that maps errors to the documented exit codes.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { InputError, InputErrors } from './errors.js';
+import { EXIT } from './engine/exit-code.js';
+import { TOOL_VERSION } from './version.js';
+
+const positiveInt = (name: string) => (value: string): number => {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
+  return number;
+};
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** Options shared by every command that connects to hosts. */
+function connectionOptions(command: Command): Command {
+  return command
+    .option('-i, --inventory <file>', 'Ansible-style YAML inventory (default: this machine, connection local)')
+    .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
+    .option('-u, --user <name>', 'SSH user when the inventory names none')
+    .option('--private-key <file>', 'SSH private key when the inventory names none')
+    .addOption(new Option('--host-key-checking <mode>', 'verify SSH host keys against known_hosts').choices(['strict', 'accept-new', 'off']).default('strict'))
+    .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
+    .option('--connect-timeout <seconds>', 'SSH connect timeout', positiveInt('--connect-timeout'), 15)
+    .option('--timeout <seconds>', 'time limit of each remote round trip', positiveInt('--timeout'), 600)
+    .option('-f, --forks <n>', 'hosts handled at once', positiveInt('--forks'), 50);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('kvmconf')
+    .description('Agentless, idempotent tuning of KVM hypervisors and their guests')
+    .version(TOOL_VERSION)
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  connectionOptions(
+    program
+      .command('apply')
+      .description('converge hosts to a playbook; with --check, report drift and change nothing')
+      .argument('<playbook>', 'playbook YAML file'),
+  )
+    .option('-C, --check', 'report what would change; never write')
+    .option('-D, --diff', 'show unified diffs of every file and value that changes')
+    .option('-t, --tags <tags>', 'only tasks with these tags (comma list)', collect)
+    .option('--skip-tags <tags>', 'skip tasks with these tags (comma list)', collect)
+    .addOption(new Option('--format <format>', 'output on stdout').choices(['text', 'json', 'junit']).default('text'))
+    .option('--report <file>', 'also write the report to FILE (JUnit XML if it ends in .xml, else JSON)', collect)
+    .option('--detailed-exitcode', 'apply: exit 2 when changes were made, 3 when only pending ones remain')
+    .option('--no-color', 'never colour the output')
+    .action(async (playbook, options) => (await import('./commands/apply.js')).applyCommand(playbook, options));
+
+  connectionOptions(
+    program
+      .command('facts')
+      .description('print what the modules see on hosts (all inventory hosts when none are named)')
+      .argument('[hosts...]', 'inventory host names or patterns'),
+  )
+    .option('-b, --become', 'gather with sudo -n (some facts need root)')
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'text']).default('json'))
+    .action(async (hosts, options) => (await import('./commands/facts.js')).factsCommand(hosts, options));
+
+  program
+    .command('validate')
+    .description('check a playbook and inventory completely without connecting to any host')
+    .argument('<playbook>', 'playbook YAML file')
+    .option('-i, --inventory <file>', 'Ansible-style YAML inventory')
+    .option('-l, --limit <pattern>', 'only hosts matching PATTERN')
+    .action(async (playbook, options) => (await import('./commands/validate.js')).validateCommand(playbook, options));
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of playbooks, assembled from the modules (for editors)')
+    .action(async () => (await import('./commands/validate.js')).schemaCommand());
+
+  program
+    .command('modules')
+    .description('list the modules and what each manages')
+    .action(async () => (await import('./commands/validate.js')).modulesCommand());
+  return program;
+}
+
+/** The one error boundary: input errors and usage errors exit 1 with a clear message. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const program = buildProgram().exitOverride();
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return EXIT.ok;
+    if (code?.startsWith('commander.')) return EXIT.error;
+    if (error instanceof InputError || error instanceof InputErrors) {
+      process.stderr.write(`kvmconf: ${error.message}\n`);
+      if (error instanceof InputError && error.hint) process.stderr.write(`    ${error.hint}\n`);
+      return EXIT.error;
+    }
+    process.stderr.write(`kvmconf: internal error: ${(error as Error).stack ?? error}\n`);
+    return EXIT.error;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

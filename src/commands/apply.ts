@@ -1,0 +1,69 @@
+/** `kvmconf apply [--check]`: the main job. */
+import { writeFileSync } from 'node:fs';
+import { loadPlaybook } from '../config/playbook.js';
+import { runPlaybook } from '../engine/runner.js';
+import type { RunReport } from '../engine/results.js';
+import { renderText } from '../report/text.js';
+import { renderJson } from '../report/json.js';
+import { renderJunit } from '../report/junit.js';
+import { createProgress, type Progress } from '../report/progress.js';
+import { shouldUseColor } from '../report/style.js';
+import { InputError } from '../errors.js';
+import { TOOL_VERSION } from '../version.js';
+import { connectionDefaults, inventoryFrom, modules, type ConnectionFlags } from './shared.js';
+
+interface ApplyFlags extends ConnectionFlags {
+  check?: boolean;
+  diff?: boolean;
+  tags?: string[];
+  skipTags?: string[];
+  format: 'text' | 'json' | 'junit';
+  report?: string[];
+  detailedExitcode?: boolean;
+  color: boolean;
+}
+
+function render(report: RunReport, format: ApplyFlags['format'], flags: ApplyFlags): string {
+  if (format === 'json') return renderJson(report);
+  if (format === 'junit') return renderJunit(report);
+  return renderText(report, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false });
+}
+
+function writeReports(report: RunReport, files: string[]): void {
+  for (const file of files) {
+    try {
+      writeFileSync(file, file.endsWith('.xml') ? renderJunit(report) : renderJson(report));
+    } catch (error) {
+      throw new InputError(`cannot write report ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+}
+
+export async function applyCommand(playbookFile: string, flags: ApplyFlags): Promise<void> {
+  const inventory = inventoryFrom(flags);
+  const playbook = loadPlaybook(playbookFile, modules);
+  let progress: Progress | undefined;
+  const report = await runPlaybook(playbook, inventory, modules, {
+    mode: flags.check ? 'check' : 'apply',
+    limit: flags.limit,
+    tags: flags.tags,
+    skipTags: flags.skipTags,
+    forks: flags.forks,
+    commandTimeoutMs: flags.timeout * 1000,
+    connection: connectionDefaults(flags),
+    detailedExitCode: flags.detailedExitcode ?? false,
+    toolVersion: TOOL_VERSION,
+    events: {
+      playStarted: (_play, hosts) => {
+        progress?.stop();
+        progress = createProgress({ stream: process.stderr, interactive: Boolean(process.stderr.isTTY) && !process.env.CI, total: hosts.length });
+      },
+      hostPhase: (host, phase) => progress?.hostPhase(host, phase),
+      hostDone: (host) => progress?.hostDone(host.host, host.status),
+    },
+  });
+  progress?.stop();
+  writeReports(report, flags.report ?? []);
+  process.stdout.write(render(report, flags.format, flags));
+  process.exitCode = report.exitCode;
+}

@@ -1,0 +1,62 @@
+/** `kvmconf facts`: what the modules see on each host, from one gather round trip. */
+import pLimit from 'p-limit';
+import { connectionSpec } from '../config/inventory.js';
+import { resolvePattern } from '../config/patterns.js';
+import { gather } from '../engine/host-run.js';
+import { connect } from '../transport/connect.js';
+import { connectionDefaults, inventoryFrom, modules, type ConnectionFlags } from './shared.js';
+
+interface FactsFlags extends ConnectionFlags {
+  become?: boolean;
+  format: 'json' | 'text';
+}
+
+interface HostFactsReport {
+  host: string;
+  error?: string;
+  facts?: unknown;
+  modules?: Record<string, unknown>;
+}
+
+async function hostFacts(host: string, flags: FactsFlags, spec: ReturnType<typeof connectionSpec>): Promise<HostFactsReport> {
+  const probing = [...modules.values()].filter((module) => module.factsParams !== undefined);
+  const transport = await connect(spec).catch((error: Error) => error);
+  if (transport instanceof Error) return { host, error: transport.message };
+  try {
+    const probes = probing.map((module) => ({ id: module.name, script: module.probe(module.factsParams) }));
+    const { facts, outputs } = await gather(transport, flags.become ?? false, probes, flags.timeout * 1000);
+    const seen: Record<string, unknown> = {};
+    for (const module of probing) {
+      try {
+        seen[module.name] = module.parse(outputs.get(module.name)?.output ?? '', module.factsParams);
+      } catch (error) {
+        seen[module.name] = { error: (error as Error).message };
+      }
+    }
+    return { host, facts, modules: seen };
+  } catch (error) {
+    return { host, error: (error as Error).message };
+  } finally {
+    await transport.close();
+  }
+}
+
+function renderText(reports: HostFactsReport[]): string {
+  return reports
+    .map((report) => {
+      if (report.error) return `${report.host}: error: ${report.error}\n`;
+      const body = JSON.stringify({ facts: report.facts, modules: report.modules }, null, 2).split('\n').slice(1, -1).join('\n');
+      return `${report.host}:\n${body}\n`;
+    })
+    .join('\n');
+}
+
+export async function factsCommand(patterns: string[], flags: FactsFlags): Promise<void> {
+  const inventory = inventoryFrom(flags);
+  const hosts = patterns.length ? [...new Set(patterns.flatMap((pattern) => resolvePattern(pattern, inventory)))] : [...inventory.hosts.keys()];
+  const limit = pLimit(flags.forks);
+  const defaults = connectionDefaults(flags);
+  const reports = await Promise.all(hosts.map((host) => limit(() => hostFacts(host, flags, connectionSpec(inventory.hosts.get(host)!, defaults)))));
+  process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderText(reports));
+  process.exitCode = reports.some((report) => report.error) ? 1 : 0;
+}

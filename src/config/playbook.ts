@@ -1,0 +1,127 @@
+/**
+ * Playbooks: a YAML list of plays in Ansible's shape. Validation runs in three steps
+ * (schema -> normalise -> rules); the task schema is assembled from the modules' own.
+ */
+import type { Module } from '../module.js';
+import { InputError, InputErrors, didYouMean, type SourceLocation } from '../errors.js';
+import { validateAt } from './schema.js';
+import { readYaml, type YamlSource } from './yaml-source.js';
+import { hasTemplate } from './template.js';
+
+export interface Task {
+  name: string;
+  module: string;
+  /** Parameters as written; rendered per host when they hold `{{ var }}` templates. */
+  params: unknown;
+  tags: string[];
+  where: SourceLocation;
+}
+
+export interface Play {
+  name: string;
+  hosts: string;
+  become: boolean;
+  vars: Record<string, unknown>;
+  /** Batch sizes for rolling runs: numbers of hosts or percentages of the play's hosts. */
+  serial: Array<number | string>;
+  maxFailPercentage: number;
+  tags: string[];
+  tasks: Task[];
+  where: SourceLocation;
+}
+
+export interface Playbook {
+  file: string;
+  plays: Play[];
+  source: YamlSource;
+}
+
+const TASK_KEYWORDS = ['name', 'tags'];
+const tags = { anyOf: [{ type: 'string', pattern: '^[A-Za-z0-9_.-]+$' }, { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' } }] };
+const batch = { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^([1-9][0-9]?|100)%$' }] };
+
+export const PLAY_SCHEMA = {
+  type: 'object',
+  required: ['hosts', 'tasks'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string' },
+    hosts: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] },
+    become: { type: 'boolean' },
+    vars: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+    serial: { anyOf: [batch, { type: 'array', items: batch, minItems: 1 }] },
+    max_fail_percentage: { type: 'number', minimum: 0, maximum: 100 },
+    tags,
+    tasks: { type: 'array', items: { type: 'object' } },
+  },
+} as const;
+
+/** The whole playbook schema, assembled from the modules' schemas (for editors and docs). */
+export function playbookSchema(modules: Module[]): Record<string, unknown> {
+  const task = {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: { name: { type: 'string' }, tags, ...Object.fromEntries(modules.map((m) => [m.name, m.schema])) },
+  };
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'kvmconf playbook',
+    type: 'array',
+    items: { ...PLAY_SCHEMA, properties: { ...PLAY_SCHEMA.properties, tasks: { type: 'array', items: task } } },
+  };
+}
+
+const toList = (value: unknown): string[] => (value === undefined ? [] : Array.isArray(value) ? value.map(String) : [String(value)]);
+
+function loadTask(raw: Record<string, unknown>, path: (string | number)[], source: YamlSource, modules: Map<string, Module>): { task?: Task; errors: InputError[] } {
+  const errors: InputError[] = [];
+  const moduleKeys = Object.keys(raw).filter((key) => !TASK_KEYWORDS.includes(key));
+  const known = moduleKeys.filter((key) => modules.has(key));
+  for (const key of moduleKeys.filter((k) => !modules.has(k))) {
+    errors.push(new InputError(`unknown module or task key '${key}'`, source.locate([...path, key]), didYouMean(key, [...modules.keys(), ...TASK_KEYWORDS])));
+  }
+  if (known.length !== 1) {
+    if (errors.length === 0) errors.push(new InputError(known.length ? `a task names one module, this one names ${known.join(', ')}` : 'a task must name a module', source.locate(path)));
+    return { errors };
+  }
+  const moduleName = known[0]!;
+  const params = raw[moduleName] ?? {};
+  const paramsPath = [...path, moduleName];
+  if (!hasTemplate(params)) errors.push(...validateAt(modules.get(moduleName)!.schema, params, source, paramsPath, `${moduleName}: `));
+  if (raw.name !== undefined && typeof raw.name !== 'string') errors.push(new InputError("'name' must be a string", source.locate([...path, 'name'])));
+  const task: Task = { name: typeof raw.name === 'string' ? raw.name : moduleName, module: moduleName, params, tags: toList(raw.tags), where: source.locate(paramsPath) };
+  return { task, errors };
+}
+
+export function loadPlaybook(file: string, modules: Map<string, Module>): Playbook {
+  const source = readYaml(file);
+  if (!Array.isArray(source.data)) throw new InputError('a playbook is a list of plays', source.locate([]));
+  const errors: InputError[] = [];
+  const plays: Play[] = [];
+  source.data.forEach((raw: unknown, index: number) => {
+    const playErrors = validateAt(PLAY_SCHEMA, raw, source, [index]);
+    errors.push(...playErrors);
+    if (playErrors.length) return;
+    const play = raw as Record<string, unknown>;
+    const tasks: Task[] = [];
+    (play.tasks as Record<string, unknown>[]).forEach((rawTask, taskIndex) => {
+      const { task, errors: taskErrors } = loadTask(rawTask, [index, 'tasks', taskIndex], source, modules);
+      errors.push(...taskErrors);
+      if (task) tasks.push(task);
+    });
+    plays.push({
+      name: (play.name as string | undefined) ?? `play ${index + 1}`,
+      hosts: toList(play.hosts).join(','),
+      become: (play.become as boolean | undefined) ?? false,
+      vars: (play.vars as Record<string, unknown> | undefined) ?? {},
+      serial: play.serial === undefined ? [] : (Array.isArray(play.serial) ? play.serial : [play.serial]) as Array<number | string>,
+      maxFailPercentage: (play.max_fail_percentage as number | undefined) ?? 100,
+      tags: toList(play.tags),
+      tasks,
+      where: source.locate([index]),
+    });
+  });
+  if (errors.length) throw new InputErrors(errors);
+  return { file, plays, source };
+}

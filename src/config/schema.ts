@@ -1,0 +1,71 @@
+/** ajv validation whose errors name file, line, column and JSON path, with did-you-mean. */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { InputError, didYouMean } from '../errors.js';
+import type { PathSegment, YamlSource } from './yaml-source.js';
+
+export const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, useDefaults: false });
+
+const compiled = new WeakMap<object, ValidateFunction>();
+
+export function compile(schema: Record<string, unknown>): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  return validate;
+}
+
+function pathOf(instancePath: string): PathSegment[] {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+}
+
+function describe(error: ErrorObject, schemaKeys: (path: PathSegment[]) => string[]): { path: PathSegment[]; message: string; hint?: string } {
+  const path = pathOf(error.instancePath);
+  const field = path.length ? `'${path[path.length - 1]}'` : 'document';
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = (error.params as { additionalProperty: string }).additionalProperty;
+      return { path: [...path, key], message: `unknown key '${key}'`, hint: didYouMean(key, schemaKeys(path)) };
+    }
+    case 'enum':
+      return { path, message: `${field} must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'required':
+      return { path, message: `missing required key '${(error.params as { missingProperty: string }).missingProperty}'` };
+    default:
+      return { path, message: `${field} ${error.message ?? 'is invalid'}` };
+  }
+}
+
+/** Keys a schema allows at an object path, for suggestions. */
+function keysAt(schema: Record<string, unknown>, path: PathSegment[]): string[] {
+  let node: Record<string, unknown> | undefined = schema;
+  for (const segment of path) {
+    if (!node) return [];
+    node = (typeof segment === 'number' ? node.items : (node.properties as Record<string, unknown> | undefined)?.[segment]) as Record<string, unknown> | undefined;
+  }
+  return Object.keys((node?.properties as object | undefined) ?? {});
+}
+
+/**
+ * Validates `data` (found at `basePath` inside `source`) and returns located errors.
+ * oneOf/anyOf noise is dropped when a more specific error explains the same spot.
+ */
+export function validateAt(schema: Record<string, unknown>, data: unknown, source: YamlSource, basePath: PathSegment[], label = ''): InputError[] {
+  const validate = compile(schema);
+  if (validate(data)) return [];
+  const errors = (validate.errors ?? []).filter((error) => !['oneOf', 'anyOf', 'if'].includes(error.keyword) || validate.errors!.length === 1);
+  const seen = new Set<string>();
+  return errors.flatMap((error) => {
+    const { path, message, hint } = describe(error, (p) => keysAt(schema, p));
+    const text = `${label}${message}`;
+    const key = `${path.join('/')}|${text}`;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [new InputError(text, source.locate([...basePath, ...path]), hint)];
+  });
+}

@@ -1,0 +1,51 @@
+/** YAML files read with positions kept, so every later error can name file, line and column. */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { InputError, InputErrors, type SourceLocation } from '../errors.js';
+
+export type PathSegment = string | number;
+
+export interface YamlSource {
+  file: string;
+  data: unknown;
+  /** Location of the node at `path` (or its nearest existing parent). */
+  locate(path: PathSegment[]): SourceLocation;
+}
+
+export function jsonPath(path: PathSegment[]): string {
+  return '$' + path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : /^[A-Za-z_][\w]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`)).join('');
+}
+
+export function parseYaml(text: string, file: string): YamlSource {
+  const lineCounter = new LineCounter();
+  const document: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  if (document.errors.length > 0) {
+    throw new InputErrors(
+      document.errors.map((error) => {
+        const position = error.linePos?.[0];
+        return new InputError(`invalid YAML: ${error.message.split('\n')[0]}`, { file, line: position?.line, column: position?.col });
+      }),
+    );
+  }
+  const locate = (path: PathSegment[]): SourceLocation => {
+    for (let length = path.length; length >= 0; length--) {
+      const node = document.getIn(path.slice(0, length), true);
+      if (isNode(node) && node.range) {
+        const { line, col } = lineCounter.linePos(node.range[0]);
+        return { file, line, column: col, path: jsonPath(path) };
+      }
+    }
+    return { file, path: jsonPath(path) };
+  };
+  return { file, data: document.toJS({ maxAliasCount: 100 }), locate };
+}
+
+export function readYaml(file: string): YamlSource {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
+  }
+  return parseYaml(text, file);
+}

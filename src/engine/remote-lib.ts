@@ -1,0 +1,98 @@
+/**
+ * Shell functions every apply script carries, and the TypeScript helpers modules call
+ * to use them. Keeping file writes here means every module gets the same guarantees:
+ * atomic replace, a timestamped backup outside config folders, owner and mode kept,
+ * a guard against the file having changed since gather, and a read-back.
+ */
+import { createHash } from 'node:crypto';
+import { quote } from '../shell.js';
+
+export const BACKUP_DIR = '/var/backups/kvmconf';
+/** Shell expansion of the backup folder; KC_BACKUP_DIR moves it (tests point it at a temp dir). */
+const BACKUP_ROOT = '${KC_BACKUP_DIR:-' + BACKUP_DIR + '}';
+
+/** POSIX sh; runs on dash, bash and busybox sh. */
+export const REMOTE_LIB = String.raw`
+kc_fail() { printf 'kvmconf: %s\n' "$*" >&2; exit 1; }
+kc_sha() { if [ -e "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo absent; fi; }
+# kc_write_file PATH MODE EXPECTED_SHA CONTENT: replace PATH atomically if it still has EXPECTED_SHA.
+kc_write_file() {
+  kc_path=$1 kc_mode=$2 kc_expect=$3 kc_content=$4
+  kc_now=$(kc_sha "$kc_path")
+  [ "$kc_expect" = any ] || [ "$kc_now" = "$kc_expect" ] || kc_fail "$kc_path changed since it was read (sha256 $kc_now); re-run to plan against the new content"
+  kc_dir=$(dirname "$kc_path")
+  mkdir -p "$kc_dir" || kc_fail "cannot create $kc_dir"
+  kc_tmp=$(mktemp "$kc_dir/.kvmconf.XXXXXX") || kc_fail "cannot create a temporary file in $kc_dir"
+  if ! printf '%s' "$kc_content" > "$kc_tmp"; then rm -f "$kc_tmp"; kc_fail "cannot write $kc_path (disk full?)"; fi
+  if [ -e "$kc_path" ]; then
+    kc_backup="${BACKUP_ROOT}$kc_path.$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$(dirname "$kc_backup")" && cp -p "$kc_path" "$kc_backup" || { rm -f "$kc_tmp"; kc_fail "cannot back up $kc_path to $kc_backup"; }
+    chown --reference="$kc_path" "$kc_tmp" && chmod --reference="$kc_path" "$kc_tmp"
+  else
+    chmod "$kc_mode" "$kc_tmp"
+  fi
+  sync "$kc_tmp" 2>/dev/null
+  mv -f "$kc_tmp" "$kc_path" || { rm -f "$kc_tmp"; kc_fail "cannot replace $kc_path"; }
+  [ "$(cat "$kc_path"; echo x)" = "$kc_content"x ] || kc_fail "read-back of $kc_path differs from what was written"
+}
+# kc_remove_file PATH EXPECTED_SHA: delete a file kvmconf owns, keeping a backup.
+kc_remove_file() {
+  [ -e "$1" ] || return 0
+  [ "$2" = any ] || [ "$(kc_sha "$1")" = "$2" ] || kc_fail "$1 changed since it was read"
+  kc_backup="${BACKUP_ROOT}$1.$(date -u +%Y%m%dT%H%M%SZ)"
+  mkdir -p "$(dirname "$kc_backup")" && mv -f "$1" "$kc_backup" || kc_fail "cannot remove $1"
+}
+# kc_write_value PATH VALUE: write a procfs/sysfs value, failing with the kernel's reason.
+kc_write_value() {
+  kc_err=$( { printf '%s\n' "$2" > "$1"; } 2>&1 ) || kc_fail "the kernel refused '$2' for $1: $(printf '%s' "$kc_err" | sed 's/.*: //')"
+}
+# kc_read_value PATH: the value with tabs and newlines folded to single spaces, as kvmconf compares it.
+kc_read_value() { tr '\t\n' '  ' < "$1" | sed 's/  */ /g; s/^ //; s/ $//'; }
+# kc_set_value PATH VALUE: write, then read back; a kernel that grants less fails with both values.
+kc_set_value() {
+  kc_write_value "$1" "$2"
+  kc_got=$(kc_read_value "$1")
+  [ "$kc_got" = "$2" ] || kc_fail "$1: asked for '$2', the kernel has '$kc_got'"
+}
+# kc_bracket FILE: the [selected] word of a sysfs choice file such as THP's enabled.
+kc_bracket() { sed -n 's/.*\[\([^]]*\)\].*/\1/p' "$1"; }
+# kc_set_choice FILE WORD: select WORD in a bracket-format sysfs file and read it back.
+kc_set_choice() {
+  kc_write_value "$1" "$2"
+  kc_got=$(kc_bracket "$1")
+  [ "$kc_got" = "$2" ] || kc_fail "$1: asked for '$2', the kernel selected '$kc_got'"
+}
+`;
+
+/** sha256 of a file's content as probes report it, or 'absent'. */
+export function contentSha(content: string | null): string {
+  return content === null ? 'absent' : createHash('sha256').update(content, 'utf8').digest('hex');
+}
+
+/**
+ * Command that atomically writes `content` to `path`, refusing if the file no longer
+ * has the content the plan was made from (`previous`; null = absent, undefined = don't check).
+ */
+export function writeFileCommand(path: string, content: string, previous?: string | null, mode = '0644'): string {
+  const expect = previous === undefined ? 'any' : contentSha(previous);
+  return `kc_write_file ${quote(path)} ${quote(mode)} ${quote(expect)} ${quote(content)}`;
+}
+
+export function removeFileCommand(path: string, previous?: string | null): string {
+  const expect = previous === undefined ? 'any' : contentSha(previous);
+  return `kc_remove_file ${quote(path)} ${quote(expect)}`;
+}
+
+/** Probe fragment that prints a file's content between markers, or ABSENT; see parseFileBlock. */
+export function catFileProbe(path: string): string {
+  return `if [ -f ${quote(path)} ]; then echo '@@file-present'; cat ${quote(path)}; echo; echo '@@file-end'; else echo '@@file-absent'; fi`;
+}
+
+/** Reads what catFileProbe printed: the exact content (trailing-newline faithful) or null. */
+export function parseFileBlock(lines: string): string | null {
+  if (lines.startsWith('@@file-absent')) return null;
+  const start = lines.indexOf('@@file-present\n');
+  const end = lines.lastIndexOf('\n@@file-end');
+  if (start < 0 || end < 0) throw new Error('file probe output is truncated');
+  return lines.slice(start + '@@file-present\n'.length, end);
+}

@@ -1,0 +1,159 @@
+/**
+ * The fleet loop: for each play, its hosts in `serial` batches; inside a batch at most
+ * `forks` hosts at once. A failing or unreachable host never stops the others unless
+ * the batch exceeds max_fail_percentage. Ctrl-C stops starting hosts and lets running
+ * applies finish their current step.
+ */
+import pLimit from 'p-limit';
+import type { Module } from '../module.js';
+import type { Playbook, Play } from '../config/playbook.js';
+import { type Inventory, type ConnectionDefaults, connectionSpec, becomeDefault } from '../config/inventory.js';
+import { resolvePattern, limitHosts } from '../config/patterns.js';
+import { InputError, InputErrors } from '../errors.js';
+import type { Transport } from '../transport/types.js';
+import { connect } from '../transport/connect.js';
+import { prepareTasks, type TagFilter } from './prepare.js';
+import { runHost, type HostJob } from './host-run.js';
+import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus } from './results.js';
+import { exitCode } from './exit-code.js';
+
+export interface RunOptions extends TagFilter {
+  mode: Mode;
+  limit?: string;
+  forks: number;
+  commandTimeoutMs: number;
+  connection: ConnectionDefaults;
+  detailedExitCode: boolean;
+  toolVersion: string;
+  /** Replaces the real transport (tests count execs through it). */
+  connectTransport?: (spec: ReturnType<typeof connectionSpec>) => Promise<Transport>;
+  events?: RunEvents;
+}
+
+export interface RunEvents {
+  playStarted?(play: Play, hosts: string[]): void;
+  hostPhase?(host: string, phase: 'connect' | 'gather' | 'apply' | 'verify'): void;
+  hostDone?(report: HostReport): void;
+}
+
+/** Splits hosts into batches as Ansible's serial does: numbers or percentages, the last size repeating. */
+export function batches(hosts: string[], serial: Array<number | string>): string[][] {
+  if (!serial.length) return hosts.length ? [hosts] : [];
+  const sizes = serial.map((size) => (typeof size === 'number' ? size : Math.max(1, Math.floor((hosts.length * parseInt(size, 10)) / 100))));
+  const result: string[][] = [];
+  for (let start = 0, i = 0; start < hosts.length; i++) {
+    const size = sizes[Math.min(i, sizes.length - 1)]!;
+    result.push(hosts.slice(start, start + size));
+    start += size;
+  }
+  return result;
+}
+
+/** Hosts of a play after --limit, minus hosts that already failed in an earlier play. */
+export function playHosts(play: Play, inventory: Inventory, limit: string | undefined, failed: Set<string>): string[] {
+  const hosts = resolvePattern(play.hosts, inventory, { allowEmpty: true });
+  return limitHosts(hosts, limit, inventory).filter((host) => !failed.has(host));
+}
+
+/** Builds every host's job before any connection, so input errors surface before changes. */
+export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter): Map<string, HostJob> {
+  const errors: InputError[] = [];
+  const jobs = new Map<string, HostJob>();
+  for (const name of hosts) {
+    const host = inventory.hosts.get(name)!;
+    try {
+      const tasks = prepareTasks(play, modules, { ...host.vars, ...play.vars, inventory_hostname: name }, name, filter);
+      jobs.set(name, { host: name, play: play.name, become: play.become || (becomeDefault(host) ?? false), tasks });
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      errors.push(error);
+    }
+  }
+  if (errors.length) throw errors.length === 1 ? errors[0]! : new InputErrors(errors);
+  return jobs;
+}
+
+export async function runPlaybook(playbook: Playbook, inventory: Inventory, modules: Map<string, Module>, options: RunOptions): Promise<RunReport> {
+  const started = Date.now();
+  const reports: HostReport[] = [];
+  const failedHosts = new Set<string>();
+  const running = new Set<Transport>();
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) process.exit(130); // a second Ctrl-C stops at once
+    stopping = true;
+    process.stderr.write('\nkvmconf: stopping: no new hosts start; running applies finish their current step (Ctrl-C again to abort)\n');
+    for (const transport of running) transport.interrupt();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const plays = playbook.plays.map((play) => {
+      const hosts = playHosts(play, inventory, options.limit, new Set());
+      return { play, hosts, jobs: planJobs(play, hosts, inventory, modules, options) };
+    });
+    for (const { play, jobs } of plays) {
+      const hosts = [...jobs.keys()].filter((host) => !failedHosts.has(host));
+      options.events?.playStarted?.(play, hosts);
+      let aborted = false;
+      for (const batch of batches(hosts, play.serial)) {
+        if (stopping || aborted) {
+          reports.push(...batch.map((host) => skipped(host, play.name, stopping ? 'interrupted before this host started' : `not started: max_fail_percentage ${play.maxFailPercentage}% exceeded`)));
+          continue;
+        }
+        const limit = pLimit(options.forks);
+        const batchReports = await Promise.all(
+          batch.map((host) =>
+            limit(async () => {
+              if (stopping) return skipped(host, play.name, 'interrupted before this host started');
+              const spec = connectionSpec(inventory.hosts.get(host)!, options.connection);
+              let current: Transport | undefined;
+              const report = await runHost(jobs.get(host)!, {
+                mode: options.mode,
+                commandTimeoutMs: options.commandTimeoutMs,
+                connect: () => (options.connectTransport ?? connect)(spec),
+                onPhase: (phase) => options.events?.hostPhase?.(host, phase),
+                stopping: () => stopping,
+                onTransport: (transport) => {
+                  if (current) running.delete(current);
+                  current = transport;
+                  if (transport) running.add(transport);
+                },
+              });
+              options.events?.hostDone?.(report);
+              return report;
+            }),
+          ),
+        );
+        reports.push(...batchReports);
+        const failures = batchReports.filter((r) => r.status === 'failed' || r.status === 'unreachable');
+        failures.forEach((r) => failedHosts.add(r.host));
+        if (batch.length && (failures.length * 100) / batch.length > play.maxFailPercentage) aborted = true;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const summary = emptySummary();
+  for (const report of reports) summary[report.status]++;
+  const report: RunReport = {
+    version: REPORT_VERSION,
+    tool: 'kvmconf',
+    toolVersion: options.toolVersion,
+    mode: options.mode,
+    playbook: playbook.file,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    interrupted: stopping,
+    hosts: reports,
+    summary,
+    exitCode: 0,
+  };
+  report.exitCode = exitCode(report, options.detailedExitCode);
+  return report;
+}
+
+function skipped(host: string, play: string, error: string): HostReport {
+  return { host, play, status: 'skipped' as HostStatus, tasks: [], error, execCount: 0, durationMs: 0 };
+}

@@ -1,0 +1,100 @@
+/**
+ * Builds the batched scripts the engine sends (one per round trip) and splits their
+ * output back into per-probe and per-step pieces. Sections are framed by a marker
+ * holding a random nonce, so no probe or command output can forge a boundary.
+ */
+import { randomBytes } from 'node:crypto';
+import { REMOTE_LIB } from './remote-lib.js';
+
+const ENV = 'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export function newMark(): string {
+  return `__kvmconf_${randomBytes(8).toString('hex')}__`;
+}
+
+export interface ProbeSection {
+  id: string;
+  script: string;
+}
+
+export interface SectionOutput {
+  output: string;
+  status: number;
+}
+
+/** One read-only script: each probe in a subshell, its output framed, its exit status recorded. */
+export function buildGatherScript(sections: ProbeSection[], mark: string): string {
+  const body = sections.map(
+    ({ id, script }) =>
+      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n(\n${script}\n) </dev/null\n` +
+      `printf '\\n%s end %s %d\\n' "$KC_MARK" '${id}' "$?"`,
+  );
+  return [ENV, `KC_MARK='${mark}'`, ...body, ''].join('\n');
+}
+
+/** Splits gather output back into sections; a section without its end line is missing. */
+export function splitSections(stdout: string, mark: string): Map<string, SectionOutput> {
+  const result = new Map<string, SectionOutput>();
+  const pattern = new RegExp(`\\n${mark} begin (\\S+)\\n([\\s\\S]*?)\\n${mark} end \\1 (\\d+)\\n`, 'g');
+  for (const match of ('\n' + stdout).matchAll(pattern)) {
+    result.set(match[1]!, { output: match[2]!, status: Number(match[3]) });
+  }
+  return result;
+}
+
+export interface ApplyStep {
+  label: string;
+  commands: string[];
+}
+
+export type StepStatus = 'ok' | 'failed' | 'not-run';
+
+export interface StepOutcome {
+  index: number;
+  label: string;
+  status: StepStatus;
+  exitCode?: number;
+  output: string;
+}
+
+/**
+ * One script running every step in order. Each step runs in a `set -e` subshell with
+ * stdin closed (the script itself arrives on stdin). The first failed step stops the
+ * host. SIGINT/SIGTERM/SIGHUP let the current step finish and then stop.
+ */
+export function buildApplyScript(steps: ApplyStep[], mark: string): string {
+  const body = steps.map((step, index) =>
+    [
+      `printf '\\n%s step %d\\n' "$KC_MARK" ${index}`,
+      `(\nset -e\n${step.commands.join('\n')}\n) </dev/null 2>&1`,
+      `kc_rc=$?`,
+      `printf '\\n%s done %d %d\\n' "$KC_MARK" ${index} "$kc_rc"`,
+      `[ "$kc_rc" = 0 ] || exit 0`,
+      `[ "$kc_stop" = 0 ] || { printf '\\n%s interrupted\\n' "$KC_MARK"; exit 0; }`,
+    ].join('\n'),
+  );
+  return [ENV, `KC_MARK='${mark}'`, `kc_stop=0`, `trap 'kc_stop=1' INT TERM HUP`, REMOTE_LIB, ...body, ''].join('\n');
+}
+
+/** Reads which steps ran and how, from complete or partial (dropped connection) output. */
+export function parseApplyOutput(
+  stdout: string,
+  mark: string,
+  steps: ApplyStep[],
+): { outcomes: StepOutcome[]; interrupted: boolean } {
+  const outcomes: StepOutcome[] = steps.map((step, index) => ({ index, label: step.label, status: 'not-run', output: '' }));
+  const text = '\n' + stdout;
+  const pattern = new RegExp(`\\n${mark} step (\\d+)\\n([\\s\\S]*?)(?:\\n${mark} done \\1 (\\d+)\\n|$)`, 'g');
+  for (const match of text.matchAll(pattern)) {
+    const outcome = outcomes[Number(match[1])];
+    if (!outcome) continue;
+    outcome.output = match[2]!;
+    if (match[3] === undefined) {
+      outcome.status = 'failed'; // started, never reported: the connection dropped during it
+    } else {
+      outcome.exitCode = Number(match[3]);
+      outcome.status = outcome.exitCode === 0 ? 'ok' : 'failed';
+    }
+  }
+  return { outcomes, interrupted: text.includes(`\n${mark} interrupted\n`) };
+}

@@ -1,0 +1,102 @@
+/**
+ * The module contract. A module manages one family of settings: it declares the
+ * parameters it accepts, a read-only shell probe, a pure parser of the probe's output,
+ * a pure planner (desired vs actual -> changes) and a pure command builder.
+ * The engine batches every module's probe into one round trip and every change's
+ * commands into another, so modules never talk to the host themselves.
+ */
+import type { HostFacts } from './engine/facts.js';
+
+/**
+ * runtime: the live kernel or daemon state; persist: the file or unit that survives a reboot;
+ * pending: differs now but only a reboot, module reload or guest restart can make it take effect.
+ */
+export type Scope = 'runtime' | 'persist' | 'pending';
+
+export type PendingOn = 'reboot' | 'module-reload' | 'guest-restart';
+
+/** The one diff shape for every change to a file or multi-line value. */
+export interface FileDiff {
+  before: string;
+  after: string;
+  beforeHeader: string;
+  afterHeader: string;
+}
+
+export interface Change {
+  module: string;
+  /** Dotted key, path, or path:field naming what changes, e.g. `vm.nr_hugepages`. */
+  target: string;
+  scope: Scope;
+  /** Current value as the user would write it; null when absent. */
+  before: string | null;
+  after: string | null;
+  /** Why the change is needed or what it implies, shown beside the change. */
+  reason?: string;
+  /** What the pending change waits for; only with scope 'pending'. */
+  pendingOn?: PendingOn;
+  diff?: FileDiff;
+}
+
+export type Severity = 'error' | 'warning';
+
+export interface Diagnostic {
+  severity: Severity;
+  message: string;
+}
+
+/** What a planner may look at besides its own parameters and probe output. */
+export interface PlanContext {
+  facts: HostFacts;
+  /** Every task of the play on this host (normalised params), so a module can spot a fight with another one. */
+  tasks: ReadonlyArray<{ module: string; name: string; params: unknown }>;
+  /** Records a warning shown with the task; does not change the outcome. */
+  warn(message: string): void;
+}
+
+/**
+ * Kernel command line tokens a module needs for its setting to hold after a reboot.
+ * The engine merges every task's tokens into the one kernel_cmdline edit of the play,
+ * so several modules never fight over /etc/default/grub.
+ */
+export interface KernelArgs {
+  /** `name=value` or bare `name` tokens, in order (repeated names such as hugepagesz keep their order). */
+  tokens: string[];
+  /** Names that must not appear at all. */
+  absent?: string[];
+}
+
+export interface Module<P = unknown, A = unknown> {
+  name: string;
+  summary: string;
+  /** JSON Schema of the parameters (draft-07, ajv strict); assembled into the playbook schema. */
+  schema: Record<string, unknown>;
+  /** Turns schema-valid input into the canonical shape the other functions use. */
+  normalize?(raw: unknown): P;
+  /**
+   * Read-only shell fragment (POSIX sh) whose stdout parse() reads.
+   * It runs inside the batched gather script, so it must not exit and must not write.
+   */
+  probe(params: P): string;
+  parse(output: string, params: P): A;
+  /**
+   * Pure: the changes that bring actual to desired, or [] when in desired state.
+   * Throws when the desired state cannot be reached on this host (the task fails).
+   */
+  diff(params: P, actual: A, context: PlanContext): Change[];
+  /** Pure: quoted shell commands that make one change. Empty for pending changes. */
+  commands(change: Change, params: P, actual: A): string[];
+  /** Kernel command line tokens this task contributes (see KernelArgs). */
+  kernelArgs?(params: P): KernelArgs;
+  /** Files this task owns whole; two tasks of a play owning one file is an input error. */
+  ownedFiles?(params: P): string[];
+  /** Checks against host facts before anything is written (errors stop the host). */
+  rules?(params: P, facts: HostFacts): Diagnostic[];
+  /** Parameters `kvmconf facts` probes with when no playbook is given; absent = not shown. */
+  factsParams?: P;
+}
+
+/** Helper that keeps a module's parameter and probe types attached to its functions. */
+export function defineModule<P, A>(module: Module<P, A>): Module<P, A> {
+  return module;
+}

@@ -1,0 +1,83 @@
+/**
+ * Helpers shared by the text, JSON and JUnit reporters: how a task is classified,
+ * how a change is written on one line, how durations read.
+ */
+import type { Change } from '../module.js';
+import type { ChangeResult, ChangeStatus, Mode, TaskReport } from '../engine/results.js';
+
+export type TaskState = 'ok' | 'changed' | 'pending' | 'failed';
+
+export const TASK_STATES: readonly TaskState[] = ['ok', 'changed', 'pending', 'failed'];
+
+export function isPendingChange(change: ChangeResult): boolean {
+  return change.status === 'pending' || (change.scope === 'pending' && change.status !== 'failed');
+}
+
+/** failed: the task errored or one of its changes failed; changed: any change that is not pending. */
+export function taskState(task: TaskReport): TaskState {
+  if (task.error !== undefined || task.changes.some((change) => change.status === 'failed')) return 'failed';
+  if (task.changes.some((change) => !isPendingChange(change))) return 'changed';
+  if (task.changes.length > 0) return 'pending';
+  return 'ok';
+}
+
+export function countTaskStates(tasks: readonly TaskReport[]): Record<TaskState, number> {
+  const counts: Record<TaskState, number> = { ok: 0, changed: 0, pending: 0, failed: 0 };
+  for (const task of tasks) counts[taskState(task)]++;
+  return counts;
+}
+
+/** A value as the user would write it; absent and multi-line values are summarised. */
+export function formatValue(value: string | null): string {
+  if (value === null) return '(absent)';
+  if (value === '') return '""';
+  if (value.includes('\n')) return `(${value.replace(/\n$/, '').split('\n').length} lines)`;
+  return value;
+}
+
+/** `runtime`, `persist`, or `pending reboot` / `pending module-reload` / `pending guest-restart`. */
+export function scopeLabel(change: Change): string {
+  if (change.scope !== 'pending') return change.scope;
+  return change.pendingOn ? `pending ${change.pendingOn}` : 'pending';
+}
+
+const EXPECTED_STATUS: Record<Mode, ChangeStatus> = { check: 'planned', apply: 'applied' };
+
+/** The change's status when it is not what the mode and scope already imply, else undefined. */
+export function unexpectedStatus(change: ChangeResult, mode: Mode): ChangeStatus | undefined {
+  if (change.status === EXPECTED_STATUS[mode]) return undefined;
+  if (change.status === 'pending' && change.scope === 'pending') return undefined;
+  return change.status;
+}
+
+/** `sysctl vm.swappiness: 60 -> 10 (runtime)`, plus ` [failed]` when the status is not the usual one. */
+export function changeLine(change: ChangeResult, mode: Mode): string {
+  const status = unexpectedStatus(change, mode);
+  return (
+    `${change.module} ${change.target}: ${formatValue(change.before)} -> ${formatValue(change.after)}` +
+    ` (${scopeLabel(change)})${status ? ` [${status}]` : ''}`
+  );
+}
+
+/** `0.8s`, `4.2s`, `2m05s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)}s`;
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+}
+
+/** Items grouped by key, groups in order of first appearance, items in input order. */
+export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const name = key(item);
+    const list = groups.get(name);
+    if (list) list.push(item);
+    else groups.set(name, [item]);
+  }
+  return groups;
+}
+
+export function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}

@@ -1,0 +1,81 @@
+// The lab's own contract: one real VM shows the kernel facts kvmconf relies on.
+// If the VM cannot boot, every test here fails with the reason (never skips).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import { startVm, stopAll, writeInventory, LAB_STATE_DIR, type Vm } from '../lab/lab.js';
+
+describe('real-VM lab', () => {
+  let vm: Vm;
+
+  before(async () => {
+    vm = await startVm({ name: `labtest-${process.pid}` });
+  });
+
+  after(async () => {
+    await stopAll();
+  });
+
+  async function run(cmd: string, user?: string): Promise<string> {
+    const r = await vm.ssh(cmd, { user });
+    assert.equal(r.code, 0, `${cmd} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  test('the guest has two NUMA nodes', async () => {
+    const nodes = (await run('ls /sys/devices/system/node')).split(/\s+/).filter((n) => /^node\d+$/.test(n));
+    assert.deepEqual(nodes.sort(), ['node0', 'node1']);
+    assert.match(await run('numactl --hardware'), /available: 2 nodes \(0-1\)/);
+  });
+
+  test('transparent_hugepage/enabled has the bracket format', async () => {
+    const thp = (await run('cat /sys/kernel/mm/transparent_hugepage/enabled')).trim();
+    assert.match(thp, /^(\[always\] madvise never|always \[madvise\] never|always madvise \[never\])$/);
+  });
+
+  test('tuned-adm is installed', async () => {
+    assert.match(await run('command -v tuned-adm'), /tuned-adm/);
+  });
+
+  test('2M hugepages can be allocated per NUMA node', async () => {
+    const f = '/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages';
+    await run(`echo 16 > ${f}`);
+    assert.equal((await run(`cat ${f}`)).trim(), '16');
+    await run(`echo 0 > ${f}`);
+  });
+
+  test('kvmadmin has passwordless sudo; pwuser sudo asks for a password', async () => {
+    assert.equal((await run('sudo -n id -u', 'kvmadmin')).trim(), '0');
+    const r = await vm.ssh('sudo -n true', { user: 'pwuser' });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /password is required/);
+  });
+
+  test('writeInventory writes an Ansible-style inventory', async () => {
+    const file = path.join(LAB_STATE_DIR, 'run', `labtest-${process.pid}`, 'inventory.yaml');
+    await writeInventory([vm], file);
+    const doc = YAML.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(doc.all.children.hypervisors.hosts[vm.name], {
+      ansible_host: '127.0.0.1',
+      ansible_port: vm.port,
+      ansible_user: 'root',
+      ansible_ssh_private_key_file: vm.keyFile,
+      kvmconf_known_hosts_file: vm.knownHostsFile,
+    });
+  });
+
+  test('GRUB_CMDLINE_LINUX + update-grub + reboot changes /proc/cmdline', async () => {
+    const token = `kvmlab_test=${randomBytes(4).toString('hex')}`;
+    assert.doesNotMatch(await run('cat /proc/cmdline'), new RegExp(token));
+    await run(`sed -i 's/^GRUB_CMDLINE_LINUX="\\(.*\\)"$/GRUB_CMDLINE_LINUX="\\1 ${token}"/' /etc/default/grub`);
+    assert.match(await run('grep ^GRUB_CMDLINE_LINUX= /etc/default/grub'), new RegExp(token));
+    await run('update-grub 2>&1');
+    const bootBefore = await vm.bootId();
+    await vm.reboot();
+    assert.notEqual(await vm.bootId(), bootBefore);
+    assert.match(await run('cat /proc/cmdline'), new RegExp(token));
+  });
+});

@@ -1,0 +1,928 @@
+/**
+ * The real-VM test lab: boots Debian 12 VMs under QEMU for kvmconf's end-to-end
+ * tests, with real kernels, real GRUB, real sysfs.
+ *
+ * API:
+ *   ensureImage()            build or reuse the cached disk image (test/lab/build-image.sh)
+ *   startVm(opts?)           boot one VM; resolves when SSH answers
+ *   startLab(count, opts?)   boot several VMs in parallel
+ *   writeInventory(vms, file, group?, user?)  Ansible-style YAML inventory for the CLI
+ *   stopAll()                stop every VM this process started
+ *
+ * Every VM gets: a qcow2 overlay on the shared base image, two emulated NUMA
+ * nodes, 2 vCPUs, user-mode networking with `restrict=on` (the guest reaches
+ * nothing outside) and SSH forwarded to a free 127.0.0.1 port, a serial log in
+ * .lab/run/NAME/serial.log, and a known_hosts file holding the VM's host key so
+ * SSH host-key verification stays on.
+ *
+ * Fast starts: the first VM of a configuration is booted cold once, saved with a
+ * QEMU migration to a file (.lab/snapshots/), and every later VM is restored from
+ * that file into a fresh overlay. A restored VM keeps the saved boot_id; rebooting
+ * it is a real reboot through SeaBIOS and GRUB. KVMCONF_LAB_SNAPSHOT=0 turns this
+ * off (every VM boots cold).
+ *
+ * Environment:
+ *   KVMCONF_LAB_ACCEL=kvm|tcg      force the accelerator (default: probe, see chooseAccel)
+ *   KVMCONF_LAB_SNAPSHOT=0         cold boot every VM
+ *   KVMCONF_LAB_BOOT_TIMEOUT=SEC   how long to wait for SSH after a cold boot (default 420)
+ *
+ * QEMU runs through a small perl wrapper that sets PR_SET_THP_DISABLE (no
+ * transparent huge pages for QEMU's memory: a smaller footprint on the host)
+ * and PR_SET_PDEATHSIG=SIGKILL (QEMU dies with the test process even when that
+ * process is killed). VMs still alive at a normal exit are killed on 'exit'.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import YAML from 'yaml';
+
+const execFileP = promisify(execFile);
+
+// ------------------------------------------------------------------ paths
+
+function findProjectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('lab: no package.json above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+/** The project root (the folder holding package.json). */
+export const PROJECT_ROOT = findProjectRoot();
+/** Cache and runtime state of the lab (git-ignored). */
+export const LAB_STATE_DIR = path.join(PROJECT_ROOT, '.lab');
+const LAB_SRC_DIR = path.join(PROJECT_ROOT, 'test', 'lab');
+const BUILD_SCRIPT = path.join(LAB_SRC_DIR, 'build-image.sh');
+const RUN_DIR = path.join(LAB_STATE_DIR, 'run');
+const SNAPSHOT_DIR = path.join(LAB_STATE_DIR, 'snapshots');
+
+/** Bump when the QEMU command line changes in a way that breaks saved VMs. */
+const MACHINE_VERSION = 'q35-numa2-v1';
+
+function log(msg: string): void {
+  process.stderr.write(`[lab] ${msg}\n`);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------ image
+
+export interface ImageInfo {
+  /** Folder of the built image: .lab/images/HASH */
+  dir: string;
+  /** Hash of the builder's files (test/lab/build-image.sh) that keys the cache. */
+  hash: string;
+  /** The base disk; VMs never write it (each gets an overlay). */
+  disk: string;
+  /** Direct-boot kernel and initrd copied from the image (used by the accelerator probe). */
+  kernel: string;
+  initrd: string;
+  /** Private half of the lab SSH client key, authorized for root, kvmadmin and pwuser. */
+  keyFile: string;
+  /** The VM's SSH host key, e.g. "ssh-ed25519 AAAA... kvmlab-host". */
+  hostKey: string;
+  /** Sudo password of `pwuser` (kvmadmin has NOPASSWD sudo). */
+  pwuserPassword: string;
+  /** Seconds the build took, or null when a cached image was reused. */
+  buildSeconds: number | null;
+}
+
+/** Key of the image cache: sha256 of the builder script, first 16 hex digits (build-image.sh computes the same). */
+export function imageHash(): string {
+  return createHash('sha256').update(fs.readFileSync(BUILD_SCRIPT)).digest('hex').slice(0, 16);
+}
+
+let imagePromise: Promise<ImageInfo> | undefined;
+
+/** Builds the lab disk image, or reuses the cached one when the recipe is unchanged. */
+export function ensureImage(): Promise<ImageInfo> {
+  imagePromise ??= buildOrReuseImage().catch((e: unknown) => {
+    imagePromise = undefined;
+    throw e;
+  });
+  return imagePromise;
+}
+
+async function buildOrReuseImage(): Promise<ImageInfo> {
+  const hash = imageHash();
+  const dir = path.join(LAB_STATE_DIR, 'images', hash);
+  let buildSeconds: number | null = null;
+  if (!fs.existsSync(path.join(dir, 'READY'))) {
+    log(`building image ${hash} (mmdebstrap + first boot installing GRUB; a few minutes)`);
+    const t0 = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      // the script takes a lock, so concurrent test processes build once
+      const child = spawn('bash', [BUILD_SCRIPT, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let tail = '';
+      child.stderr.on('data', (d: Buffer) => {
+        const s = d.toString();
+        process.stderr.write(s);
+        tail = (tail + s).slice(-4000);
+      });
+      child.on('error', reject);
+      child.on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`build-image.sh failed (exit ${code}):\n${tail}`)),
+      );
+    });
+    buildSeconds = Math.round((Date.now() - t0) / 1000);
+    log(`image build took ${buildSeconds} s`);
+  } else {
+    log(`reusing cached image ${hash}`);
+  }
+  const keyFile = path.join(dir, 'id_ed25519');
+  fs.chmodSync(keyFile, 0o600);
+  return {
+    dir,
+    hash,
+    disk: path.join(dir, 'base.qcow2'),
+    kernel: path.join(dir, 'vmlinuz'),
+    initrd: path.join(dir, 'initrd.img'),
+    keyFile,
+    hostKey: fs.readFileSync(path.join(dir, 'host_ed25519.pub'), 'utf8').trim(),
+    pwuserPassword: fs.readFileSync(path.join(dir, 'pwuser.password'), 'utf8').trim(),
+    buildSeconds,
+  };
+}
+
+// ------------------------------------------------------------------ accelerator
+
+export type Accel = 'kvm' | 'tcg';
+
+interface AccelChoice {
+  accel: Accel;
+  reason: string;
+}
+
+let accelPromise: Promise<AccelChoice> | undefined;
+
+/**
+ * KVM when /dev/kvm opens and a probe boots the image's stock kernel (no root
+ * fs: it boots until the root mount panics) within a few seconds; software
+ * emulation (TCG) otherwise. The probe result is cached in .lab/accel-probe.json
+ * per host kernel and QEMU binary. KVMCONF_LAB_ACCEL=kvm|tcg forces a choice.
+ */
+export function chooseAccel(image: ImageInfo): Promise<AccelChoice> {
+  accelPromise ??= probeAccel(image);
+  return accelPromise;
+}
+
+const KVM_PROBE_LIMIT_MS = 20_000;
+
+async function probeAccel(image: ImageInfo): Promise<AccelChoice> {
+  const forced = process.env.KVMCONF_LAB_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: 'forced by KVMCONF_LAB_ACCEL' };
+  if (forced) throw new Error(`KVMCONF_LAB_ACCEL must be kvm or tcg, not ${forced}`);
+  try {
+    fs.closeSync(fs.openSync('/dev/kvm', 'r+'));
+  } catch (e) {
+    return { accel: 'tcg', reason: `/dev/kvm unusable (${(e as Error).message})` };
+  }
+  const { stdout: qemuVersion } = await execFileP('qemu-system-x86_64', ['--version']);
+  const key = createHash('sha256')
+    .update([os.release(), qemuVersion, image.hash].join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  const cacheFile = path.join(LAB_STATE_DIR, 'accel-probe.json');
+  try {
+    const cached = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as AccelChoice & { key: string };
+    if (cached.key === key) return { accel: cached.accel, reason: cached.reason + ' (cached probe)' };
+  } catch {
+    /* no cache */
+  }
+  const result = await runKvmProbe(image);
+  fs.mkdirSync(LAB_STATE_DIR, { recursive: true });
+  fs.writeFileSync(cacheFile, JSON.stringify({ key, ...result }, null, 2));
+  return result;
+}
+
+async function runKvmProbe(image: ImageInfo): Promise<AccelChoice> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmlab-probe-'));
+  const serial = path.join(dir, 'serial.log');
+  const t0 = Date.now();
+  const child = spawn(
+    'qemu-system-x86_64',
+    [
+      '-machine', 'q35', '-accel', 'kvm', '-cpu', 'host', '-smp', '1', '-m', '512',
+      '-nodefaults', '-display', 'none', '-no-reboot',
+      '-serial', `file:${serial}`,
+      '-kernel', image.kernel,
+      '-append', 'console=ttyS0 panic=-1 root=/dev/kvmlab-probe-none',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), KVM_PROBE_LIMIT_MS);
+  await exited;
+  clearTimeout(timer);
+  const ms = Date.now() - t0;
+  const out = fs.existsSync(serial) ? fs.readFileSync(serial, 'utf8') : '';
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (/Kernel panic|VFS: Unable to mount root/.test(out)) {
+    return { accel: 'kvm', reason: `KVM probe booted the stock kernel to its root mount in ${(ms / 1000).toFixed(1)} s` };
+  }
+  const lastLine = out.trim().split('\n').slice(-1)[0] ?? '';
+  const why =
+    ms >= KVM_PROBE_LIMIT_MS
+      ? `did not reach the root mount within ${KVM_PROBE_LIMIT_MS / 1000} s (last console line: ${JSON.stringify(lastLine.slice(0, 120))})`
+      : `QEMU exited after ${(ms / 1000).toFixed(1)} s: ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+  return { accel: 'tcg', reason: `KVM probe failed: ${why}` };
+}
+
+// ------------------------------------------------------------------ QEMU process
+
+/** perl-base is Essential in Debian: prctl(PR_SET_THP_DISABLE), prctl(PR_SET_PDEATHSIG, SIGKILL), exec. */
+const WRAPPER = [
+  '-e',
+  'syscall(157, 41, 1, 0, 0, 0) == 0 or warn "PR_SET_THP_DISABLE: $!\\n";' +
+    'syscall(157, 1, 9, 0, 0, 0) == 0 or warn "PR_SET_PDEATHSIG: $!\\n";' +
+    'exit 1 if getppid() == 1;' +
+    'exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\\n";',
+];
+
+interface QemuConfig {
+  name: string;
+  accel: Accel;
+  memoryMiB: number;
+  disk: string;
+  port: number;
+  serialLog: string;
+  qmpSocket: string;
+  /** restore from this fd (3) instead of booting */
+  incoming?: boolean;
+}
+
+function qemuArgs(c: QemuConfig): string[] {
+  const half = c.memoryMiB / 2;
+  const accel = c.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
+  return [
+    'qemu-system-x86_64',
+    '-name', c.name,
+    '-machine', 'q35',
+    ...accel,
+    '-smp', '2,sockets=2,cores=1,threads=1',
+    '-m', `${c.memoryMiB}M`,
+    '-object', `memory-backend-ram,id=mem0,size=${half}M`,
+    '-object', `memory-backend-ram,id=mem1,size=${half}M`,
+    '-numa', 'node,nodeid=0,cpus=0,memdev=mem0',
+    '-numa', 'node,nodeid=1,cpus=1,memdev=mem1',
+    '-nodefaults', '-display', 'none', '-vga', 'none',
+    '-serial', `file:${c.serialLog}`,
+    '-drive', `file=${c.disk},format=qcow2,if=virtio,cache=unsafe,discard=unmap`,
+    '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.port}-:22`,
+    '-device', 'virtio-net-pci,netdev=net0',
+    '-device', 'virtio-rng-pci',
+    '-qmp', `unix:${c.qmpSocket},server=on,wait=off`,
+    ...(c.incoming ? ['-incoming', 'fd:3'] : []),
+  ];
+}
+
+/** Child processes of this test process, killed on exit whatever happens. */
+const liveChildren = new Map<number, { child: ChildProcess; cleanup: string[] }>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const [pid, { cleanup }] of liveChildren) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      for (const f of cleanup) fs.rmSync(f, { force: true });
+    }
+  });
+}
+
+interface QemuHandle {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+function launchQemu(cfg: QemuConfig, incomingFile?: string): QemuHandle {
+  installExitHook();
+  const args = qemuArgs(cfg);
+  const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'ignore', 'pipe'];
+  let fd: number | undefined;
+  if (incomingFile) {
+    fd = fs.openSync(incomingFile, 'r');
+    stdio.push(fd);
+  }
+  const child = spawn('perl', [...WRAPPER, ...args], { stdio });
+  if (fd !== undefined) fs.closeSync(fd);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => {
+      if (child.pid) liveChildren.delete(child.pid);
+      resolve(code);
+    });
+    child.on('error', () => resolve(-1));
+  });
+  // on exit, a VM's own overlay goes with it (a saved VM's disk under .lab/snapshots stays)
+  if (child.pid) liveChildren.set(child.pid, { child, cleanup: cfg.disk.startsWith(RUN_DIR + path.sep) ? [cfg.disk] : [] });
+  return { child, exited, stderr: () => stderr };
+}
+
+// ------------------------------------------------------------------ QMP
+
+class Qmp {
+  private buf = '';
+  private nextId = 1;
+  private pending = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private greeted!: Promise<void>;
+  private constructor(private sock: net.Socket) {}
+
+  static async connect(file: string, timeoutMs = 15_000): Promise<Qmp> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const sock = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.createConnection(file);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+        const q = new Qmp(sock);
+        q.start();
+        await q.greeted;
+        await q.execute('qmp_capabilities');
+        return q;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`QMP ${file}: ${(e as Error).message}`);
+        await sleep(100);
+      }
+    }
+  }
+
+  private start(): void {
+    let greet!: () => void;
+    this.greeted = new Promise((r) => (greet = r));
+    this.sock.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i).trim();
+        this.buf = this.buf.slice(i + 1);
+        if (!line) continue;
+        const msg = JSON.parse(line) as { QMP?: unknown; id?: string; return?: unknown; error?: { desc: string } };
+        if (msg.QMP) greet();
+        else if (msg.id && this.pending.has(msg.id)) {
+          const p = this.pending.get(msg.id)!;
+          this.pending.delete(msg.id);
+          if (msg.error) p.reject(new Error(msg.error.desc));
+          else p.resolve(msg.return);
+        }
+      }
+    });
+    const fail = () => {
+      for (const p of this.pending.values()) p.reject(new Error('QMP connection closed'));
+      this.pending.clear();
+    };
+    this.sock.on('close', fail);
+    this.sock.on('error', fail);
+  }
+
+  execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    const id = String(this.nextId++);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.sock.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n');
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+// ------------------------------------------------------------------ SSH
+
+export interface SshResult {
+  stdout: string;
+  stderr: string;
+  /** exit code of the remote command; 255 for an SSH failure */
+  code: number;
+}
+
+export interface SshOptions {
+  /** remote user (default root) */
+  user?: string;
+  /** text fed to the remote command's stdin */
+  input?: string;
+  /** kill ssh after this long and reject (default 600 s) */
+  timeoutMs?: number;
+}
+
+function sshArgs(port: number, keyFile: string, knownHostsFile: string, user: string, connectTimeoutS: number): string[] {
+  return [
+    '-F', '/dev/null',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${knownHostsFile}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'IdentitiesOnly=yes',
+    '-o', `IdentityFile=${keyFile}`,
+    '-o', `ConnectTimeout=${connectTimeoutS}`,
+    '-o', 'ServerAliveInterval=10',
+    '-o', 'ServerAliveCountMax=6',
+    '-o', 'LogLevel=ERROR',
+    '-p', String(port),
+    '-l', user,
+    '127.0.0.1',
+  ];
+}
+
+function runSsh(args: string[], cmd: string, input: string | undefined, timeoutMs: number): Promise<SshResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', [...args, '--', cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ssh ${JSON.stringify(cmd)} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ stdout, stderr, code: code ?? 255 });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input ?? '');
+  });
+}
+
+// ------------------------------------------------------------------ VM
+
+export interface VmOptions {
+  /** VM name: its run folder is .lab/run/NAME (default vm-PID-N) */
+  name?: string;
+  /** total guest memory in MiB, split over the two NUMA nodes (default 1536) */
+  memoryMiB?: number;
+  /** boot cold even when a saved VM could be restored */
+  coldBoot?: boolean;
+}
+
+export interface InventoryHostVars {
+  ansible_host: string;
+  ansible_port: number;
+  ansible_user: string;
+  ansible_ssh_private_key_file: string;
+  kvmconf_known_hosts_file: string;
+}
+
+const DEFAULT_MEMORY_MIB = 1536;
+const bootTimeoutMs = () => Number(process.env.KVMCONF_LAB_BOOT_TIMEOUT ?? 420) * 1000;
+const RESTORE_TIMEOUT_MS = 90_000;
+const registry = new Set<Vm>();
+let vmCounter = 0;
+
+export class Vm {
+  readonly host = '127.0.0.1';
+  readonly user = 'root';
+  /** how the VM came up: a cold boot or a restore of the saved VM */
+  startedBy: 'cold-boot' | 'restore' = 'cold-boot';
+  /** seconds from launch until SSH answered */
+  startSeconds = 0;
+  private qemu!: QemuHandle;
+  private stopped = false;
+
+  private constructor(
+    readonly name: string,
+    readonly port: number,
+    readonly keyFile: string,
+    readonly knownHostsFile: string,
+    readonly runDir: string,
+    readonly accel: Accel,
+    private readonly cfg: QemuConfig,
+  ) {}
+
+  /** @internal */
+  static async create(name: string, image: ImageInfo, accel: Accel, memoryMiB: number, runDir: string, disk: string, incomingFile?: string): Promise<Vm> {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const knownHostsFile = path.join(runDir, 'known_hosts');
+      fs.writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${image.hostKey}\n`);
+      const cfg: QemuConfig = {
+        name, accel, memoryMiB, disk, port,
+        serialLog: path.join(runDir, 'serial.log'),
+        qmpSocket: path.join(runDir, 'qmp.sock'),
+        incoming: incomingFile !== undefined,
+      };
+      fs.rmSync(cfg.qmpSocket, { force: true });
+      const vm = new Vm(name, port, image.keyFile, knownHostsFile, runDir, accel, cfg);
+      vm.qemu = launchQemu(cfg, incomingFile);
+      if (vm.qemu.child.pid) fs.writeFileSync(path.join(runDir, 'qemu.pid'), String(vm.qemu.child.pid));
+      // QEMU answers QMP only once its set-up is done, and exits at once when the
+      // forwarded port was taken in between: then retry on a new port
+      const early = await Promise.race([
+        vm.qemu.exited.then(() => true),
+        Qmp.connect(cfg.qmpSocket, 30_000)
+          .then(async (q) => {
+            await q.execute('query-status').finally(() => q.close());
+            return false;
+          })
+          .catch(() => true),
+      ]);
+      if (early && vm.qemu.child.exitCode === null && vm.qemu.child.signalCode === null) {
+        vm.qemu.child.kill('SIGKILL');
+        await vm.qemu.exited;
+        throw new Error(`QEMU for ${name} never answered on its QMP socket: ${vm.qemu.stderr().trim()}`);
+      }
+      if (early) {
+        const err = vm.qemu.stderr();
+        if (/host forwarding|hostfwd|Address already in use/i.test(err) && attempt < 4) continue;
+        throw new Error(`QEMU for ${name} exited at once: ${err.trim()}`);
+      }
+      registry.add(vm);
+      return vm;
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.qemu.child.pid;
+  }
+
+  /** Runs `cmd` through the system OpenSSH client (host key checked against the lab known_hosts). */
+  ssh(cmd: string, opts: SshOptions = {}): Promise<SshResult> {
+    const args = sshArgs(this.port, this.keyFile, this.knownHostsFile, opts.user ?? this.user, 15);
+    return runSsh(args, cmd, opts.input, opts.timeoutMs ?? 600_000);
+  }
+
+  /** Resolves when an SSH handshake with `true` succeeds; rejects on QEMU exit or timeout (with the serial log's tail). */
+  async waitForSsh(timeoutMs: number, what = 'SSH'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      if (this.qemu.child.exitCode !== null || this.qemu.child.signalCode !== null) {
+        throw new Error(`${this.name}: QEMU exited while waiting for ${what}: ${this.qemu.stderr().trim()}\n${this.serialTail()}`);
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new Error(`${this.name}: no ${what} on 127.0.0.1:${this.port} after ${Math.round(timeoutMs / 1000)} s (last ssh error: ${last.trim() || 'none'})\n${this.serialTail()}`);
+      }
+      const args = sshArgs(this.port, this.keyFile, this.knownHostsFile, this.user, Math.max(1, Math.min(10, Math.ceil(remaining / 1000))));
+      try {
+        const r = await runSsh(args, 'true', undefined, Math.min(remaining, 30_000));
+        if (r.code === 0) return;
+        last = r.stderr;
+        if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/.test(r.stderr)) {
+          throw new Error(`${this.name}: host key verification failed: ${r.stderr.trim()}`);
+        }
+      } catch (e) {
+        if ((e as Error).message.includes('host key verification')) throw e;
+        last = (e as Error).message;
+      }
+      await sleep(500);
+    }
+  }
+
+  /** The last lines of the VM's serial console log. */
+  serialTail(lines = 40): string {
+    try {
+      const text = fs.readFileSync(this.cfg.serialLog, 'utf8');
+      return `--- last ${lines} lines of ${this.cfg.serialLog} ---\n` + text.split('\n').slice(-lines).join('\n');
+    } catch {
+      return `(no serial log at ${this.cfg.serialLog})`;
+    }
+  }
+
+  /** /proc/sys/kernel/random/boot_id of the running kernel. */
+  async bootId(): Promise<string> {
+    const r = await this.ssh('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`${this.name}: reading boot_id failed: ${r.stderr.trim()}`);
+    return r.stdout.trim();
+  }
+
+  /** `systemctl reboot`, then waits until SSH answers with a new boot_id. */
+  async reboot(timeoutMs = bootTimeoutMs()): Promise<void> {
+    const before = await this.bootId();
+    await this.ssh('systemctl reboot', { timeoutMs: 60_000 }).catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.waitForSsh(Math.max(1000, deadline - Date.now()), 'SSH after reboot');
+      const r = await this.ssh('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 30_000 }).catch(() => undefined);
+      const id = r?.code === 0 ? r.stdout.trim() : '';
+      if (id && id !== before) return;
+      if (Date.now() > deadline) throw new Error(`${this.name}: boot_id did not change within ${timeoutMs / 1000} s after reboot\n${this.serialTail()}`);
+      await sleep(500);
+    }
+  }
+
+  /** Graceful poweroff over SSH; QEMU is killed if it has not exited within timeoutMs. */
+  async stop(timeoutMs = 60_000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.qemu.child.exitCode === null && this.qemu.child.signalCode === null) {
+      void this.ssh('systemctl poweroff', { timeoutMs: 15_000 }).catch(() => undefined);
+      const done = await Promise.race([this.qemu.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+      if (!done) {
+        log(`${this.name}: no poweroff within ${timeoutMs / 1000} s, killing QEMU`);
+        this.qemu.child.kill('SIGKILL');
+        await this.qemu.exited;
+      }
+    }
+    this.release();
+  }
+
+  /** Hard stop (pulls the plug): for tests of an unreachable host. */
+  async kill(): Promise<void> {
+    this.stopped = true;
+    if (this.qemu.child.exitCode === null && this.qemu.child.signalCode === null) {
+      this.qemu.child.kill('SIGKILL');
+      await this.qemu.exited;
+    }
+    this.release();
+  }
+
+  private release(): void {
+    registry.delete(this);
+    fs.rmSync(this.cfg.disk, { force: true });
+    fs.rmSync(this.cfg.qmpSocket, { force: true });
+  }
+
+  /** Ansible-style host vars for this VM, for an inventory file. */
+  inventoryEntry(user: string = this.user): InventoryHostVars {
+    return {
+      ansible_host: this.host,
+      ansible_port: this.port,
+      ansible_user: user,
+      ansible_ssh_private_key_file: this.keyFile,
+      kvmconf_known_hosts_file: this.knownHostsFile,
+    };
+  }
+
+  /** @internal QMP access for saving the VM. */
+  qmpSocket(): string {
+    return this.cfg.qmpSocket;
+  }
+
+  /** @internal */
+  exited(): Promise<number | null> {
+    return this.qemu.exited;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Prepares .lab/run/NAME: refuses a name whose QEMU still runs, clears a stale folder. */
+function prepareRunDir(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`lab: bad VM name ${JSON.stringify(name)}`);
+  const dir = path.join(RUN_DIR, name);
+  const pidFile = path.join(dir, 'qemu.pid');
+  if (fs.existsSync(pidFile)) {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    if (pid && pidAlive(pid)) throw new Error(`lab: a VM named ${name} is already running (pid ${pid})`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+async function createOverlay(file: string, backing: string): Promise<void> {
+  await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file]);
+}
+
+// ------------------------------------------------------------------ saved VM (snapshot)
+
+interface Snapshot {
+  dir: string;
+  disk: string;
+  state: string;
+}
+
+const snapshotPromises = new Map<string, Promise<Snapshot | null>>();
+
+function snapshotsEnabled(): boolean {
+  return process.env.KVMCONF_LAB_SNAPSHOT !== '0';
+}
+
+async function snapshotKey(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<string> {
+  const { stdout: qemuVersion } = await execFileP('qemu-system-x86_64', ['--version']);
+  return createHash('sha256')
+    .update([image.hash, accel, memoryMiB, qemuVersion, MACHINE_VERSION].join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** The saved VM for this configuration, made now if missing; null when saving failed (cold boots then). */
+function ensureSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<Snapshot | null> {
+  const mapKey = `${accel}/${memoryMiB}`;
+  let p = snapshotPromises.get(mapKey);
+  if (!p) {
+    p = makeOrReuseSnapshot(image, accel, memoryMiB).catch((e: unknown) => {
+      log(`saving a booted VM failed, VMs will boot cold: ${(e as Error).message}`);
+      return null;
+    });
+    snapshotPromises.set(mapKey, p);
+  }
+  return p;
+}
+
+async function makeOrReuseSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<Snapshot | null> {
+  const key = await snapshotKey(image, accel, memoryMiB);
+  const dir = path.join(SNAPSHOT_DIR, key);
+  const snap: Snapshot = { dir, disk: path.join(dir, 'disk.qcow2'), state: path.join(dir, 'state.bin') };
+  const ready = () => fs.existsSync(path.join(dir, 'READY'));
+  if (ready()) return snap;
+  if (fs.existsSync(path.join(dir, 'FAILED'))) return null;
+  const lock = path.join(SNAPSHOT_DIR, `${key}.lock`);
+  fs.mkdirSync(SNAPSHOT_DIR, { recursive: true });
+  // cross-process lock: mkdir is atomic; a lock whose owner died is taken over
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      const owner = Number(fs.readFileSync(path.join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
+      if (owner && !pidAlive(owner)) {
+        fs.rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      await sleep(1000);
+      if (ready()) return snap;
+    }
+  }
+  try {
+    if (ready()) return snap;
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const t0 = Date.now();
+    await createOverlay(snap.disk, image.disk);
+    const vm = await Vm.create(`save-${key}`, image, accel, memoryMiB, dir, snap.disk);
+    try {
+      await vm.waitForSsh(bootTimeoutMs(), 'SSH (cold boot of the VM to save)');
+      const bootSeconds = (Date.now() - t0) / 1000;
+      log(`cold boot under ${accel} took ${bootSeconds.toFixed(1)} s; saving the booted VM`);
+      // settle: let boot-time jobs finish, flush the guest's page cache
+      await vm.ssh('systemctl is-system-running --wait >/dev/null 2>&1; sync', { timeoutMs: 120_000 });
+      const t1 = Date.now();
+      const qmp = await Qmp.connect(vm.qmpSocket());
+      try {
+        await qmp.execute('stop');
+        await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 8 * 1024 * 1024 * 1024 });
+        const tmp = snap.state + '.tmp';
+        // QEMU runs "exec:" URIs through /bin/sh: the path is the lab's own, checked to be plain
+        if (!/^[A-Za-z0-9/._-]+$/.test(tmp)) throw new Error(`lab: path unsuitable for an exec: migration: ${tmp}`);
+        await qmp.execute('migrate', { uri: `exec:cat > '${tmp}'` });
+        for (;;) {
+          const st = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+          if (st.status === 'completed') break;
+          if (st.status === 'failed' || st.status === 'cancelled') throw new Error(`migration ${st.status}: ${st['error-desc'] ?? ''}`);
+          await sleep(200);
+        }
+        await qmp.execute('quit').catch(() => undefined);
+        fs.renameSync(tmp, snap.state);
+      } finally {
+        qmp.close();
+      }
+      await Promise.race([vm.exited(), sleep(10_000)]);
+      const saveSeconds = (Date.now() - t1) / 1000;
+      const size = fs.statSync(snap.state).size;
+      log(`saved the booted VM in ${saveSeconds.toFixed(1)} s (${Math.round(size / 1048576)} MiB state)`);
+      fs.writeFileSync(
+        path.join(dir, 'meta.json'),
+        JSON.stringify({ accel, memoryMiB, imageHash: image.hash, coldBootSeconds: bootSeconds, saveSeconds, stateBytes: size, savedAt: new Date().toISOString() }, null, 2),
+      );
+      fs.writeFileSync(path.join(dir, 'READY'), '');
+      return snap;
+    } catch (e) {
+      await vm.kill().catch(() => undefined);
+      throw e;
+    } finally {
+      registry.delete(vm);
+    }
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function markSnapshotBroken(snap: Snapshot, why: string): void {
+  log(`restoring the saved VM failed (${why}); later VMs boot cold`);
+  try {
+    fs.rmSync(path.join(snap.dir, 'READY'), { force: true });
+    fs.writeFileSync(path.join(snap.dir, 'FAILED'), why);
+  } catch {
+    /* ignore */
+  }
+}
+
+// ------------------------------------------------------------------ public entry points
+
+/**
+ * Boots one VM (or restores the saved one) and resolves when SSH answers.
+ * Prints the accelerator used and why, and how long the start took.
+ */
+export async function startVm(opts: VmOptions = {}): Promise<Vm> {
+  const image = await ensureImage();
+  const { accel, reason } = await chooseAccel(image);
+  const name = opts.name ?? `vm-${process.pid}-${++vmCounter}`;
+  const memoryMiB = opts.memoryMiB ?? DEFAULT_MEMORY_MIB;
+  if (memoryMiB % 4 !== 0 || memoryMiB < 512) throw new Error(`lab: memoryMiB must be a multiple of 4 and >= 512, not ${memoryMiB}`);
+  log(`${name}: accelerator ${accel} (${reason})`);
+
+  const snap = snapshotsEnabled() && !opts.coldBoot ? await ensureSnapshot(image, accel, memoryMiB) : null;
+  if (snap && fs.existsSync(path.join(snap.dir, 'READY'))) {
+    const runDir = prepareRunDir(name);
+    const disk = path.join(runDir, 'disk.qcow2');
+    await createOverlay(disk, snap.disk);
+    const t0 = Date.now();
+    const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, snap.state);
+    try {
+      await vm.waitForSsh(RESTORE_TIMEOUT_MS, 'SSH after restore');
+      // the saved guest clock is behind: set it from the host
+      await vm.ssh(`date -u -s @${Math.floor(Date.now() / 1000)} >/dev/null`, { timeoutMs: 30_000 });
+      vm.startedBy = 'restore';
+      vm.startSeconds = (Date.now() - t0) / 1000;
+      log(`${name}: restored the saved VM in ${vm.startSeconds.toFixed(1)} s, ssh on 127.0.0.1:${vm.port}`);
+      return vm;
+    } catch (e) {
+      await vm.kill().catch(() => undefined);
+      markSnapshotBroken(snap, (e as Error).message.split('\n')[0] ?? 'unknown');
+    }
+  }
+
+  const runDir = prepareRunDir(name);
+  const disk = path.join(runDir, 'disk.qcow2');
+  await createOverlay(disk, image.disk);
+  const t0 = Date.now();
+  const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk);
+  try {
+    await vm.waitForSsh(bootTimeoutMs(), 'SSH after a cold boot');
+  } catch (e) {
+    await vm.kill().catch(() => undefined);
+    throw e;
+  }
+  vm.startSeconds = (Date.now() - t0) / 1000;
+  log(`${name}: cold boot under ${accel} took ${vm.startSeconds.toFixed(1)} s, ssh on 127.0.0.1:${vm.port}`);
+  return vm;
+}
+
+/** Starts `count` VMs in parallel (names PREFIX1..PREFIXn, default prefix "hv"); stops them all if one fails. */
+export async function startLab(count: number, opts: { namePrefix?: string; memoryMiB?: number } = {}): Promise<Vm[]> {
+  const prefix = opts.namePrefix ?? `hv-${process.pid}-`;
+  const results = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) => startVm({ name: `${prefix}${i + 1}`, memoryMiB: opts.memoryMiB })),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const vms = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed) {
+    await Promise.all(vms.map((vm) => vm.stop()));
+    throw failed.reason;
+  }
+  return vms;
+}
+
+/**
+ * Writes an Ansible-style YAML inventory:
+ *   all: { children: { GROUP: { hosts: { NAME: {ansible_host, ansible_port, ...} } } } }
+ */
+export async function writeInventory(vms: Vm[], file: string, groupName = 'hypervisors', user?: string): Promise<void> {
+  const hosts: Record<string, InventoryHostVars> = {};
+  for (const vm of vms) hosts[vm.name] = vm.inventoryEntry(user);
+  const doc = { all: { children: { [groupName]: { hosts } } } };
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await fsp.writeFile(file, YAML.stringify(doc));
+}
+
+/** Stops (gracefully, then by force) every VM this process started and has not stopped yet. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...registry].map((vm) => vm.stop()));
+}

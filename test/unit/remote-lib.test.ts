@@ -1,0 +1,97 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, chmodSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/engine/remote-lib.js';
+
+function run(commands: string[], env: Record<string, string> = {}) {
+  return spawnSync('/bin/sh', ['-c', `${REMOTE_LIB}\nset -e\n${commands.join('\n')}`], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+function sandbox() {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmconf-lib-'));
+  return { dir, backups: join(dir, 'backups') };
+}
+
+const hostile = "a'b\"c $(touch /tmp/kvmconf-pwned) `id` ; rm -rf /\n\\n%s\n";
+
+test('kc_write_file writes content byte for byte, hostile text stays inert', () => {
+  const { dir, backups } = sandbox();
+  const path = join(dir, 'etc', 'x.conf');
+  const result = run([writeFileCommand(path, hostile, null)], { KC_BACKUP_DIR: backups });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(readFileSync(path, 'utf8'), hostile);
+  assert.equal(existsSync('/tmp/kvmconf-pwned'), false);
+  assert.equal((statSync(path).mode & 0o777).toString(8), '644');
+});
+
+test('kc_write_file keeps a timestamped backup and the original mode', () => {
+  const { dir, backups } = sandbox();
+  const path = join(dir, 'grub');
+  writeFileSync(path, 'old\n');
+  chmodSync(path, 0o600);
+  const result = run([writeFileCommand(path, 'new\n', 'old\n')], { KC_BACKUP_DIR: backups });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(readFileSync(path, 'utf8'), 'new\n');
+  assert.equal((statSync(path).mode & 0o777).toString(8), '600');
+  const backupDir = join(backups, dir);
+  const saved = readdirSync(backupDir).filter((name) => name.startsWith('grub.'));
+  assert.equal(saved.length, 1);
+  assert.equal(readFileSync(join(backupDir, saved[0]!), 'utf8'), 'old\n');
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('.kvmconf')), [], 'no temporary file left');
+});
+
+test('kc_write_file refuses when the file changed since it was read', () => {
+  const { dir, backups } = sandbox();
+  const path = join(dir, 'f');
+  writeFileSync(path, 'someone else wrote this\n');
+  const result = run([writeFileCommand(path, 'ours\n', 'what we read\n')], { KC_BACKUP_DIR: backups });
+  assert.notEqual(result.status, 0);
+  assert.match(result.stderr, /changed since it was read/);
+  assert.equal(readFileSync(path, 'utf8'), 'someone else wrote this\n');
+});
+
+test('kc_remove_file moves the file to the backups', () => {
+  const { dir, backups } = sandbox();
+  const path = join(dir, 'owned.conf');
+  writeFileSync(path, 'x\n');
+  const result = run([removeFileCommand(path, 'x\n')], { KC_BACKUP_DIR: backups });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(existsSync(path), false);
+  assert.equal(readdirSync(join(backups, dir)).length, 1);
+});
+
+test('kc_set_value fails with both values when the kernel grants less', () => {
+  const { dir } = sandbox();
+  // A FIFO-free stand-in for a sysfs file that caps what it accepts: a file we rewrite via a function.
+  const path = join(dir, 'nr_hugepages');
+  writeFileSync(path, '0\n');
+  const result = run([`kc_write_value() { printf '12\\n' > "$1"; }`, `kc_set_value ${path} 512`]);
+  assert.notEqual(result.status, 0);
+  assert.match(result.stderr, /asked for '512', the kernel has '12'/);
+});
+
+test('kc_set_choice reads the bracket back', () => {
+  const { dir } = sandbox();
+  const path = join(dir, 'enabled');
+  writeFileSync(path, 'always [madvise] never\n');
+  const ok = run([`kc_write_value() { printf 'always madvise [never]\\n' > "$1"; }`, `kc_set_choice ${path} never`]);
+  assert.equal(ok.status, 0, ok.stderr);
+  writeFileSync(path, 'always [madvise] never\n');
+  const bad = run([`kc_write_value() { :; }`, `kc_set_choice ${path} never`]);
+  assert.match(bad.stderr, /asked for 'never', the kernel selected 'madvise'/);
+});
+
+test('catFileProbe and parseFileBlock round-trip content exactly', () => {
+  const { dir } = sandbox();
+  for (const content of ['a\nb\n', 'no newline', '', '\n\n', hostile]) {
+    const path = join(dir, 'f');
+    writeFileSync(path, content);
+    const out = spawnSync('/bin/sh', ['-c', catFileProbe(path)], { encoding: 'utf8' }).stdout;
+    assert.equal(parseFileBlock(out), content);
+  }
+  const absent = spawnSync('/bin/sh', ['-c', catFileProbe(join(dir, 'nope'))], { encoding: 'utf8' }).stdout;
+  assert.equal(parseFileBlock(absent), null);
+});
