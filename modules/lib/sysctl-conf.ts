@@ -10,7 +10,7 @@ import { catFileProbe, parseFileBlock, writeFileCommand } from '../../src/engine
 /** Directories systemd-sysctl reads, highest priority first for files of the same name. */
 const SYSCTL_DIRS = ['/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d'];
 
-export const SYSCTL_KEY_PATTERN = '^[a-z0-9_][a-zA-Z0-9_.:/-]*$';
+export const SYSCTL_KEY_PATTERN = '^(?!.*\\.\\.)(?!.*//)[a-z0-9_][a-zA-Z0-9_.:/-]*[a-zA-Z0-9_]$';
 /** Values are numbers or short words separated by spaces: nothing a shell could read as syntax. */
 export const SYSCTL_VALUE_PATTERN = '^[A-Za-z0-9_.:,/+ -]*$';
 export const SYSCTL_FILE_PATTERN = '^/etc/sysctl\\.d/[A-Za-z0-9_.-]+\\.conf$';

@@ -243,6 +243,10 @@ function loadVars(input: InventoryFile, value: unknown, path: string[], owner: s
   }
   const checked = Object.fromEntries(Object.entries(vars).filter(([, item]) => !templated(item)));
   errors.push(...validateAt(VARS_SCHEMA, checked, input.source, path));
+  for (const key of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
+    const value = checked[key];
+    if (typeof value === 'string' && shellWords(value) === undefined) errors.push(new InputError(`'${key}' has an unbalanced quote`, input.locate([...path, key])));
+  }
   for (const key of BOOLEAN_VARS) {
     if (key in checked && checked[key] !== null && toBoolean(checked[key]) === undefined) {
       errors.push(new InputError(`'${key}' must be a boolean (true/false or yes/no), not ${JSON.stringify(checked[key])}`, input.locate([...path, key])));

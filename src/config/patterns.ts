@@ -5,7 +5,8 @@
  *   hv1, hypervisors        a host, or every host of a group (and of its descendants)
  *   hv*, rack[12]*          globs, matched against group names and host names
  *   ~hv\d+                  a regular expression, matched from the start of host names
- *   a,b  a:b                union; `:` separates too, except inside an IPv6 address
+ *   a,b  a:b                union; `:` separates too, unless the whole comma-separated
+ *                           part is an IPv6 address (so list addresses with commas)
  *   &pattern                intersection, !pattern exclusion
  *
  * As in Ansible, the plain terms are united first, then the intersections apply, then the
@@ -63,13 +64,13 @@ export function splitPattern(pattern: string, inventory?: Inventory): string[] {
     .filter((term) => term !== '');
 }
 
-function byRegex(body: string, inventory: Inventory): Set<string> {
+function byRegex(body: string, inventory: Inventory, where: SourceLocation | undefined): Set<string> {
   let regex: RegExp;
   try {
     // Sticky: anchored at the start of the name, as Ansible's re.match.
     regex = new RegExp(body, 'y');
   } catch (error) {
-    throw new InputError(`invalid regular expression in host pattern '~${body}': ${(error as Error).message}`);
+    throw new InputError(`invalid regular expression in host pattern '~${body}': ${(error as Error).message}`, where);
   }
   return new Set(
     [...inventory.hosts.keys()].filter((name) => {
@@ -80,10 +81,12 @@ function byRegex(body: string, inventory: Inventory): Set<string> {
 }
 
 /** Hosts one term (without its prefix) selects, and whether it named something that exists. */
-function match(body: string, inventory: Inventory): { hosts: Set<string>; found: boolean } {
+function match(term: string, inventory: Inventory, where: SourceLocation | undefined): { hosts: Set<string>; found: boolean } {
+  // `[fe80::1]`: an IPv6 address in brackets, not a glob.
+  const body = term.startsWith('[') && term.endsWith(']') && isIPv6(term.slice(1, -1)) ? term.slice(1, -1) : term;
   if (body === 'all' || body === '*') return { hosts: new Set(inventory.hosts.keys()), found: true };
   if (body.startsWith('~')) {
-    const hosts = byRegex(body.slice(1), inventory);
+    const hosts = byRegex(body.slice(1), inventory, where);
     return { hosts, found: hosts.size > 0 };
   }
   const hosts = new Set<string>();
@@ -98,10 +101,9 @@ function match(body: string, inventory: Inventory): { hosts: Set<string>; found:
     for (const host of inventory.hosts.keys()) if (test(host)) hosts.add(host);
     return { hosts, found: found || hosts.size > 0 };
   }
-  const bare = body.startsWith('[') && body.endsWith(']') && isIPv6(body.slice(1, -1)) ? body.slice(1, -1) : body;
-  const group = inventory.groups.get(bare);
+  const group = inventory.groups.get(body);
   for (const host of group?.hosts ?? []) hosts.add(host);
-  if (inventory.hosts.has(bare)) hosts.add(bare);
+  if (inventory.hosts.has(body)) hosts.add(body);
   return { hosts, found: group !== undefined || hosts.size > 0 };
 }
 
@@ -121,7 +123,7 @@ export function resolvePattern(pattern: string, inventory: Inventory, options: R
     const prefix = term[0] === '!' || term[0] === '&' ? term[0] : '';
     const body = term.slice(prefix.length);
     if (body === '') throw new InputError(`empty term after '${prefix}' in host pattern '${pattern}'`, options.where);
-    const { hosts, found } = match(body, inventory);
+    const { hosts, found } = match(body, inventory, options.where);
     if (!found) unmatched.push(body);
     if (prefix === '!') selected = new Set([...selected].filter((host) => !hosts.has(host)));
     else if (prefix === '&') selected = new Set([...selected].filter((host) => hosts.has(host)));

@@ -102,14 +102,16 @@ export function loadPlaybook(file: string, modules: Map<string, Module>): Playbo
   source.data.forEach((raw: unknown, index: number) => {
     const playErrors = validateAt(PLAY_SCHEMA, raw, source, [index]);
     errors.push(...playErrors);
-    if (playErrors.length) return;
-    const play = raw as Record<string, unknown>;
+    const play = (raw ?? {}) as Record<string, unknown>;
     const tasks: Task[] = [];
-    (play.tasks as Record<string, unknown>[]).forEach((rawTask, taskIndex) => {
-      const { task, errors: taskErrors } = loadTask(rawTask, [index, 'tasks', taskIndex], source, modules);
+    if (!Array.isArray(play.tasks)) return;
+    (play.tasks as unknown[]).forEach((rawTask, taskIndex) => {
+      if (!rawTask || typeof rawTask !== 'object' || Array.isArray(rawTask)) return; // the play schema reported it
+      const { task, errors: taskErrors } = loadTask(rawTask as Record<string, unknown>, [index, 'tasks', taskIndex], source, modules);
       errors.push(...taskErrors);
       if (task) tasks.push(task);
     });
+    if (playErrors.length) return;
     plays.push({
       name: (play.name as string | undefined) ?? `play ${index + 1}`,
       hosts: toList(play.hosts).join(','),

@@ -41,6 +41,19 @@ function describe(error: ErrorObject, schemaKeys: (path: PathSegment[]) => strin
   }
 }
 
+/** One message for a failed anyOf/oneOf: the keys it needs, or the alternatives' own complaints. */
+function describeChoice(choice: ErrorObject, all: ErrorObject[]): { path: PathSegment[]; message: string; hint?: string } {
+  const path = pathOf(choice.instancePath);
+  const branches = all.filter((e) => e !== choice && e.schemaPath.startsWith(`${choice.schemaPath}/`) && e.instancePath === choice.instancePath);
+  const required = [...new Set(branches.filter((e) => e.keyword === 'required').map((e) => `'${(e.params as { missingProperty: string }).missingProperty}'`))];
+  const field = path.length ? `'${path[path.length - 1]}'` : '';
+  if (required.length && branches.every((e) => e.keyword === 'required' || e.keyword === 'not')) {
+    return { path, message: `${field ? `${field} ` : ''}needs ${choice.keyword === 'oneOf' ? 'exactly one of' : 'one of'} ${required.join(', ')}` };
+  }
+  const reasons = [...new Set(branches.map((e) => e.message ?? ''))].filter(Boolean);
+  return { path, message: `${field || 'parameters'} ${reasons.length ? reasons.join(', or ') : choice.message ?? 'is invalid'}` };
+}
+
 /** Keys a schema allows at an object path, for suggestions. */
 function keysAt(schema: Record<string, unknown>, path: PathSegment[]): string[] {
   let node: Record<string, unknown> | undefined = schema;
@@ -58,10 +71,14 @@ function keysAt(schema: Record<string, unknown>, path: PathSegment[]): string[] 
 export function validateAt(schema: Record<string, unknown>, data: unknown, source: YamlSource, basePath: PathSegment[], label = ''): InputError[] {
   const validate = compile(schema);
   if (validate(data)) return [];
-  const errors = (validate.errors ?? []).filter((error) => !['oneOf', 'anyOf', 'if'].includes(error.keyword) || validate.errors!.length === 1);
+  const all = validate.errors ?? [];
+  const inBranch = (error: ErrorObject): boolean => /\/(anyOf|oneOf)\/\d+\//.test(error.schemaPath);
+  const direct = all.filter((error) => !inBranch(error) && !['anyOf', 'oneOf'].includes(error.keyword));
+  // Errors inside anyOf/oneOf branches only explain the choice; show them when nothing plainer is wrong.
+  const errors = direct.length ? direct : all.filter((error) => ['anyOf', 'oneOf'].includes(error.keyword));
   const seen = new Set<string>();
   return errors.flatMap((error) => {
-    const { path, message, hint } = describe(error, (p) => keysAt(schema, p));
+    const { path, message, hint } = ['anyOf', 'oneOf'].includes(error.keyword) ? describeChoice(error, all) : describe(error, (p) => keysAt(schema, p));
     const text = `${label}${message}`;
     const key = `${path.join('/')}|${text}`;
     if (seen.has(key)) return [];

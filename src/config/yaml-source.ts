@@ -1,6 +1,6 @@
 /** YAML files read with positions kept, so every later error can name file, line and column. */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 
 export type PathSegment = string | number;
@@ -22,14 +22,21 @@ export function parseYaml(text: string, file: string): YamlSource {
   if (document.errors.length > 0) {
     throw new InputErrors(
       document.errors.map((error) => {
-        const position = error.linePos?.[0];
-        return new InputError(`invalid YAML: ${error.message.split('\n')[0]}`, { file, line: position?.line, column: position?.col });
+        const { line, col } = lineCounter.linePos(error.pos[0]);
+        return new InputError(`invalid YAML: ${error.message.split('\n')[0]}`, { file, line, column: col });
       }),
     );
   }
+  /** A map key's own position when the path ends in one (errors point at the key, as Ansible's do). */
+  const keyNode = (path: PathSegment[]): unknown => {
+    const last = path[path.length - 1];
+    const parent = path.length ? document.getIn(path.slice(0, -1), true) : undefined;
+    if (typeof last !== 'string' || !isMap(parent)) return undefined;
+    return parent.items.find((pair) => isScalar(pair.key) && pair.key.value === last)?.key;
+  };
   const locate = (path: PathSegment[]): SourceLocation => {
     for (let length = path.length; length >= 0; length--) {
-      const node = document.getIn(path.slice(0, length), true);
+      const node = keyNode(path.slice(0, length)) ?? document.getIn(path.slice(0, length), true);
       if (isNode(node) && node.range) {
         const { line, col } = lineCounter.linePos(node.range[0]);
         return { file, line, column: col, path: jsonPath(path) };

@@ -36,7 +36,7 @@ export interface SshdOptions {
   sudo?: 'nopasswd' | 'password';
   /** Extra sshd_config lines. */
   config?: string[];
-  /** sshd LogLevel (default VERBOSE). */
+  /** sshd LogLevel (default VERBOSE; INFO or more verbose: readiness is read from the log). */
   logLevel?: string;
 }
 
@@ -61,6 +61,8 @@ export interface SshdInstance {
   sessionPids(): number[];
   /** SIGKILLs every process under the listener: each client sees its connection drop. */
   dropConnections(): void;
+  /** Sends a signal to every process under the listener (e.g. SIGSTOP: connections go silent). */
+  signalConnections(signal: NodeJS.Signals): void;
   /** Stops sshd and its sessions, removes the user, the sudoers drop-in and the directory. */
   stop(): Promise<void>;
 }
@@ -72,6 +74,8 @@ export async function run(file: string, args: string[], input?: string): Promise
       if (err) reject(new Error(`${file} ${args.join(' ')} failed: ${stderr || err.message}`));
       else resolve(stdout);
     });
+    // A program that exits without reading its stdin must not turn into an EPIPE error.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }
@@ -305,8 +309,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdInstance
       user,
       log: () => log,
       sessionPids: () => (proc.pid === undefined ? [] : processes().filter((p) => p.ppid === proc.pid).map((p) => p.pid)),
-      dropConnections: () => {
-        if (proc.pid !== undefined) killPids(descendants(proc.pid), 'SIGKILL');
+      dropConnections: () => instance.signalConnections('SIGKILL'),
+      signalConnections: (signal) => {
+        if (proc.pid !== undefined) killPids(descendants(proc.pid), signal);
       },
       stop: async () => {
         if (stopped) return;

@@ -204,6 +204,30 @@ describe('ssh transport: commands', () => {
     }
   });
 
+  test('a server that stops answering is detected by keepalives and reported as dropped', async () => {
+    const frozen = await sshd({ clientKeyFile: srv.clientKeyFile, user: srv.user });
+    const t = await connectSsh(specFor(frozen, await knownHosts(frozen.hostKeyLine), { keepaliveIntervalMs: 200 }));
+    try {
+      const started = Date.now();
+      const err = await rejectsWith(
+        t.exec('echo alive; sleep 30', {
+          timeoutMs: 20_000,
+          onStdout: (chunk) => {
+            if (chunk.includes('alive')) frozen.signalConnections('SIGSTOP');
+          },
+        }),
+        'dropped',
+      );
+      assert.ok(Date.now() - started < 10_000);
+      assert.match(err.message, /keepalive/i);
+      assert.equal(err.partialStdout, 'alive\n');
+    } finally {
+      frozen.signalConnections('SIGCONT');
+      await t.close();
+      await frozen.stop();
+    }
+  });
+
   test('close() ends the connection: later execs are refused and the server session ends', async () => {
     const t = await connectSsh(specFor(srv, await knownHosts(srv.hostKeyLine)));
     await t.exec('true');

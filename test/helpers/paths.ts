@@ -1,0 +1,21 @@
+/** Paths tests need, resolved from the project root (tests run from dist/). */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('project root not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const ROOT = findRoot();
+export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+export function fixture(...parts: string[]): string {
+  return readFileSync(join(ROOT, 'test', 'fixtures', ...parts), 'utf8');
+}

@@ -1,0 +1,28 @@
+/** Runs a module's pure functions the way the engine does, for module unit tests. */
+import type { Change, Diagnostic, Module } from '../../src/module.js';
+import { parseFacts, type HostFacts } from '../../src/engine/facts.js';
+import { compile } from '../../src/config/schema.js';
+
+export const TWO_NODE_FACTS: HostFacts = parseFacts(
+  'os_id=debian\nos_version=12\nos_like=\nkernel=6.1.0-28-amd64\narch=x86_64\nuid=0\nsystemd=1\ncpus_online=0-1\n' +
+    'cpu_flags=fpu pse pdpe1gb vmx\nsiblings 0 0\nsiblings 1 1\nnode 0 0 768000 600000\nnode 1 1 768000 610000\n' +
+    'hugepage_sizes=1048576 2048\nmem_total=1536000\n',
+);
+
+export function normalize<P>(module: Module<P, unknown>, raw: unknown): P {
+  const validate = compile(module.schema);
+  if (!validate(raw)) throw new Error(`schema rejected ${JSON.stringify(raw)}: ${JSON.stringify(validate.errors)}`);
+  return module.normalize ? module.normalize(raw) : (raw as P);
+}
+
+export function schemaAccepts(module: Module<unknown, unknown>, raw: unknown): boolean {
+  return compile(module.schema)(raw) as boolean;
+}
+
+export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, facts: HostFacts = TWO_NODE_FACTS, tasks: Array<{ module: string; name: string; params: unknown }> = []) {
+  const params = normalize(module as Module<P, unknown>, raw);
+  const actual = module.parse(output, params);
+  const warnings: Diagnostic[] = [];
+  const changes: Change[] = module.diff(params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
+  return { params, actual, changes, warnings, commands: (change: Change) => module.commands(change, params, actual) };
+}

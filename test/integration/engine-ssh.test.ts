@@ -1,0 +1,136 @@
+/**
+ * The engine against a real OpenSSH sshd on 127.0.0.1: become through real sudo,
+ * one exec per phase, timeouts, a connection cut mid-apply, host key refusal.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSshd, type SshdInstance } from '../helpers/sshd.js';
+import { TEST_MODULES } from '../helpers/file-module.js';
+import { loadInventory } from '../../src/config/inventory.js';
+import { loadPlaybook } from '../../src/config/playbook.js';
+import { runPlaybook, type RunOptions } from '../../src/engine/runner.js';
+
+const work = mkdtempSync(join(tmpdir(), 'kvmconf-engine-'));
+chmodSync(work, 0o700); // only root (through sudo) can write here
+let sudoOk: SshdInstance;
+let sudoPassword: SshdInstance;
+
+before(async () => {
+  sudoOk = await startSshd({ sudo: 'nopasswd' });
+  sudoPassword = await startSshd({ sudo: 'password' });
+});
+after(async () => {
+  await sudoOk?.stop();
+  await sudoPassword?.stop();
+});
+
+function inventoryFor(name: string, server: SshdInstance, knownHosts = server.hostKeyLine + '\n'): string {
+  const dir = mkdtempSync(join(work, 'inv-'));
+  writeFileSync(join(dir, 'known_hosts'), knownHosts);
+  const file = join(dir, 'inventory.yaml');
+  writeFileSync(
+    file,
+    `all:\n  hosts:\n    ${name}:\n      ansible_host: 127.0.0.1\n      ansible_port: ${server.port}\n      ansible_user: ${server.user}\n` +
+      `      ansible_ssh_private_key_file: ${server.clientKeyFile}\n      kvmconf_known_hosts_file: ${join(dir, 'known_hosts')}\n`,
+  );
+  return file;
+}
+
+function playbookFor(task: string): string {
+  const file = join(mkdtempSync(join(work, 'pb-')), 'site.yaml');
+  writeFileSync(file, `- hosts: all\n  become: true\n  tasks:\n    - ${task}\n`);
+  return file;
+}
+
+function options(mode: 'check' | 'apply', extra: Partial<RunOptions> = {}): RunOptions {
+  return {
+    mode, forks: 4, commandTimeoutMs: 30_000, detailedExitCode: false, toolVersion: 'test',
+    connection: { hostKeyChecking: 'strict', connectTimeoutMs: 10_000, keepaliveIntervalMs: 5_000 },
+    ...extra,
+  };
+}
+
+async function run(playbook: string, inventory: string, mode: 'check' | 'apply', extra: Partial<RunOptions> = {}) {
+  return runPlaybook(loadPlaybook(playbook, TEST_MODULES), loadInventory(inventory), TEST_MODULES, options(mode, extra));
+}
+
+test('check, apply, re-apply through sudo: one exec per phase, nothing written by check', async () => {
+  const target = join(work, 'owned.conf');
+  const inventory = inventoryFor('hv1', sudoOk);
+  const playbook = playbookFor(`test_file: {path: ${target}, content: "tuned\\n"}`);
+
+  const check = await run(playbook, inventory, 'check');
+  assert.equal(check.hosts[0]!.status, 'changed', check.hosts[0]!.error);
+  assert.equal(check.exitCode, 2);
+  assert.equal(check.hosts[0]!.execCount, 1, 'check is one gather');
+  assert.equal(existsSync(target), false, 'check wrote nothing');
+
+  const apply = await run(playbook, inventory, 'apply');
+  assert.equal(apply.hosts[0]!.status, 'changed', apply.hosts[0]!.error);
+  assert.equal(apply.hosts[0]!.execCount, 3, 'gather + apply + verify');
+  assert.equal(readFileSync(target, 'utf8'), 'tuned\n');
+  assert.equal(statSync(target).uid, 0, 'written as root through sudo');
+  assert.deepEqual(
+    check.hosts[0]!.tasks.flatMap((t) => t.changes.map((c) => [c.target, c.scope])),
+    apply.hosts[0]!.tasks.flatMap((t) => t.changes.map((c) => [c.target, c.scope])),
+    'check predicted exactly what apply did',
+  );
+
+  const again = await run(playbook, inventory, 'apply', { detailedExitCode: true });
+  assert.equal(again.hosts[0]!.status, 'ok');
+  assert.equal(again.exitCode, 0);
+  assert.equal(again.hosts[0]!.execCount, 1, 'nothing to apply: gather only');
+});
+
+test('sudo that wants a password is a clear per-host error', async () => {
+  const report = await run(playbookFor(`test_file: {path: ${join(work, 'never.conf')}, content: x}`), inventoryFor('hv2', sudoPassword), 'check');
+  assert.equal(report.hosts[0]!.status, 'failed');
+  assert.match(report.hosts[0]!.error!, /become failed: sudo: a password is required .*passwordless sudo/);
+  assert.equal(report.exitCode, 1);
+});
+
+test('a command timeout fails the host, naming the timeout', async () => {
+  const report = await run(playbookFor(`test_file: {path: ${join(work, 't.conf')}, content: x, probe_sleep: 5}`), inventoryFor('hv3', sudoOk), 'check', { commandTimeoutMs: 1000 });
+  assert.equal(report.hosts[0]!.status, 'failed');
+  assert.match(report.hosts[0]!.error!, /tim(e|ed) ?out/i);
+});
+
+test('a connection cut mid-apply reports the steps that ran; a re-run converges', async () => {
+  const target = join(work, 'dropped.conf');
+  const inventory = inventoryFor('hv4', sudoOk);
+  const playbook = playbookFor(`test_file: {path: ${target}, content: "after drop\\n", slow: true}`);
+  const watcher = setInterval(() => {
+    if (existsSync(`${target}.started`)) {
+      clearInterval(watcher);
+      sudoOk.dropConnections();
+    }
+  }, 50);
+  const cut = await run(playbook, inventory, 'apply');
+  clearInterval(watcher);
+  const host = cut.hosts[0]!;
+  assert.equal(host.status, 'failed');
+  assert.match(host.error!, /dropped|closed|lost/i);
+  assert.deepEqual(host.steps!.map((s) => s.status), ['failed', 'not-run']);
+  assert.equal(existsSync(target), false);
+
+  const rerun = await run(playbookFor(`test_file: {path: ${target}, content: "after drop\\n"}`), inventory, 'apply');
+  assert.equal(rerun.hosts[0]!.status, 'changed', rerun.hosts[0]!.error);
+  assert.equal(readFileSync(target, 'utf8'), 'after drop\n');
+});
+
+test('an unknown host key makes the host unreachable and the others still run', async () => {
+  const good = inventoryFor('good', sudoOk);
+  const goodText = readFileSync(good, 'utf8');
+  const bad = inventoryFor('bad', sudoOk, '');
+  const both = join(mkdtempSync(join(work, 'inv-')), 'inventory.yaml');
+  writeFileSync(both, goodText + readFileSync(bad, 'utf8').replace(/^all:\n  hosts:\n/, ''));
+  const report = await run(playbookFor(`test_file: {path: ${join(work, 'k.conf')}, content: x}`), both, 'check');
+  const byHost = Object.fromEntries(report.hosts.map((h) => [h.host, h]));
+  assert.equal(byHost.good!.status, 'changed', byHost.good!.error);
+  assert.equal(byHost.bad!.status, 'unreachable');
+  assert.match(byHost.bad!.error!, /host key .* is not in/);
+  assert.equal(report.exitCode, 1);
+});

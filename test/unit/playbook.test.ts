@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadPlaybook, playbookSchema } from '../../src/config/playbook.js';
+import { InputErrors, InputError } from '../../src/errors.js';
+import { MODULES, MODULES_BY_NAME } from '../../modules/index.js';
+import { prepareTasks, selectedByTags } from '../../src/engine/prepare.js';
+import { render } from '../../src/config/template.js';
+import { ajv } from '../../src/config/schema.js';
+
+function write(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'kvmconf-pb-')), 'site.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function errorsOf(text: string): string[] {
+  const file = write(text);
+  try {
+    loadPlaybook(file, MODULES_BY_NAME);
+  } catch (error) {
+    const list = error instanceof InputErrors ? error.errors : [error as InputError];
+    return list.map((e) => `${e.message.replace(file, 'site.yaml')}${e.hint ? ` | ${e.hint}` : ''}`);
+  }
+  return [];
+}
+
+test('a valid playbook loads with defaults', () => {
+  const book = loadPlaybook(write('- hosts: hypervisors\n  become: true\n  serial: 25%\n  tasks:\n    - thp: {enabled: never}\n      tags: memory\n'), MODULES_BY_NAME);
+  const play = book.plays[0]!;
+  assert.equal(play.hosts, 'hypervisors');
+  assert.deepEqual(play.serial, ['25%']);
+  assert.equal(play.maxFailPercentage, 100);
+  assert.deepEqual(play.tasks.map((t) => [t.name, t.module, t.tags]), [['thp', 'thp', ['memory']]]);
+  assert.equal(play.tasks[0]!.where.line, 5);
+});
+
+test('unknown module names the line, column and a suggestion', () => {
+  assert.deepEqual(errorsOf('- hosts: all\n  tasks:\n    - sysctll: {name: vm.swappiness, value: 10}\n'), [
+    "site.yaml:3:7 ($[0].tasks[0].sysctll): unknown module or task key 'sysctll' | did you mean 'sysctl'?",
+  ]);
+});
+
+test('unknown play key and bad module value are both reported, each with its position', () => {
+  assert.deepEqual(errorsOf('- hosts: all\n  becom: true\n  tasks:\n    - thp:\n        enabled: sometimes\n'), [
+    "site.yaml:2:3 ($[0].becom): unknown key 'becom' | did you mean 'become'?",
+    'site.yaml:5:9 ($[0].tasks[0].thp.enabled): thp: \'enabled\' must be one of "always", "madvise", "never"',
+  ]);
+});
+
+test('unknown module parameter suggests the right one', () => {
+  assert.deepEqual(errorsOf('- hosts: all\n  tasks:\n    - thp: {enable: never}\n'), [
+    "site.yaml:3:13 ($[0].tasks[0].thp.enable): thp: unknown key 'enable' | did you mean 'enabled'?",
+  ]);
+});
+
+test('a module missing every alternative key says which it needs', () => {
+  assert.deepEqual(errorsOf('- hosts: all\n  tasks:\n    - thp: {persist: true}\n'), ["site.yaml:3:7 ($[0].tasks[0].thp): thp: needs one of 'enabled', 'defrag'"]);
+});
+
+test('YAML syntax errors name the line', () => {
+  const [message] = errorsOf('- hosts: all\n  tasks:\n    - thp: {enabled: never\n');
+  assert.match(message!, /^site.yaml:\d+:\d+: invalid YAML/);
+});
+
+test('a task naming two modules is refused', () => {
+  assert.deepEqual(errorsOf('- hosts: all\n  tasks:\n    - thp: {enabled: never}\n      sysctl: {name: vm.swappiness, value: 1}\n'), [
+    'site.yaml:3:7 ($[0].tasks[0]): a task names one module, this one names thp, sysctl',
+  ]);
+});
+
+test('templates render per host and are validated after rendering', () => {
+  const book = loadPlaybook(write('- hosts: all\n  vars: {swap: 10}\n  tasks:\n    - sysctl: {name: vm.swappiness, value: "{{ swap }}"}\n    - sysctl: {name: vm.dirty_ratio, value: "{{ ratio }}", file: /etc/sysctl.d/91-x.conf}\n'), MODULES_BY_NAME);
+  const play = book.plays[0]!;
+  assert.throws(() => prepareTasks(play, MODULES_BY_NAME, { swap: 10 }, 'hv1', {}), /undefined variable 'ratio'/);
+  const tasks = prepareTasks(play, MODULES_BY_NAME, { swap: 10, ratio: 5 }, 'hv1', {});
+  assert.deepEqual((tasks[0]!.params as { settings: object }).settings, { 'vm.swappiness': '10' });
+  assert.throws(() => prepareTasks(play, MODULES_BY_NAME, { swap: '1; reboot', ratio: 5 }, 'hv1', {}), /on host hv1, rendered parameters are invalid/);
+});
+
+test('two tasks owning one file are refused before any host is contacted', () => {
+  const book = loadPlaybook(write('- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: 1}\n    - name: second\n      sysctl: {name: vm.dirty_ratio, value: 5}\n'), MODULES_BY_NAME);
+  assert.throws(() => prepareTasks(book.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}), /90-kvmconf.conf is owned by task 'sysctl' .* and by task 'second'/);
+});
+
+test('tags select tasks as Ansible does', () => {
+  assert.equal(selectedByTags(['memory'], { tags: ['memory'] }), true);
+  assert.equal(selectedByTags(['net'], { tags: ['memory'] }), false);
+  assert.equal(selectedByTags(['always'], { tags: ['memory'] }), true);
+  assert.equal(selectedByTags(['memory'], { skipTags: ['memory'] }), false);
+  assert.equal(selectedByTags([], {}), true);
+});
+
+test('a whole-value template keeps the type; interpolation makes text', () => {
+  const where = { file: 'x' };
+  assert.equal(render('{{ n }}', { n: 4 }, where), 4);
+  assert.equal(render('pages-{{ n }}', { n: 4 }, where), 'pages-4');
+  assert.equal(render('{{ a.b }}', { a: { b: 'x' } }, where), 'x');
+  assert.throws(() => render('{{ nope }}', { nop: 1 }, where), /undefined variable 'nope'/);
+});
+
+test('the assembled playbook schema compiles and knows every module', () => {
+  const schema = playbookSchema(MODULES);
+  const validate = ajv.compile({ ...schema, $schema: undefined, $id: 'kvmconf-playbook-test' });
+  assert.equal(validate([{ hosts: 'all', tasks: [{ thp: { enabled: 'never' } }] }]), true);
+  assert.equal(validate([{ hosts: 'all', tasks: [{ thp: { enabled: 'sometimes' } }] }]), false);
+});
