@@ -131,15 +131,14 @@ function readText(file: string): string {
 }
 
 /**
- * One YAML file, kept twice: as data with value locations (YamlSource), and as a syntax
- * tree for what data loses: where a key is written and whether it was a string at all.
+ * One YAML file, kept twice: as data with locations (YamlSource), and as a syntax tree
+ * for what the data loses: whether a key was a string at all, and how it was written.
  */
 class InventoryFile {
   readonly source: YamlSource;
+  private readonly content: string;
   private readonly document: Document;
   private readonly lines = new LineCounter();
-
-  private readonly content: string;
 
   constructor(readonly file: string) {
     this.content = readText(file);

@@ -228,17 +228,18 @@ function connectHop(hop: Hop, name: string, sock: Duplex | undefined, via: strin
       resolve(client);
     };
 
+    // methodsLeft is null on the first call, then what the server still accepts.
+    let serverMethods: AuthenticationType[] | null = null;
     const authHandler = (methodsLeft: AuthenticationType[] | null, _partial: boolean | null, cb: NextAuthHandler): void => {
-      while (next < hop.credentials.list.length) {
-        const cred = hop.credentials.list[next++] as Credential;
-        const method = cred.method(r.user);
-        if (methodsLeft && !methodsLeft.includes('publickey')) break;
-        tried.push(cred.label);
-        cb(method);
+      serverMethods = methodsLeft;
+      const cred = methodsLeft && !methodsLeft.includes('publickey') ? undefined : hop.credentials.list[next++];
+      if (!cred) {
+        authExhausted = true;
+        cb(false as unknown as AuthenticationType);
         return;
       }
-      authExhausted = true;
-      cb(false as unknown as AuthenticationType);
+      tried.push(cred.label);
+      cb(cred.method(r.user));
     };
 
     client.on('ready', onReady);
@@ -254,11 +255,12 @@ function connectHop(hop: Hop, name: string, sock: Duplex | undefined, via: strin
           if (!authExhausted) return; // a signing failure for one key; the next one is tried
           const skipped = hop.credentials.skipped.length > 0 ? `; skipped: ${hop.credentials.skipped.join(', ')}` : '';
           const agentNote = agentErrors.length > 0 ? `; agent error: ${agentErrors[0]}` : '';
+          const accepts = serverMethods && !serverMethods.includes('publickey') ? `; the server accepts only: ${serverMethods.join(', ')}` : '';
           return fail(
             new TransportError(
               'auth',
               name,
-              `authentication failed for ${r.user} at ${where} (tried: ${tried.length > 0 ? tried.join(', ') : 'nothing: no agent, no key file'}${skipped}${agentNote})`,
+              `authentication failed for ${r.user}${hop.role === 'bastion' ? ` at ${where}` : ''} (tried: ${tried.length > 0 ? tried.join(', ') : 'nothing: no agent, no key file'}${skipped}${agentNote}${accepts})`,
             ),
           );
         }
@@ -410,7 +412,7 @@ class SshTransport implements Transport {
         }, ms);
       }
 
-      this.client.exec(command, (err, channel) => {
+      const onChannel = (err: Error | undefined, channel: ClientChannel): void => {
         if (err) {
           finish(() =>
             reject(new TransportError('dropped', name, this.closed ? `the connection is closed` : `cannot open a session channel: ${err.message}`)),
@@ -458,7 +460,13 @@ class SshTransport implements Transport {
         });
         channel.on('error', () => undefined);
         channel.end(options.stdin ?? '');
-      });
+      };
+      try {
+        this.client.exec(command, onChannel);
+      } catch (err) {
+        // ssh2 throws 'Not connected' when the socket is gone but 'close' has not been emitted yet.
+        finish(() => reject(new TransportError('dropped', name, `the connection is closed (${(err as Error).message})`)));
+      }
     });
   }
 

@@ -276,7 +276,7 @@ describe('ssh transport: authentication', () => {
 
       // Without the agent, no key file: authentication fails and says what was tried.
       const noAgent = await rejectsWith(connectSsh(specFor(srv, kh, { privateKeyFiles: [] })), 'auth');
-      assert.match(noAgent.message, new RegExp(`authentication failed for ${srv.user}`));
+      assert.match(noAgent.message, new RegExp(`authentication failed for ${srv.user} \\(tried: nothing: no agent, no key file\\)`));
 
       process.env.SSH_AUTH_SOCK = sock;
       try {
@@ -298,7 +298,7 @@ describe('ssh transport: authentication', () => {
       connectSsh(specFor(srv, await knownHosts(srv.hostKeyLine), { privateKeyFiles: [wrong, path('missing_key')] })),
       'auth',
     );
-    assert.match(err.message, new RegExp(`authentication failed for ${srv.user} .*\\(tried: ${wrong}`));
+    assert.match(err.message, new RegExp(`^hv-test: authentication failed for ${srv.user} \\(tried: ${wrong}; skipped: `));
     assert.match(err.message, /missing_key \(not found\)/);
   });
 
@@ -508,6 +508,9 @@ describe('ssh transport: reaching the host', () => {
       const onlyTarget = await knownHosts(srv.hostKeyLine);
       const unknown = await rejectsWith(connectSsh(specFor(srv, onlyTarget, { proxyJump: jump })), 'host-key-unknown');
       assert.match(unknown.message, new RegExp(`bastion host key for \\[127\\.0\\.0\\.1\\]:${bastion.port}`));
+      // Authentication at the bastion is checked and reported as such.
+      const denied = await rejectsWith(connectSsh(specFor(srv, kh, { proxyJump: `kvmconf-no-such-user@127.0.0.1:${bastion.port}` })), 'auth');
+      assert.match(denied.message, new RegExp(`authentication failed for kvmconf-no-such-user at bastion 127\\.0\\.0\\.1:${bastion.port} \\(tried: `));
       // A target port nobody listens on, behind the bastion, is unreachable.
       const closed = await freePort();
       const refused = await rejectsWith(

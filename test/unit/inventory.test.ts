@@ -156,15 +156,15 @@ describe('loadInventory: variable precedence', () => {
 describe('loadInventory: errors, with file, line, column and path', () => {
   test('a group that is not a mapping', () => {
     assert.deepEqual(failures(broken('group-not-mapping.yaml')), [
-      "broken/group-not-mapping.yaml:3:18 ($.all.children.hypervisors): group 'hypervisors' must be a mapping with hosts, vars or children, not a list | list its hosts as keys of a mapping: `hosts: {hv1: , hv2: }`",
-      "broken/group-not-mapping.yaml:4:14 ($.all.children.storage): group 'storage' must be a mapping with hosts, vars or children, not a string",
+      "broken/group-not-mapping.yaml:3:5 ($.all.children.hypervisors): group 'hypervisors' must be a mapping with hosts, vars or children, not a list | list its hosts as keys of a mapping: `hosts: {hv1: , hv2: }`",
+      "broken/group-not-mapping.yaml:4:5 ($.all.children.storage): group 'storage' must be a mapping with hosts, vars or children, not a string",
     ]);
   });
 
   test('hosts and children written as lists', () => {
     assert.deepEqual(failures(broken('hosts-list.yaml')), [
-      "broken/hosts-list.yaml:5:9 ($.all.children.hypervisors.hosts): 'hosts' of group 'hypervisors' must be a mapping of host names to their variables, not a list | write each host as a key (`hv1:` or `hv1: {ansible_host: 10.0.0.5}`), not as a list item (`- hv1`); lists are a common slip when converting INI inventories",
-      "broken/hosts-list.yaml:7:17 ($.all.children.hypervisors.children): 'children' of group 'hypervisors' must be a mapping of group names, not a list | write each child group as a key (`rack1:`), not as a list item (`- rack1`)",
+      "broken/hosts-list.yaml:4:7 ($.all.children.hypervisors.hosts): 'hosts' of group 'hypervisors' must be a mapping of host names to their variables, not a list | write each host as a key (`hv1:` or `hv1: {ansible_host: 10.0.0.5}`), not as a list item (`- hv1`); lists are a common slip when converting INI inventories",
+      "broken/hosts-list.yaml:7:7 ($.all.children.hypervisors.children): 'children' of group 'hypervisors' must be a mapping of group names, not a list | write each child group as a key (`rack1:`), not as a list item (`- rack1`)",
     ]);
   });
 
@@ -186,16 +186,16 @@ describe('loadInventory: errors, with file, line, column and path', () => {
 
   test('connection variables are type-checked, user variables and templates are not', () => {
     assert.deepEqual(failures(broken('connection-vars.yaml')), [
-      "broken/connection-vars.yaml:3:19 ($.all.vars.ansible_port): 'ansible_port' must be >= 1",
-      "broken/connection-vars.yaml:6:21 ($.all.hosts.hv1.ansible_port): 'ansible_port' must be <= 65535",
-      'broken/connection-vars.yaml:7:27 ($.all.hosts.hv1.ansible_connection): \'ansible_connection\' must be one of "ssh", "local"',
-      "broken/connection-vars.yaml:9:21 ($.all.hosts.hv2.ansible_port): 'ansible_port' must be integer",
-      "broken/connection-vars.yaml:10:21 ($.all.hosts.hv2.ansible_host): 'ansible_host' must NOT have fewer than 1 characters",
-      "broken/connection-vars.yaml:11:28 ($.all.hosts.hv2.ansible_ssh_timeout): 'ansible_ssh_timeout' must be > 0",
-      'broken/connection-vars.yaml:12:34 ($.all.hosts.hv2.kvmconf_host_key_checking): \'kvmconf_host_key_checking\' must be one of "strict", "accept-new", "off"',
-      'broken/connection-vars.yaml:13:23 ($.all.hosts.hv2.ansible_become): \'ansible_become\' must be a boolean (true/false or yes/no), not "maybe"',
-      "broken/connection-vars.yaml:15:37 ($.all.hosts.hv2.ansible_ssh_private_key_file): 'ansible_ssh_private_key_file' must be string",
-      "broken/connection-vars.yaml:18:32 ($.all.hosts.hv3.ansible_ssh_common_args): 'ansible_ssh_common_args' has an unbalanced quote",
+      "broken/connection-vars.yaml:3:5 ($.all.vars.ansible_port): 'ansible_port' must be >= 1",
+      "broken/connection-vars.yaml:6:7 ($.all.hosts.hv1.ansible_port): 'ansible_port' must be <= 65535",
+      'broken/connection-vars.yaml:7:7 ($.all.hosts.hv1.ansible_connection): \'ansible_connection\' must be one of "ssh", "local"',
+      "broken/connection-vars.yaml:9:7 ($.all.hosts.hv2.ansible_port): 'ansible_port' must be integer",
+      "broken/connection-vars.yaml:10:7 ($.all.hosts.hv2.ansible_host): 'ansible_host' must NOT have fewer than 1 characters",
+      "broken/connection-vars.yaml:11:7 ($.all.hosts.hv2.ansible_ssh_timeout): 'ansible_ssh_timeout' must be > 0",
+      'broken/connection-vars.yaml:12:7 ($.all.hosts.hv2.kvmconf_host_key_checking): \'kvmconf_host_key_checking\' must be one of "strict", "accept-new", "off"',
+      'broken/connection-vars.yaml:13:7 ($.all.hosts.hv2.ansible_become): \'ansible_become\' must be a boolean (true/false or yes/no), not "maybe"',
+      "broken/connection-vars.yaml:15:7 ($.all.hosts.hv2.ansible_ssh_private_key_file): 'ansible_ssh_private_key_file' must be string",
+      "broken/connection-vars.yaml:18:7 ($.all.hosts.hv3.ansible_ssh_common_args): 'ansible_ssh_common_args' has an unbalanced quote",
     ]);
   });
 
@@ -210,10 +210,10 @@ describe('loadInventory: errors, with file, line, column and path', () => {
 
   test('unknown keys with did-you-mean, host values that are not mappings, all as a child', () => {
     assert.deepEqual(failures(broken('unknown-key.yaml')), [
-      "broken/unknown-key.yaml:3:5 ($.all.host): unknown key 'host' | did you mean 'hosts'?",
-      "broken/unknown-key.yaml:6:12 ($.all.children.hypervisors.var): unknown key 'var' | did you mean 'vars'?",
-      "broken/unknown-key.yaml:8:14 ($.all.children.hypervisors.hosts.hv2): host 'hv2' must map to a mapping of its variables, or to nothing, not a string | to give its address write `hv2: {ansible_host: 10.0.0.5}`",
-      "broken/unknown-key.yaml:9:14 ($.all.children.hypervisors.hosts.hv3): host 'hv3' must map to a mapping of its variables, or to nothing, not a list",
+      "broken/unknown-key.yaml:2:3 ($.all.host): unknown key 'host' | did you mean 'hosts'?",
+      "broken/unknown-key.yaml:6:7 ($.all.children.hypervisors.var): unknown key 'var' | did you mean 'vars'?",
+      "broken/unknown-key.yaml:8:9 ($.all.children.hypervisors.hosts.hv2): host 'hv2' must map to a mapping of its variables, or to nothing, not a string | to give its address write `hv2: {ansible_host: 10.0.0.5}`",
+      "broken/unknown-key.yaml:9:9 ($.all.children.hypervisors.hosts.hv3): host 'hv3' must map to a mapping of its variables, or to nothing, not a list",
       "broken/unknown-key.yaml:11:9 ($.all.children.hypervisors.children.all): 'all' cannot be a child group: every group is already inside 'all'",
     ]);
   });
@@ -228,9 +228,9 @@ describe('loadInventory: errors, with file, line, column and path', () => {
   test('errors in group_vars and host_vars files name those files', () => {
     const messages = failures(broken('vars-files/inventory.yaml'));
     assert.equal(messages.length, 3);
-    assert.equal(messages[0], "broken/vars-files/group_vars/all.yaml:1:15 ($.ansible_port): 'ansible_port' must be <= 65535");
+    assert.equal(messages[0], "broken/vars-files/group_vars/all.yaml:1:1 ($.ansible_port): 'ansible_port' must be <= 65535");
     assert.equal(messages[1], 'broken/vars-files/group_vars/ungrouped.yml:1:1 ($): a variables file must be a mapping of variable names to values, not a list');
-    assert.match(messages[2]!, /^broken\/vars-files\/host_vars\/hv1\/broken\.yaml(:\d+:\d+)?: invalid YAML: /);
+    assert.match(messages[2]!, /^broken\/vars-files\/host_vars\/hv1\/broken\.yaml:2:1: invalid YAML: /);
   });
 
   test('a missing inventory file', () => {
