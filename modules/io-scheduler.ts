@@ -144,7 +144,7 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
   ownedFiles: (params) => (params.persist && params.scheduler ? [rulePath(params.devices)] : []),
 
   probe: (params) => {
-    const wanted = params.scheduler ? [...new Set([params.scheduler, MQ_NAMES[params.scheduler] ?? params.scheduler])] : [];
+    const wanted = params.scheduler ? [...new Set([params.scheduler, MQ_NAMES[params.scheduler] ?? params.scheduler])].filter((name) => name !== 'none') : [];
     return [
       `echo "kernel $(uname -r)"`,
       `for kc_d in /sys/block/*; do`,

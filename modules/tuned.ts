@@ -149,7 +149,7 @@ export const tuned = defineModule<TunedParams, TunedState>({
       // Every tuned.conf of the wanted profiles and of what they include, in every profile directory.
       `kc_todo=${quote(params.profile)}; kc_seen=' '; kc_n=0`,
       `while [ -n "$kc_todo" ] && [ "$kc_n" -lt 64 ]; do`,
-      `  kc_n=$((kc_n + 1)); set -- $kc_todo; kc_p=\${1#-}; shift; kc_todo="$*"`,
+      `  kc_n=$((kc_n + 1)); set -- $kc_todo; [ "$#" -gt 0 ] || break; kc_p=\${1#-}; shift; kc_todo="$*"`,
       `  case "$kc_p" in ''|*/*|*'$'*) continue ;; esac`,
       `  case "$kc_seen" in *" $kc_p "*) continue ;; esac`,
       `  kc_seen="$kc_seen$kc_p "`,
