@@ -90,7 +90,7 @@ export function parseSchedulerLine(name: string, text: string): BlockDevice {
 
 function isMultiQueue(state: IoSchedulerState): boolean {
   const match = /^(\d+)\./.exec(state.kernel);
-  return (match !== null && Number(match[1]) >= 5) || state.devices.some((device) => device.available.includes('mq-deadline') || device.available.includes('none'));
+  return (match !== null && Number(match[1]) >= 5) || state.devices.some((device) => device.supportsScheduler && (device.available.includes('mq-deadline') || device.available.includes('none')));
 }
 
 /** The name this kernel knows the wanted scheduler by, and why it differs from what was asked. */
@@ -112,6 +112,11 @@ export function renderRule(pattern: string, scheduler: string): string {
 /** Reloads udev's rules when udevd runs; in a container without it the rule waits for the next boot. */
 export const RELOAD_COMMAND =
   "if command -v udevadm >/dev/null 2>&1 && [ -S /run/udev/control ]; then udevadm control --reload-rules; else echo 'kvmconf: udevd is not running here; the rule applies from the next boot'; fi";
+
+/** Atomic write of the owned rule file (guarded by the content the plan saw), then a reload of udev's rules. */
+export function ruleCommands(path: string, content: string, previous: string | null): string[] {
+  return [writeFileCommand(path, content, previous), RELOAD_COMMAND];
+}
 
 function devicePath(name: string): string {
   return `/sys/block/${name}/queue/scheduler`;
@@ -228,8 +233,7 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
 
   commands(change, params, actual) {
     if (change.scope === 'runtime') return [`kc_set_choice ${quote(change.target)} ${quote(change.after!)}`];
-    const content = renderRule(params.devices, persistedName(params, actual));
-    return [writeFileCommand(rulePath(params.devices), content, actual.file), RELOAD_COMMAND];
+    return ruleCommands(rulePath(params.devices), renderRule(params.devices, persistedName(params, actual)), actual.file);
   },
 });
 

@@ -161,7 +161,8 @@ function plan(params: KernelCmdlineParams, actual: KernelCmdlineState): Plan {
   const defaultManaged = managedSubsequence(defaults.tokens, names);
   if (defaultManaged.length) {
     warnings.push(
-      `GRUB_CMDLINE_LINUX_DEFAULT in ${GRUB_DEFAULT} also sets ${defaultManaged.join(' ')}; it is added after GRUB_CMDLINE_LINUX on normal boot entries, so the kernel sees both and the later one usually wins: remove it from GRUB_CMDLINE_LINUX_DEFAULT`,
+      `GRUB_CMDLINE_LINUX_DEFAULT in ${GRUB_DEFAULT} also has ${defaultManaged.join(' ')}; kvmconf edits only GRUB_CMDLINE_LINUX, and normal boot entries get GRUB_CMDLINE_LINUX_DEFAULT after it, ` +
+        `so the kernel still sees ${defaultManaged.join(' ')} (of a repeated name the later one usually wins): remove it from GRUB_CMDLINE_LINUX_DEFAULT`,
     );
   }
   for (const { file, text } of actual.grubD) {
@@ -187,13 +188,14 @@ function plan(params: KernelCmdlineParams, actual: KernelCmdlineState): Plan {
   if (!sameList(current, desired)) {
     const edit = editCmdline(actual.grub, names, desired);
     result.fileEdit = { before: current, content: edit.content, lines: edit.lines };
-    if (value.assignments.length > 1) {
+    const lastAssignment = value.assignments[value.assignments.length - 1];
+    if (lastAssignment && (value.assignments.length > 1 || (lastAssignment.style !== 'single' && lastAssignment.inner.includes('$')))) {
       const all = value.assignments.map((a) => a.line).join(', ');
-      const last = value.assignments[value.assignments.length - 1]!.line;
-      const earlier = edit.lines.filter((line) => line !== last);
+      const earlier = edit.lines.filter((line) => line !== lastAssignment.line);
+      const shape = value.assignments.length > 1 ? `is assigned ${value.assignments.length} times in ${GRUB_DEFAULT} (lines ${all})` : `expands variables in ${GRUB_DEFAULT} (line ${lastAssignment.line})`;
       warnings.push(
-        `GRUB_CMDLINE_LINUX is assigned ${value.assignments.length} times in ${GRUB_DEFAULT} (lines ${all}): kvmconf edits the last one (line ${last}), the one the file leaves in force` +
-          (earlier.length ? `, and removes the managed arguments from line ${earlier.join(', ')} whose value flows into it` : ''),
+        `GRUB_CMDLINE_LINUX ${shape}: kvmconf edits the last assignment (line ${lastAssignment.line}), the one the file leaves in force, and only its literal arguments` +
+          (earlier.length ? `; it also removes the managed arguments from line ${earlier.join(', ')}, whose value flows into it` : ''),
       );
     }
   }
@@ -230,6 +232,12 @@ function plan(params: KernelCmdlineParams, actual: KernelCmdlineState): Plan {
 function distinct(lists: string[][]): string | null {
   const texts = [...new Set(lists.map((tokens) => tokens.join(' ')))];
   return texts.length === 1 && texts[0] === '' ? null : texts.map((text) => text || '(none)').join(' | ');
+}
+
+/** Atomic write of the edited grub file (guarded by the content it was planned from), then regeneration. */
+export function grubFileCommands(path: string, content: string, previous: string | null, regenerate: string | null): string[] {
+  const write = writeFileCommand(path, content, previous);
+  return regenerate ? [write, regenerate] : [write];
 }
 
 function grubbyCommand(plan: Plan): string {
@@ -367,9 +375,10 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
         const now = actual.running.filter((token) => tokenName(token) === name);
         const wanted = desired.filter((token) => tokenName(token) === name);
         if (!sameList(now, wanted)) {
+          const booted = !wanted.length ? 'with it' : !now.length ? 'without it' : 'with another value';
           pending.push({
             module: 'kernel_cmdline', target: name, scope: 'pending', pendingOn: 'reboot', before: now.join(' ') || null, after: wanted.join(' ') || null,
-            reason: 'the running kernel was booted without it; the kernel command line takes effect at the next boot',
+            reason: `the running kernel was booted ${booted}; the kernel command line takes effect at the next boot`,
           });
         }
       }
@@ -388,8 +397,7 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
     if (change.scope === 'pending') return [];
     const result = plan(params, actual);
     if (change.target === GRUB_DEFAULT && result.fileEdit) {
-      const write = writeFileCommand(GRUB_DEFAULT, result.fileEdit.content, actual.grub);
-      return result.tool.kind === 'grubby' || !result.tool.command ? [write] : [write, result.tool.command];
+      return grubFileCommands(GRUB_DEFAULT, result.fileEdit.content, actual.grub, result.tool.kind === 'grubby' ? null : result.tool.command);
     }
     if (change.target === BLS_DIR) return [grubbyCommand(result)];
     if (change.target === result.tool.cfgPath && result.tool.command) return [result.tool.command];

@@ -88,6 +88,11 @@ export function modprobeOrder(files: Array<{ file: string; lines: string[] }>): 
   });
 }
 
+/** Atomic write of the owned modprobe.d file, guarded by the content the plan saw. */
+export function persistCommand(path: string, value: 0 | 1, previous: string | null): string {
+  return writeFileCommand(path, renderModprobe(value), previous);
+}
+
 export function reloadCommands(value: 0 | 1, persist: boolean): string[] {
   // Without the file, the option goes on modprobe's command line, which is read after modprobe.d.
   const load = persist ? 'modprobe vhost_net' : `modprobe vhost_net experimental_zcopytx=${value}`;
@@ -205,10 +210,10 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
       const users = Math.max(actual.refcnt, actual.holders.length);
       const before = actual.value === null ? null : String(actual.value);
       if (users > 0) {
-        const holders = actual.holders.length ? ` (held by ${actual.holders.join(', ')})` : '';
+        const holders = actual.holders.length ? `, held by ${actual.holders.join(', ')}` : '';
         changes.push({
           module: 'vhost_net', target: 'experimental_zcopytx', scope: 'pending', pendingOn: 'module-reload', before, after: String(wanted),
-          reason: [`vhost_net is in use by ${users} guests${holders}: reload it (modprobe -r vhost_net && modprobe vhost_net) with guests stopped`, ...security].join('; '),
+          reason: [`vhost_net is in use by guests (${users} open vhost-net devices${holders}): reload it (modprobe -r vhost_net && modprobe vhost_net) with guests stopped`, ...security].join('; '),
         });
       } else {
         changes.push({
@@ -224,7 +229,7 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
     const wanted = params.experimental_zcopytx!;
     if (change.scope === 'pending') return [];
     if (change.scope === 'runtime') return reloadCommands(wanted, params.persist);
-    return [writeFileCommand(MODPROBE_FILE, renderModprobe(wanted), actual.file)];
+    return [persistCommand(MODPROBE_FILE, wanted, actual.file)];
   },
 });
 

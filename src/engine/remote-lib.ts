@@ -42,9 +42,10 @@ kc_remove_file() {
   kc_backup="${BACKUP_ROOT}$1.$(date -u +%Y%m%dT%H%M%SZ)"
   mkdir -p "$(dirname "$kc_backup")" && mv -f "$1" "$kc_backup" || kc_fail "cannot remove $1"
 }
-# kc_write_value PATH VALUE: write a procfs/sysfs value, failing with the kernel's reason.
+# kc_write_value PATH VALUE: write a procfs/sysfs value, failing with the kernel's reason
+# (the external printf: dash's builtin reports every refused write as "I/O error").
 kc_write_value() {
-  kc_err=$( { printf '%s\n' "$2" > "$1"; } 2>&1 ) || kc_fail "the kernel refused '$2' for $1: $(printf '%s' "$kc_err" | sed 's/.*: //')"
+  kc_err=$( { env printf '%s\n' "$2" > "$1"; } 2>&1 ) || kc_fail "the kernel refused '$2' for $1: $(printf '%s' "$kc_err" | sed 's/.*: //')"
 }
 # kc_read_value PATH: the value with tabs and newlines folded to single spaces, as kvmconf compares it.
 kc_read_value() { tr '\t\n' '  ' < "$1" | sed 's/  */ /g; s/^ //; s/ $//'; }

@@ -426,9 +426,19 @@ export interface SshOptions {
   timeoutMs?: number;
 }
 
-function sshArgs(port: number, keyFile: string, knownHostsFile: string, user: string, connectTimeoutS: number): string[] {
+/**
+ * OpenSSH client arguments for the VM. `mux` names a ControlPath: commands then
+ * share one connection (a handshake costs about a second under TCG); 'none'
+ * forces a fresh connection (used to probe that sshd really answers).
+ */
+function sshArgs(port: number, keyFile: string, knownHostsFile: string, user: string, connectTimeoutS: number, mux: string): string[] {
+  const muxArgs =
+    mux === 'none'
+      ? ['-o', 'ControlMaster=no', '-o', 'ControlPath=none']
+      : ['-o', 'ControlMaster=auto', '-o', `ControlPath=${mux}`, '-o', 'ControlPersist=120'];
   return [
     '-F', '/dev/null',
+    ...muxArgs,
     '-o', 'BatchMode=yes',
     '-o', 'StrictHostKeyChecking=yes',
     '-o', `UserKnownHostsFile=${knownHostsFile}`,
@@ -436,8 +446,8 @@ function sshArgs(port: number, keyFile: string, knownHostsFile: string, user: st
     '-o', 'IdentitiesOnly=yes',
     '-o', `IdentityFile=${keyFile}`,
     '-o', `ConnectTimeout=${connectTimeoutS}`,
-    '-o', 'ServerAliveInterval=10',
-    '-o', 'ServerAliveCountMax=6',
+    '-o', 'ServerAliveInterval=5',
+    '-o', 'ServerAliveCountMax=4',
     '-o', 'LogLevel=ERROR',
     '-p', String(port),
     '-l', user,
@@ -503,6 +513,8 @@ export class Vm {
   startSeconds = 0;
   private qemu!: QemuHandle;
   private stopped = false;
+  private readonly muxUsers = new Set<string>();
+  private readonly muxPath: string;
 
   private constructor(
     readonly name: string,
@@ -512,7 +524,10 @@ export class Vm {
     readonly runDir: string,
     readonly accel: Accel,
     private readonly cfg: QemuConfig,
-  ) {}
+  ) {
+    // unix socket paths are short (108 bytes): keep it in the temp folder
+    this.muxPath = path.join(os.tmpdir(), `kvmlab-${process.pid}-${port}-%r`);
+  }
 
   /** @internal */
   static async create(name: string, image: ImageInfo, accel: Accel, memoryMiB: number, runDir: string, disk: string, incomingFile?: string): Promise<Vm> {
@@ -560,10 +575,32 @@ export class Vm {
     return this.qemu.child.pid;
   }
 
-  /** Runs `cmd` through the system OpenSSH client (host key checked against the lab known_hosts). */
+  /**
+   * Runs `cmd` (a shell command line on the guest) through the system OpenSSH
+   * client, host key checked against the lab known_hosts. Commands of one user
+   * share a multiplexed connection. Never rejects for a non-zero exit: see `code`.
+   */
   ssh(cmd: string, opts: SshOptions = {}): Promise<SshResult> {
-    const args = sshArgs(this.port, this.keyFile, this.knownHostsFile, opts.user ?? this.user, 15);
+    const user = opts.user ?? this.user;
+    this.muxUsers.add(user);
+    const args = sshArgs(this.port, this.keyFile, this.knownHostsFile, user, 15, this.muxPath);
     return runSsh(args, cmd, opts.input, opts.timeoutMs ?? 600_000);
+  }
+
+  /** Closes the shared SSH connections (before a reboot or a stop). */
+  async closeSsh(): Promise<void> {
+    await Promise.all(
+      [...this.muxUsers].map((user) =>
+        runSsh(['-O', 'exit', ...sshArgs(this.port, this.keyFile, this.knownHostsFile, user, 5, this.muxPath)], 'true', undefined, 10_000).catch(() => undefined),
+      ),
+    );
+    this.muxUsers.clear();
+  }
+
+  /** ssh without the shared connection */
+  private sshFresh(cmd: string, timeoutMs: number, connectTimeoutS = 15): Promise<SshResult> {
+    const args = sshArgs(this.port, this.keyFile, this.knownHostsFile, this.user, connectTimeoutS, 'none');
+    return runSsh(args, cmd, undefined, timeoutMs);
   }
 
   /** Resolves when an SSH handshake with `true` succeeds; rejects on QEMU exit or timeout (with the serial log's tail). */
@@ -578,9 +615,8 @@ export class Vm {
       if (remaining <= 0) {
         throw new Error(`${this.name}: no ${what} on 127.0.0.1:${this.port} after ${Math.round(timeoutMs / 1000)} s (last ssh error: ${last.trim() || 'none'})\n${this.serialTail()}`);
       }
-      const args = sshArgs(this.port, this.keyFile, this.knownHostsFile, this.user, Math.max(1, Math.min(10, Math.ceil(remaining / 1000))));
       try {
-        const r = await runSsh(args, 'true', undefined, Math.min(remaining, 30_000));
+        const r = await this.sshFresh('true', Math.min(remaining, 30_000), Math.max(1, Math.min(10, Math.ceil(remaining / 1000))));
         if (r.code === 0) return;
         last = r.stderr;
         if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/.test(r.stderr)) {
@@ -614,14 +650,24 @@ export class Vm {
   /** `systemctl reboot`, then waits until SSH answers with a new boot_id. */
   async reboot(timeoutMs = bootTimeoutMs()): Promise<void> {
     const before = await this.bootId();
-    await this.ssh('systemctl reboot', { timeoutMs: 60_000 }).catch(() => undefined);
+    await this.closeSsh();
+    await this.sshFresh('systemctl reboot', 60_000).catch(() => undefined);
+    await this.waitForNewBoot(before, timeoutMs);
+  }
+
+  /**
+   * Waits until SSH answers from a kernel whose boot_id differs from `previousBootId`
+   * (for reboots the code under test starts itself). Polls; never a fixed sleep.
+   */
+  async waitForNewBoot(previousBootId: string, timeoutMs = bootTimeoutMs()): Promise<void> {
+    await this.closeSsh();
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       await this.waitForSsh(Math.max(1000, deadline - Date.now()), 'SSH after reboot');
-      const r = await this.ssh('cat /proc/sys/kernel/random/boot_id', { timeoutMs: 30_000 }).catch(() => undefined);
+      const r = await this.sshFresh('cat /proc/sys/kernel/random/boot_id', 30_000).catch(() => undefined);
       const id = r?.code === 0 ? r.stdout.trim() : '';
-      if (id && id !== before) return;
-      if (Date.now() > deadline) throw new Error(`${this.name}: boot_id did not change within ${timeoutMs / 1000} s after reboot\n${this.serialTail()}`);
+      if (id && id !== previousBootId) return;
+      if (Date.now() > deadline) throw new Error(`${this.name}: boot_id did not change within ${timeoutMs / 1000} s\n${this.serialTail()}`);
       await sleep(500);
     }
   }
@@ -631,7 +677,8 @@ export class Vm {
     if (this.stopped) return;
     this.stopped = true;
     if (this.qemu.child.exitCode === null && this.qemu.child.signalCode === null) {
-      void this.ssh('systemctl poweroff', { timeoutMs: 15_000 }).catch(() => undefined);
+      await this.closeSsh();
+      void this.sshFresh('systemctl poweroff', 15_000).catch(() => undefined);
       const done = await Promise.race([this.qemu.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
       if (!done) {
         log(`${this.name}: no poweroff within ${timeoutMs / 1000} s, killing QEMU`);
@@ -667,6 +714,25 @@ export class Vm {
       ansible_ssh_private_key_file: this.keyFile,
       kvmconf_known_hosts_file: this.knownHostsFile,
     };
+  }
+
+  /** @internal The saved VM was stopped before saving: wait for the incoming migration, then run it. */
+  async resumeAfterIncoming(timeoutMs: number): Promise<void> {
+    const qmp = await Qmp.connect(this.cfg.qmpSocket);
+    try {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const st = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+        if (st.status === 'completed') break;
+        if (st.status === 'failed' || st.status === 'cancelled') throw new Error(`incoming migration ${st.status}: ${st['error-desc'] ?? ''}`);
+        if (Date.now() > deadline) throw new Error(`incoming migration not done after ${timeoutMs / 1000} s (${st.status ?? 'no status'})`);
+        await sleep(100);
+      }
+      const status = (await qmp.execute('query-status')) as { running?: boolean };
+      if (!status.running) await qmp.execute('cont');
+    } finally {
+      qmp.close();
+    }
   }
 
   /** @internal QMP access for saving the VM. */
@@ -866,6 +932,7 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
     const t0 = Date.now();
     const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, snap.state);
     try {
+      await vm.resumeAfterIncoming(RESTORE_TIMEOUT_MS);
       await vm.waitForSsh(RESTORE_TIMEOUT_MS, 'SSH after restore');
       // the saved guest clock is behind: set it from the host
       await vm.ssh(`date -u -s @${Math.floor(Date.now() / 1000)} >/dev/null`, { timeoutMs: 30_000 });
@@ -925,4 +992,50 @@ export async function writeInventory(vms: Vm[], file: string, groupName = 'hyper
 /** Stops (gracefully, then by force) every VM this process started and has not stopped yet. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...registry].map((vm) => vm.stop()));
+}
+
+// ------------------------------------------------------------------ measuring
+
+/**
+ * `node dist/test/lab/lab.js measure` prints the figures of test/lab/README.md:
+ * image build (or reuse), a cold boot, a restore of the saved VM, an SSH
+ * round trip, update-grub, a reboot and a stop.
+ */
+async function measure(): Promise<void> {
+  const t = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    const r = await f();
+    console.log(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return r;
+  };
+  try {
+    const image = await t('ensureImage', ensureImage);
+    console.log(`image build: ${image.buildSeconds === null ? 'cached' : `${image.buildSeconds} s`}`);
+    const { accel, reason } = await chooseAccel(image);
+    console.log(`accelerator: ${accel} (${reason})`);
+    const cold = await t('cold boot to SSH (incl. overlay)', () => startVm({ name: `measure-cold-${process.pid}`, coldBoot: true }));
+    await t('ssh true (first, opens the shared connection)', () => cold.ssh('true'));
+    await t('ssh true (shared connection)', () => cold.ssh('true'));
+    await t('update-grub', () => cold.ssh('update-grub >/dev/null 2>&1'));
+    await t('reboot (to a new boot_id)', () => cold.reboot());
+    await t('stop (graceful poweroff)', () => cold.stop());
+    const warm = await t('startVm (restore or save+restore)', () => startVm({ name: `measure-warm-${process.pid}` }));
+    console.log(`  started by ${warm.startedBy}`);
+    await t('stop', () => warm.stop());
+    const again = await t('startVm again', () => startVm({ name: `measure-again-${process.pid}` }));
+    console.log(`  started by ${again.startedBy}`);
+    await t('reboot of that VM', () => again.reboot());
+    const lab = await t('startLab(3)', () => startLab(3, { namePrefix: `measure-lab-${process.pid}-` }));
+    await t('stopAll', stopAll);
+    void lab;
+  } finally {
+    await stopAll();
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === 'measure') {
+  measure().catch((e: unknown) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
 }

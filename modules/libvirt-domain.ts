@@ -1,0 +1,60 @@
+/**
+ * libvirt_domain: guest tuning in libvirt domain XML (vCPU pinning, emulator pinning,
+ * NUMA policy and topology, hugepage backing, memory limits, multi-queue virtio-net
+ * and virtio-scsi, disk cache/io/throttling, block I/O weights). The persistent config
+ * is edited with the DOM and defined with `virsh define`; a running domain is changed
+ * live where libvirt can, and what only a guest start applies is reported pending
+ * (or applied by a restart when the task allows one).
+ */
+import { defineModule, type Change } from '../src/module.js';
+import { formatCpuList, parseCpuList } from '../src/engine/facts.js';
+import { DOMAIN_SCHEMA, normalizeDomainParams, type DomainParams } from './lib/libvirt-params.js';
+import { domainProbe, parseDomainProbe, type DomainProbeState } from './lib/libvirt-probe.js';
+import { MODULE, domainCommands, planDomain, splitTarget } from './lib/libvirt-plan.js';
+import { domainDiagnostics, hugepageDiagnostics, rulesFor, taskLabel } from './lib/libvirt-rules.js';
+import { parseXml } from './lib/domain-xml.js';
+
+const canonCpus = (list: string): string => formatCpuList(parseCpuList(list));
+
+/** Modules whose tasks may grow the hugepage pool during the same run. */
+const POOL_MODULES = new Set(['hugepages', 'kernel_cmdline']);
+
+export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
+  name: MODULE,
+  summary: 'libvirt guest tuning: pinning, NUMA, hugepages, memtune, multi-queue, disk cache/io/iotune, blkiotune',
+  schema: DOMAIN_SCHEMA,
+  normalize: (raw) => normalizeDomainParams(raw, canonCpus),
+  factsParams: { pattern: '*', uri: 'qemu:///system', restart: false, restart_timeout: 300, force_restart: false, factsOnly: true },
+
+  probe: (params) => domainProbe(params),
+  parse: (output) => parseDomainProbe(output),
+
+  rules: (params, facts) => rulesFor(params, facts),
+
+  diff(params, actual, context) {
+    if (!actual.host.virsh) throw new Error('virsh is not installed on this host (install libvirt-clients, or libvirt-client on RHEL)');
+    const matched = actual.domains.filter((domain) => domain.matched);
+    if (!matched.length) {
+      if (params.name !== undefined) throw new Error(`no libvirt domain named '${params.name}' (virsh list --all)`);
+      context.warn(`no libvirt domain matches '${params.pattern}'`);
+      return [];
+    }
+    const others = context.tasks.filter((task) => task.module === MODULE && task.params !== params).map((task) => task.params as DomainParams);
+    const softer = context.tasks.some((task) => POOL_MODULES.has(task.module));
+    const diagnostics = [
+      ...matched.flatMap((domain) => (domain.inactive ? domainDiagnostics(params, parseXml(domain.inactive), domain.name) : [])),
+      ...hugepageDiagnostics(params, others, actual, softer),
+    ];
+    diagnostics.filter((d) => d.severity === 'warning').forEach((d) => context.warn(d.message));
+    const errors = diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length) throw new Error(`${taskLabel(params)}: ${errors.map((d) => d.message).join('; ')}`);
+    return matched.flatMap((domain): Change[] => planDomain(params, domain));
+  },
+
+  commands(change, params, actual) {
+    const { domain: name } = splitTarget(change.target);
+    const domain = actual.domains.find((d) => d.name === name);
+    if (!domain) throw new Error(`internal error: no probed domain ${name}`);
+    return domainCommands(change, params, domain);
+  },
+});
