@@ -1,8 +1,19 @@
 /** Every module kvmconf knows, by the name playbooks use. */
 import type { Module } from '../src/module.js';
-import { sysctl } from './sysctl.js';
+import { tuned } from './tuned.js';
 import { thp } from './thp.js';
+import { hugepages } from './hugepages.js';
+import { ksm } from './ksm.js';
+import { numaBalancing } from './numa-balancing.js';
+import { kernelCmdline } from './kernel-cmdline.js';
+import { vhostNet } from './vhost-net.js';
+import { sysctl } from './sysctl.js';
+import { ioScheduler } from './io-scheduler.js';
+import { service } from './service.js';
 
-export const MODULES: Module[] = [sysctl, thp].map((module) => module as Module);
+/** In the order a playbook reference lists them: host tuning first, generic last. */
+export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service].map(
+  (module) => module as Module,
+);
 
 export const MODULES_BY_NAME = new Map(MODULES.map((module) => [module.name, module]));

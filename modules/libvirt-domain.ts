@@ -11,7 +11,7 @@ import { formatCpuList, parseCpuList } from '../src/engine/facts.js';
 import { DOMAIN_SCHEMA, normalizeDomainParams, type DomainParams } from './lib/libvirt-params.js';
 import { domainProbe, parseDomainProbe, type DomainProbeState } from './lib/libvirt-probe.js';
 import { MODULE, domainCommands, planDomain, splitTarget } from './lib/libvirt-plan.js';
-import { domainDiagnostics, hugepageDiagnostics, rulesFor, taskLabel } from './lib/libvirt-rules.js';
+import { domainDiagnostics, hugepageDiagnostics, rulesFor, selects, taskLabel } from './lib/libvirt-rules.js';
 import { parseXml } from './lib/domain-xml.js';
 
 const canonCpus = (list: string): string => formatCpuList(parseCpuList(list));
@@ -27,7 +27,7 @@ export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
   factsParams: { pattern: '*', uri: 'qemu:///system', restart: false, restart_timeout: 300, force_restart: false, factsOnly: true },
 
   probe: (params) => domainProbe(params),
-  parse: (output) => parseDomainProbe(output),
+  parse: (output, params) => parseDomainProbe(output, (name) => selects(params, name)),
 
   rules: (params, facts) => rulesFor(params, facts),
 

@@ -69,7 +69,7 @@ export function domainProbe(params: DomainParams): string {
 }
 
 /** Reads the probe output: fact lines first, then one block per domain. */
-export function parseDomainProbe(output: string): DomainProbeState {
+export function parseDomainProbe(output: string, selects: (name: string) => boolean = () => true): DomainProbeState {
   const lines = output.split('\n');
   const factLines: string[] = [];
   const domains: DomainActual[] = [];
@@ -77,7 +77,7 @@ export function parseDomainProbe(output: string): DomainProbeState {
     const line = lines[i]!;
     const [kind, a = '', b = '', c = ''] = line.split('\t');
     if (kind === '@@domain') {
-      domains.push({ name: a, state: b, matched: c === '1', inactive: null, live: null, tools: {} });
+      domains.push({ name: a, state: b, matched: c === '1' && selects(a), inactive: null, live: null, tools: {} });
       continue;
     }
     if (kind !== '@@xml' && kind !== '@@tool') {

@@ -77,8 +77,9 @@ async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: numb
     warn: (message) => diagnostics.push({ severity: 'warning', message }),
   });
   const tasks = job.tasks.map((task, index) => {
-    const diagnostics: Diagnostic[] = [...(task.module.rules?.(task.params, facts) ?? [])];
-    const errors = diagnostics.filter((d) => d.severity === 'error');
+    const checks = task.module.rules?.(task.params, facts) ?? [];
+    const diagnostics = checks.filter((d) => d.severity === 'warning');
+    const errors = checks.filter((d) => d.severity === 'error');
     if (errors.length) return { task, actual: undefined, changes: [], diagnostics, error: errors.map((d) => d.message).join('; ') };
     const output = outputs.get(`t${index}`);
     if (!output) return { task, actual: undefined, changes: [], diagnostics, error: 'probe output missing (gather was cut short)' };

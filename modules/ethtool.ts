@@ -1,0 +1,162 @@
+/**
+ * ethtool (inside guests): the number of combined channels (queues) of a multi-queue
+ * virtio-net interface. Live through `ethtool -L IFACE combined M` with a read-back;
+ * persisted by an owned udev rule that runs ethtool when the interface appears.
+ *
+ * Why udev and not a systemd .link file: udev applies only the FIRST .link file that
+ * matches an interface, so a kvmconf .link sorting before 99-default.link would drop
+ * the default NamePolicy and silently rename interfaces (enp1s0 -> eth0) at the next
+ * boot; a udev rule adds to the existing rules and needs no systemd >= 239.
+ * The rule sorts after 80-net-setup-link.rules so that NAME (the predictable name) is
+ * set when it is matched; a second line covers interfaces udev does not rename.
+ */
+import { defineModule, type Change, type Diagnostic } from '../src/module.js';
+import { quote } from '../src/shell.js';
+import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+
+/** Interface names (IFNAMSIZ 15) or shell/udev globs over them. */
+export const IFACE_PATTERN = '^[A-Za-z0-9_.*?-]{1,15}$';
+const ETHTOOL_FALLBACK = '/usr/sbin/ethtool';
+
+export interface EthtoolParams {
+  interface: string;
+  combined: number;
+  persist: boolean;
+}
+
+export interface Channels {
+  maxCombined: number | null;
+  combined: number | null;
+}
+
+export interface EthtoolState {
+  ethtool: string | null;
+  /** Per matching interface: its channels, or null when the driver has no channel support. */
+  interfaces: Record<string, Channels | null>;
+  rule: string | null;
+}
+
+export function rulePath(iface: string): string {
+  return `/etc/udev/rules.d/81-kvmconf-ethtool-${iface.replace(/\*/g, 'all').replace(/\?/g, 'any')}.rules`;
+}
+
+export function renderRule(iface: string, combined: number, ethtool: string): string {
+  const run = `RUN+="${ethtool} -L $name combined ${combined}"`;
+  return [
+    '# Managed by kvmconf (ethtool); edits here are overwritten.',
+    `ACTION=="add", SUBSYSTEM=="net", NAME=="${iface}", ${run}`,
+    `ACTION=="add", SUBSYSTEM=="net", NAME=="", KERNEL=="${iface}", ${run}`,
+    '',
+  ].join('\n');
+}
+
+/** `ethtool -l` output: the Combined line under "Pre-set maximums" and under "Current hardware settings". */
+export function parseChannels(text: string): Channels | null {
+  if (!/Pre-set maximums/.test(text)) return null;
+  const [max = '', current = ''] = text.split(/Current hardware settings:/);
+  const combined = (part: string) => {
+    const match = /^Combined:\s*(\S+)/m.exec(part);
+    return match && /^\d+$/.test(match[1]!) ? Number(match[1]) : null;
+  };
+  return { maxCombined: combined(max), combined: combined(current) };
+}
+
+/**
+ * Cross-layer check: a guest's channels against the hypervisor's virtio-net queues for
+ * the same NIC (pure; the engine runs hosts independently, so it is called once both
+ * sides are known). Channels above the queues cannot exist; fewer leave queues idle.
+ */
+export function checkQueueAgreement(
+  hostDomainQueues: { domain: string; mac?: string; queues: number },
+  guestChannels: { host: string; interface: string; combined: number },
+): Diagnostic[] {
+  const where = `${guestChannels.host} ${guestChannels.interface} (domain ${hostDomainQueues.domain}${hostDomainQueues.mac ? ` ${hostDomainQueues.mac}` : ''})`;
+  if (guestChannels.combined > hostDomainQueues.queues) {
+    return [{ severity: 'error', message: `${where}: ${guestChannels.combined} combined channels asked but the hypervisor gives the NIC ${hostDomainQueues.queues} queues` }];
+  }
+  if (guestChannels.combined !== hostDomainQueues.queues) {
+    return [{ severity: 'warning', message: `${where}: ${guestChannels.combined} combined channels for ${hostDomainQueues.queues} hypervisor queues; the other queues stay idle` }];
+  }
+  return [];
+}
+
+export const ethtool = defineModule<EthtoolParams, EthtoolState>({
+  name: 'ethtool',
+  summary: 'multi-queue virtio-net channels inside a guest (ethtool -L), persisted by a udev rule',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['interface', 'combined'],
+    properties: {
+      interface: { type: 'string', pattern: IFACE_PATTERN, not: { enum: ['.', '..'] } },
+      combined: { type: 'integer', minimum: 1, maximum: 1024 },
+      persist: { type: 'boolean' },
+    },
+  },
+  normalize: (raw) => ({ persist: true, ...(raw as Omit<EthtoolParams, 'persist'>) }),
+
+  ownedFiles: (params) => (params.persist ? [rulePath(params.interface)] : []),
+
+  probe: (params) => {
+    if (!new RegExp(IFACE_PATTERN).test(params.interface)) throw new Error(`bad interface name ${params.interface}`);
+    return [
+      `echo "ethtool=$(command -v ethtool)"`,
+      `for kc_i in $(ls /sys/class/net); do case "$kc_i" in ${params.interface}) ;; *) continue ;; esac`,
+      `  printf '@@iface %s\\n' "$kc_i"; ethtool -l "$kc_i" 2>&1; echo '@@iface-end'`,
+      `done`,
+      `echo '@@rule'`,
+      catFileProbe(rulePath(params.interface)),
+    ].join('\n');
+  },
+
+  parse(output) {
+    const [head = '', rule = ''] = output.split('@@rule\n');
+    const state: EthtoolState = { ethtool: /^ethtool=(\/\S+)$/m.exec(head)?.[1] ?? null, interfaces: {}, rule: parseFileBlock(rule) };
+    for (const block of head.split('@@iface ').slice(1)) {
+      const name = block.slice(0, block.indexOf('\n'));
+      state.interfaces[name] = parseChannels(block.slice(name.length + 1).split('@@iface-end')[0]!);
+    }
+    return state;
+  },
+
+  diff(params, actual, context) {
+    const names = Object.keys(actual.interfaces);
+    if (!names.length) throw new Error(`no network interface matches '${params.interface}'`);
+    if (!actual.ethtool) throw new Error('ethtool is not installed in this guest');
+    const changes: Change[] = [];
+    for (const name of names) {
+      const channels = actual.interfaces[name];
+      if (!channels || channels.maxCombined === null || channels.combined === null) {
+        if (params.interface === name) throw new Error(`${name}: the driver has no combined channels (ethtool -l); is it a multi-queue virtio-net NIC?`);
+        context.warn(`${name}: no combined channels (skipped)`);
+        continue;
+      }
+      if (params.combined > channels.maxCombined) {
+        throw new Error(`${name}: combined ${params.combined} is above the pre-set maximum ${channels.maxCombined} (the hypervisor's virtio-net queues for this NIC)`);
+      }
+      if (channels.combined !== params.combined) changes.push({ module: 'ethtool', target: `${name}:combined`, scope: 'runtime', before: String(channels.combined), after: String(params.combined) });
+    }
+    const path = rulePath(params.interface);
+    const rule = params.persist ? renderRule(params.interface, params.combined, actual.ethtool) : null;
+    if (params.persist && rule !== actual.rule) {
+      changes.push({
+        module: 'ethtool', target: path, scope: 'persist', before: actual.rule === null ? null : 'present', after: `combined ${params.combined} on add`,
+        diff: { before: actual.rule ?? '', after: rule ?? '', beforeHeader: path, afterHeader: path },
+      });
+    }
+    return changes;
+  },
+
+  commands(change, params, actual) {
+    if (change.scope === 'persist') {
+      return [writeFileCommand(rulePath(params.interface), renderRule(params.interface, params.combined, actual.ethtool ?? ETHTOOL_FALLBACK), actual.rule)];
+    }
+    const iface = quote(change.target.slice(0, change.target.lastIndexOf(':')));
+    const want = quote(String(params.combined));
+    return [
+      `ethtool -L ${iface} combined ${want}`,
+      `kc_got=$(ethtool -l ${iface} | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2}')`,
+      `[ "$kc_got" = ${want} ] || kc_fail ${quote(`${change.target}: asked for ${params.combined} combined channels, the device has`)} "$kc_got"`,
+    ];
+  },
+});

@@ -1,0 +1,198 @@
+/**
+ * playbooks/virtual-host.yaml on real Debian 12 kernels booted by the lab:
+ * check on a fresh host, apply, apply again, reboot, faults, and a fleet with a host down.
+ * A VM that cannot boot fails the suite with the reason; nothing is skipped.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startVm, startLab, stopAll, writeInventory, type Vm } from '../lab/lab.js';
+import { CLI, ROOT } from '../helpers/paths.js';
+
+const work = mkdtempSync(join(tmpdir(), 'kvmconf-e2e-'));
+const PLAYBOOK = join(ROOT, 'playbooks', 'virtual-host.yaml');
+let vm: Vm;
+let inventory: string;
+
+interface Run { code: number | null; stdout: string; stderr: string; report: any }
+
+/** Runs the real CLI with a JSON report written beside the text output. */
+function kvmconf(args: string[], onStderr?: (text: string) => void): Promise<Run> {
+  const reportFile = join(work, `report-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args, '--report', reportFile], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      onStderr?.(String(chunk));
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let report: unknown;
+      try {
+        report = JSON.parse(execFileSync('cat', [reportFile], { encoding: 'utf8' }));
+      } catch {
+        report = undefined;
+      }
+      resolve({ code, stdout, stderr, report });
+    });
+  });
+}
+
+/** What the host really has, read over the lab's own OpenSSH client (not kvmconf). */
+async function hostState(target: Vm): Promise<Record<string, string>> {
+  const script = [
+    'echo "thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled)"',
+    'echo "defrag=$(cat /sys/kernel/mm/transparent_hugepage/defrag)"',
+    'echo "ksm_run=$(cat /sys/kernel/mm/ksm/run)"',
+    'echo "merge_across_nodes=$(cat /sys/kernel/mm/ksm/merge_across_nodes)"',
+    'echo "nr_hugepages=$(cat /proc/sys/vm/nr_hugepages)"',
+    'echo "arp_filter=$(cat /proc/sys/net/ipv4/conf/all/arp_filter)"',
+    'echo "numa_balancing=$(cat /proc/sys/kernel/numa_balancing)"',
+    'echo "scheduler=$(cat /sys/block/vda/queue/scheduler)"',
+    'echo "tuned=$(tuned-adm active 2>&1 | head -1)"',
+    'echo "cmdline=$(cat /proc/cmdline)"',
+    'echo "grub=$(grep ^GRUB_CMDLINE_LINUX= /etc/default/grub)"',
+    'echo "mounts=$(grep -c hugetlbfs /proc/mounts)"',
+    'echo "files=$(ls /etc/sysctl.d /etc/tmpfiles.d /etc/modprobe.d /etc/udev/rules.d 2>/dev/null | grep -c kvmconf)"',
+  ].join('; ');
+  const result = await target.ssh(script);
+  assert.equal(result.code, 0, result.stderr);
+  return Object.fromEntries(result.stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+}
+
+const changeKeys = (report: any, statuses: string[]): string[] =>
+  report.hosts.flatMap((host: any) => host.tasks.flatMap((task: any) => task.changes.filter((c: any) => statuses.includes(c.status)).map((c: any) => `${c.module} ${c.target} (${c.scope})`))).sort();
+
+before(async () => {
+  vm = await startVm({ name: 'e2e-host' });
+  inventory = join(work, 'inventory.yaml');
+  await writeInventory([vm], inventory);
+});
+after(async () => {
+  await stopAll();
+});
+
+let predicted: string[] = [];
+let predictedPending: string[] = [];
+
+test('1. --check on a fresh host reports the drift and changes nothing', async () => {
+  const before = await hostState(vm);
+  const run = await kvmconf(['apply', '--check', PLAYBOOK, '-i', inventory]);
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.equal(run.report.hosts[0].status, 'changed');
+  assert.equal(run.report.hosts[0].execCount, 1);
+  predicted = changeKeys(run.report, ['planned']);
+  predictedPending = changeKeys(run.report, ['pending']);
+  for (const expected of ['thp enabled (runtime)', 'sysctl net.ipv4.conf.all.arp_filter (runtime)', 'kernel_cmdline /etc/default/grub (persist)']) {
+    assert.ok(predicted.includes(expected), `${expected} in ${predicted.join(', ')}`);
+  }
+  assert.ok(predictedPending.some((key) => key.startsWith('kernel_cmdline transparent_hugepage')), predictedPending.join(', '));
+  assert.deepEqual(await hostState(vm), before, 'check wrote nothing');
+});
+
+test('2+3. apply converges, makes exactly the predicted changes, and a second apply changes nothing', async () => {
+  const run = await kvmconf(['apply', PLAYBOOK, '-i', inventory]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.equal(run.report.hosts[0].execCount, 3, 'gather, apply, verify');
+  assert.deepEqual(changeKeys(run.report, ['applied']), predicted, 'check predicted exactly what apply did');
+  assert.deepEqual(changeKeys(run.report, ['pending']), predictedPending);
+  const state = await hostState(vm);
+  assert.match(state.thp!, /\[never\]/);
+  assert.equal(state.merge_across_nodes, '0');
+  assert.equal(state.nr_hugepages, '128');
+  assert.equal(state.arp_filter, '1');
+  assert.match(state.scheduler!, /\[mq-deadline\]/);
+  assert.match(state.tuned!, /virtual-host/);
+  assert.match(state.grub!, /transparent_hugepage=never/);
+  assert.doesNotMatch(state.cmdline!, /transparent_hugepage=never/, 'the running kernel only changes at reboot');
+
+  const again = await kvmconf(['apply', PLAYBOOK, '-i', inventory, '--detailed-exitcode']);
+  assert.equal(again.code, 3, 'only pending (reboot) remains: ' + again.stdout);
+  assert.deepEqual(changeKeys(again.report, ['applied']), [], 'second apply changed nothing');
+  assert.equal(again.report.hosts[0].execCount, 1);
+  const plain = await kvmconf(['apply', PLAYBOOK, '-i', inventory]);
+  assert.equal(plain.code, 0, plain.stdout);
+});
+
+test('4. after a reboot every setting holds, /proc/cmdline has the tokens, nothing is pending', async () => {
+  await vm.reboot();
+  const state = await hostState(vm);
+  assert.match(state.cmdline!, /transparent_hugepage=never/);
+  assert.match(state.thp!, /\[never\]/);
+  assert.match(state.defrag!, /\[never\]/);
+  assert.equal(state.merge_across_nodes, '0');
+  assert.equal(state.nr_hugepages, '128');
+  assert.equal(state.arp_filter, '1');
+  assert.equal(state.numa_balancing, '1');
+  assert.match(state.scheduler!, /\[mq-deadline\]/);
+  assert.match(state.tuned!, /virtual-host/);
+  assert.equal(state.mounts, '1');
+  const check = await kvmconf(['apply', '--check', PLAYBOOK, '-i', inventory]);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  assert.deepEqual(changeKeys(check.report, ['planned', 'pending']), []);
+});
+
+test('5a. a hugepage pool larger than the host can give fails with the granted count', async () => {
+  const playbook = join(work, 'too-many.yaml');
+  writeFileSync(playbook, '- hosts: all\n  become: true\n  tasks:\n    - hugepages: { nr_hugepages: 700 }\n');
+  const run = await kvmconf(['apply', playbook, '-i', inventory]);
+  assert.equal(run.code, 1, run.stdout);
+  assert.equal(run.report.hosts[0].status, 'failed');
+  assert.match(run.stdout + JSON.stringify(run.report), /asked (for )?'?700'?.*(granted|has) '?\d+/);
+});
+
+test('5b. KSM with shared pages still reaches merge_across_nodes=0', async () => {
+  const binary = join(work, 'ksm-sharer');
+  execFileSync('gcc', ['-static', '-O2', '-o', binary, join(ROOT, 'test', 'lab', 'ksm-sharer.c')]);
+  const copy = spawn('ssh', ['-i', vm.keyFile, '-p', String(vm.port), '-o', `UserKnownHostsFile=${vm.knownHostsFile}`, '-o', 'BatchMode=yes', 'root@127.0.0.1', 'cat > /root/ksm-sharer && chmod +x /root/ksm-sharer'], { stdio: ['pipe', 'inherit', 'inherit'] });
+  copy.stdin.end(execFileSync('cat', [binary]));
+  await new Promise((resolve) => copy.on('close', resolve));
+  const setup = await vm.ssh(
+    'echo 2 > /sys/kernel/mm/ksm/run; echo 1 > /sys/kernel/mm/ksm/merge_across_nodes; echo 10000 > /sys/kernel/mm/ksm/pages_to_scan; echo 10 > /sys/kernel/mm/ksm/sleep_millisecs; ' +
+      'echo 1 > /sys/kernel/mm/ksm/run; (setsid /root/ksm-sharer </dev/null >/dev/null 2>&1 &); ' +
+      'for i in $(seq 1 120); do [ "$(cat /sys/kernel/mm/ksm/pages_shared)" -gt 0 ] && break; sleep 1; done; cat /sys/kernel/mm/ksm/pages_shared; ' +
+      'echo 0 > /sys/kernel/mm/ksm/merge_across_nodes 2>&1; echo "direct write status $?"',
+  );
+  assert.match(setup.stdout, /^[1-9]\d*$/m, `KSM merged pages: ${setup.stdout} ${setup.stderr}`);
+  assert.match(setup.stdout + setup.stderr, /busy|status [1-9]/i, 'the kernel refuses a direct write while pages are shared');
+  const run = await kvmconf(['apply', PLAYBOOK, '-i', inventory, '--tags', 'memory']);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  const state = await hostState(vm);
+  assert.equal(state.merge_across_nodes, '0');
+  await vm.ssh('pkill ksm-sharer');
+});
+
+test('5c. a connection cut mid-apply, then a re-run, converges', async () => {
+  // Make the slow tuned step part of the apply, then cut kvmconf's session from inside the VM while it runs.
+  await vm.ssh('tuned-adm profile balanced; echo always > /sys/kernel/mm/transparent_hugepage/enabled');
+  const watcher = vm.ssh('for i in $(seq 1 900); do if pgrep -x tuned-adm >/dev/null; then pkill -KILL -f "sshd: root@notty"; exit 0; fi; sleep 0.1; done; exit 1');
+  const broken = await kvmconf(['apply', PLAYBOOK, '-i', inventory]);
+  await watcher.catch(() => undefined); // the watcher's own session may be cut too
+  assert.equal(broken.code, 1, broken.stdout);
+  assert.match(broken.report.hosts[0].error, /dropped|closed|lost|connection/i);
+  const rerun = await kvmconf(['apply', PLAYBOOK, '-i', inventory]);
+  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+  const state = await hostState(vm);
+  assert.match(state.tuned!, /virtual-host/);
+  assert.match(state.thp!, /\[never\]/);
+});
+
+test('6. fleet: three hosts, one down: two converge, the stopped one is unreachable, exit 1', async () => {
+  const others = await startLab(2, { namePrefix: 'e2e-fleet-' });
+  const fleet = join(work, 'fleet.yaml');
+  await writeInventory([vm, ...others], fleet);
+  await others[1]!.kill();
+  const run = await kvmconf(['apply', PLAYBOOK, '-i', fleet]);
+  assert.equal(run.code, 1, run.stdout);
+  const status = Object.fromEntries(run.report.hosts.map((h: any) => [h.host, h.status]));
+  assert.equal(status[vm.name], 'ok');
+  assert.equal(status[others[0]!.name], 'changed');
+  assert.equal(status[others[1]!.name], 'unreachable');
+  assert.match(run.stdout, new RegExp(`${others[1]!.name}.*unreachable`));
+});
