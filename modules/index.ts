@@ -10,9 +10,11 @@ import { vhostNet } from './vhost-net.js';
 import { sysctl } from './sysctl.js';
 import { ioScheduler } from './io-scheduler.js';
 import { service } from './service.js';
+import { libvirtDomain } from './libvirt-domain.js';
+import { ethtool } from './ethtool.js';
 
-/** In the order a playbook reference lists them: host tuning first, generic last. */
-export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service].map(
+/** In the order a playbook reference lists them: host tuning, generic, then guests. */
+export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool].map(
   (module) => module as Module,
 );
 

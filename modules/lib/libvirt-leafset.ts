@@ -52,7 +52,7 @@ function currentLeaf(current: number, count: number | undefined): Leaf {
 function pinOp(vcpu: string | null): LiveOp {
   const tool = vcpu === null ? 'emulatorpin' : 'vcpupin';
   const select = vcpu === null ? [] : ['--vcpu', vcpu];
-  const filter = vcpu === null ? `awk '$1 == "*:" {print $2}'` : `awk '{sub(/:$/, "", $1)} $1 == ${quote(`"${vcpu}"`)} {print $2}'`;
+  const filter = vcpu === null ? `awk '$1 == "*:" {print $2}'` : `awk -v v=${quote(vcpu)} '{sub(/:$/, "", $1)} $1 == v {print $2}'`;
   return {
     read: (tools) => (vcpu === null ? tools.emulatorpin ?? undefined : tools.vcpupin[vcpu]),
     commands: (virsh, domain, want) => [

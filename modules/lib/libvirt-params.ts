@@ -87,7 +87,7 @@ export const DOMAIN_SCHEMA: Record<string, unknown> = obj(
         hugepages: {
           anyOf: [
             { const: false },
-            obj({ size_kib: { enum: [2048, 1048576] }, size: { enum: Object.keys(HUGEPAGE_SIZES) }, nodeset: cpuset }, { not: { required: ['size', 'size_kib'] } }),
+            obj({ size_kib: { enum: [2048, 1048576] }, size: { enum: Object.keys(HUGEPAGE_SIZES) }, nodeset: cpuset }, { not: { required: ['size', 'size_kib'] }, dependencies: { nodeset: { anyOf: [{ required: ['size'] }, { required: ['size_kib'] }] } } }),
           ],
         },
         locked: { type: 'boolean' },

@@ -7,7 +7,7 @@
 import type { Element } from '@xmldom/xmldom';
 import type { Diagnostic } from '../../src/module.js';
 import { formatCpuList, parseCpuList, type HostFacts } from '../../src/engine/facts.js';
-import { findPath, parseXml, textOf, toKiB } from './domain-xml.js';
+import { childElements, findPath, parseXml, textOf, toKiB } from './domain-xml.js';
 import type { LibvirtHostFacts } from './libvirt-facts.js';
 import { IOTUNE_KEYS, type DomainParams } from './libvirt-params.js';
 import { readCells } from './libvirt-leafset.js';
@@ -140,6 +140,13 @@ function cellDiagnostics(params: DomainParams, root: Element, who: string): Diag
   return out;
 }
 
+function interfaceType(root: Element, match: { mac?: string; index?: number }): string | null {
+  const devices = findPath(root, [{ name: 'devices' }]);
+  const all = devices ? childElements(devices, 'interface') : [];
+  const found = match.mac ? all.find((i) => childElements(i, 'mac').some((m) => m.getAttribute('address')?.toLowerCase() === match.mac!.toLowerCase())) : all[match.index ?? -1];
+  return found?.getAttribute('type') ?? null;
+}
+
 /** Checks that need the domain's own XML (vCPU count, memory, existing settings). */
 export function domainDiagnostics(params: DomainParams, root: Element, name: string): Diagnostic[] {
   const out = cellDiagnostics(params, root, name);
@@ -158,6 +165,8 @@ export function domainDiagnostics(params: DomainParams, root: Element, name: str
     if (cache !== 'none' && cache !== 'directsync') out.push(error(`${name}: disk ${disk.target}: io=native needs cache=none or cache=directsync (cache is ${cache})`));
   }
   for (const item of params.interfaces ?? []) {
+    const type = interfaceType(root, item.match);
+    if (item.queues !== undefined && item.queues > 1 && type === 'user') out.push(error(`${name}: interface ${item.match.mac ?? item.match.target ?? `#${item.match.index}`}: libvirt refuses multiqueue on type='user' interfaces (the guest would not start)`));
     if (item.queues !== undefined && item.queues > count) out.push(warning(`${name}: interface ${item.match.mac ?? item.match.target ?? `#${item.match.index}`}: ${item.queues} queues for ${count} vCPUs; more queues than vCPUs brings nothing`));
   }
   return out;

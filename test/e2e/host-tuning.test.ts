@@ -58,7 +58,7 @@ async function hostState(target: Vm): Promise<Record<string, string>> {
     'echo "tuned=$(tuned-adm active 2>&1 | head -1)"',
     'echo "cmdline=$(cat /proc/cmdline)"',
     'echo "grub=$(grep ^GRUB_CMDLINE_LINUX= /etc/default/grub)"',
-    'echo "mounts=$(grep -c hugetlbfs /proc/mounts)"',
+    'echo "mounts=$(grep -c " /dev/hugepages2M hugetlbfs " /proc/mounts)"',
     'echo "files=$(ls /etc/sysctl.d /etc/tmpfiles.d /etc/modprobe.d /etc/udev/rules.d 2>/dev/null | grep -c kvmconf)"',
   ].join('; ');
   const result = await target.ssh(script);

@@ -9,18 +9,29 @@ import YAML from 'yaml';
 import { startVm, stopAll, writeInventory, LAB_STATE_DIR, type Vm } from '../lab/lab.js';
 
 describe('real-VM lab', () => {
-  let vm: Vm;
+  let booted: Vm | undefined;
+  let bootError: unknown;
 
   before(async () => {
-    vm = await startVm({ name: `labtest-${process.pid}` });
+    try {
+      booted = await startVm({ name: `labtest-${process.pid}` });
+    } catch (e) {
+      bootError = e; // every test below fails with this reason
+    }
   });
 
   after(async () => {
     await stopAll();
   });
 
+  /** The booted VM; throws (failing the test) with the reason when it did not boot. */
+  function theVm(): Vm {
+    if (!booted) throw new Error(`the lab VM did not boot: ${bootError instanceof Error ? bootError.message : String(bootError)}`);
+    return booted;
+  }
+
   async function run(cmd: string, user?: string): Promise<string> {
-    const r = await vm.ssh(cmd, { user });
+    const r = await theVm().ssh(cmd, { user });
     assert.equal(r.code, 0, `${cmd} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   }
@@ -49,13 +60,14 @@ describe('real-VM lab', () => {
 
   test('kvmadmin has passwordless sudo; pwuser sudo asks for a password', async () => {
     assert.equal((await run('sudo -n id -u', 'kvmadmin')).trim(), '0');
-    const r = await vm.ssh('sudo -n true', { user: 'pwuser' });
+    const r = await theVm().ssh('sudo -n true', { user: 'pwuser' });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /password is required/);
   });
 
   test('writeInventory writes an Ansible-style inventory', async () => {
     const file = path.join(LAB_STATE_DIR, 'run', `labtest-${process.pid}`, 'inventory.yaml');
+    const vm = theVm();
     await writeInventory([vm], file);
     const doc = YAML.parse(fs.readFileSync(file, 'utf8'));
     assert.deepEqual(doc.all.children.hypervisors.hosts[vm.name], {
@@ -73,6 +85,7 @@ describe('real-VM lab', () => {
     await run(`sed -i 's/^GRUB_CMDLINE_LINUX="\\(.*\\)"$/GRUB_CMDLINE_LINUX="\\1 ${token}"/' /etc/default/grub`);
     assert.match(await run('grep ^GRUB_CMDLINE_LINUX= /etc/default/grub'), new RegExp(token));
     await run('update-grub 2>&1');
+    const vm = theVm();
     const bootBefore = await vm.bootId();
     await vm.reboot();
     assert.notEqual(await vm.bootId(), bootBefore);

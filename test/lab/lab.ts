@@ -346,7 +346,8 @@ class Qmp {
   private greeted!: Promise<void>;
   private constructor(private sock: net.Socket) {}
 
-  static async connect(file: string, timeoutMs = 15_000): Promise<Qmp> {
+  /** Connects, retrying until timeoutMs or until `gone()` says QEMU has exited. */
+  static async connect(file: string, timeoutMs = 15_000, gone: () => boolean = () => false): Promise<Qmp> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -361,7 +362,7 @@ class Qmp {
         await q.execute('qmp_capabilities');
         return q;
       } catch (e) {
-        if (Date.now() > deadline) throw new Error(`QMP ${file}: ${(e as Error).message}`);
+        if (Date.now() > deadline || gone()) throw new Error(`QMP ${file}: ${(e as Error).message}`);
         await sleep(100);
       }
     }
@@ -503,6 +504,30 @@ const bootTimeoutMs = () => Number(process.env.KVMCONF_LAB_BOOT_TIMEOUT ?? 420) 
 const RESTORE_TIMEOUT_MS = 90_000;
 const registry = new Set<Vm>();
 let vmCounter = 0;
+let accelLogged = false;
+let gcDone = false;
+
+/** Once per process: drops the overlays of VMs whose QEMU is gone (a test process killed hard). */
+function gcRunDirs(): void {
+  if (gcDone) return;
+  gcDone = true;
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(RUN_DIR);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const dir = path.join(RUN_DIR, n);
+    try {
+      const pid = Number(fs.readFileSync(path.join(dir, 'qemu.pid'), 'utf8'));
+      if (pid && pidAlive(pid)) continue;
+    } catch {
+      /* no pid file */
+    }
+    fs.rmSync(path.join(dir, 'disk.qcow2'), { force: true });
+  }
+}
 
 export class Vm {
   readonly host = '127.0.0.1';
@@ -549,7 +574,7 @@ export class Vm {
       // forwarded port was taken in between: then retry on a new port
       const early = await Promise.race([
         vm.qemu.exited.then(() => true),
-        Qmp.connect(cfg.qmpSocket, 30_000)
+        Qmp.connect(cfg.qmpSocket, 30_000, () => vm.qemu.child.exitCode !== null || vm.qemu.child.signalCode !== null)
           .then(async (q) => {
             await q.execute('query-status').finally(() => q.close());
             return false;
@@ -616,7 +641,7 @@ export class Vm {
         throw new Error(`${this.name}: no ${what} on 127.0.0.1:${this.port} after ${Math.round(timeoutMs / 1000)} s (last ssh error: ${last.trim() || 'none'})\n${this.serialTail()}`);
       }
       try {
-        const r = await this.sshFresh('true', Math.min(remaining, 30_000), Math.max(1, Math.min(10, Math.ceil(remaining / 1000))));
+        const r = await this.sshFresh('true', Math.min(remaining, 30_000), Math.max(1, Math.min(5, Math.ceil(remaining / 1000))));
         if (r.code === 0) return;
         last = r.stderr;
         if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/.test(r.stderr)) {
@@ -651,7 +676,8 @@ export class Vm {
   async reboot(timeoutMs = bootTimeoutMs()): Promise<void> {
     const before = await this.bootId();
     await this.closeSsh();
-    await this.sshFresh('systemctl reboot', 60_000).catch(() => undefined);
+    // not awaited: the session may die with sshd before it reports back
+    void this.sshFresh('systemctl reboot', 30_000).catch(() => undefined);
     await this.waitForNewBoot(before, timeoutMs);
   }
 
@@ -802,7 +828,7 @@ function snapshotsEnabled(): boolean {
 async function snapshotKey(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<string> {
   const { stdout: qemuVersion } = await execFileP('qemu-system-x86_64', ['--version']);
   return createHash('sha256')
-    .update([image.hash, accel, memoryMiB, qemuVersion, MACHINE_VERSION].join('\n'))
+    .update([image.hash, accel, memoryMiB, qemuVersion, MACHINE_VERSION, PROJECT_ROOT].join('\n'))
     .digest('hex')
     .slice(0, 16);
 }
@@ -922,7 +948,11 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   const name = opts.name ?? `vm-${process.pid}-${++vmCounter}`;
   const memoryMiB = opts.memoryMiB ?? DEFAULT_MEMORY_MIB;
   if (memoryMiB % 4 !== 0 || memoryMiB < 512) throw new Error(`lab: memoryMiB must be a multiple of 4 and >= 512, not ${memoryMiB}`);
-  log(`${name}: accelerator ${accel} (${reason})`);
+  if (!accelLogged) {
+    accelLogged = true;
+    log(`accelerator ${accel}: ${reason}`);
+  }
+  gcRunDirs();
 
   const snap = snapshotsEnabled() && !opts.coldBoot ? await ensureSnapshot(image, accel, memoryMiB) : null;
   if (snap && fs.existsSync(path.join(snap.dir, 'READY'))) {

@@ -6,18 +6,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, InputErrors } from '../../src/errors.js';
 import { becomeDefault, connectionSpec, loadInventory, localInventory, shellWords, type ConnectionDefaults, type InventoryHost } from '../../src/config/inventory.js';
+import { ROOT } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${import.meta.url}`);
-    dir = up;
-  }
-  return dir;
-}
 
-const FIXTURES = join(projectRoot(), 'test', 'fixtures', 'inventory');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'inventory');
 const ANSIBLE = join(FIXTURES, 'ansible', 'inventory.yaml');
 const broken = (name: string): string => join(FIXTURES, 'broken', name);
 

@@ -13,17 +13,9 @@ import {
   ioScheduler, globMatch, selects, sanitisePattern, rulePath, renderRule, ruleCommands, parseSchedulerLine, RELOAD_COMMAND,
   type IoSchedulerParams, type IoSchedulerState,
 } from '../../modules/io-scheduler.js';
+import { ROOT } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test');
-    dir = parent;
-  }
-  return dir;
-}
-const FIXTURES = path.join(projectRoot(), 'test', 'fixtures', 'io_scheduler');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'io_scheduler');
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 
 const facts = { osId: 'debian', osLike: [], kernel: '6.1.0-18-amd64', arch: 'x86_64', systemd: true } as unknown as HostFacts;

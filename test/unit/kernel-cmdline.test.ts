@@ -14,17 +14,9 @@ import {
   type KernelCmdlineParams, type KernelCmdlineState,
 } from '../../modules/kernel-cmdline.js';
 import { editCmdline, effectiveValue, tokenizeCmdline } from '../../modules/lib/grub.js';
+import { ROOT } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test');
-    dir = parent;
-  }
-  return dir;
-}
-const FIXTURES = path.join(projectRoot(), 'test', 'fixtures', 'kernel_cmdline');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'kernel_cmdline');
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 const STOCK = fixture('debian12-stock-default-grub');
 

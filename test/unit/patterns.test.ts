@@ -6,18 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../../src/errors.js';
 import { loadInventory } from '../../src/config/inventory.js';
 import { limitHosts, resolvePattern, splitPattern } from '../../src/config/patterns.js';
+import { ROOT } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${import.meta.url}`);
-    dir = up;
-  }
-  return dir;
-}
 
-const FIXTURES = join(projectRoot(), 'test', 'fixtures', 'inventory');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'inventory');
 // Hosts, in file order: standalone hv1 hv2 hv3 localhost nas1.
 // Groups: all ungrouped hypervisors{hv1 hv2 rack1{hv3}} local{localhost} storage{hv2 nas1} backup{hv2}.
 const inventory = loadInventory(join(FIXTURES, 'ansible', 'inventory.yaml'));

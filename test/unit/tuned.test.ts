@@ -11,17 +11,9 @@ import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remot
 import { compile } from '../../src/config/schema.js';
 import { tuned, conflictWarnings, profileSwitchCommands, ACTIVE_PROFILE_FILE, PROFILE_MODE_FILE, type TunedParams, type TunedState } from '../../modules/tuned.js';
 import { loadProfiles, parseIni, profileSettings } from '../../modules/lib/tuned-profile.js';
+import { ROOT } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test');
-    dir = parent;
-  }
-  return dir;
-}
-const FIXTURES = path.join(projectRoot(), 'test', 'fixtures', 'tuned');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'tuned');
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 
 const facts = { osId: 'debian', osLike: [], kernel: '6.1.0-18-amd64', arch: 'x86_64', systemd: true } as unknown as HostFacts;

@@ -1,0 +1,164 @@
+/**
+ * libvirt_domain against a real libvirtd on this machine (test/helpers/libvirtd.ts):
+ * a 64 MiB TCG guest with a raw disk, a virtio-scsi controller and a user-mode NIC
+ * (no host network) is defined and started; the module's probe and commands run for
+ * real through /bin/sh with the remote library. Fails (never skips) without libvirtd.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { libvirtDomain } from '../../modules/libvirt-domain.js';
+import type { DomainParams } from '../../modules/lib/libvirt-params.js';
+import type { DomainProbeState } from '../../modules/lib/libvirt-probe.js';
+import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
+import { parseFacts, FACTS_PROBE, parseCpuList, type HostFacts } from '../../src/engine/facts.js';
+import type { Change } from '../../src/module.js';
+import { startLibvirtd, virsh, type Libvirtd } from '../helpers/libvirtd.js';
+
+const NAME = `kvmconf-it-${randomBytes(3).toString('hex')}`;
+let daemon: Libvirtd | undefined;
+let dir = '';
+let facts: HostFacts;
+
+function sh(script: string): string {
+  const result = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`sh failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+function domainXml(disk: string): string {
+  return `<domain type='qemu'>
+  <name>${NAME}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>2</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${disk}'/><target dev='vda' bus='virtio'/></disk>
+    <controller type='scsi' model='virtio-scsi'/>
+    <interface type='user'><model type='virtio'/></interface>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`;
+}
+
+before(() => {
+  daemon = startLibvirtd();
+  dir = mkdtempSync(join(tmpdir(), 'kvmconf-libvirt-it-'));
+  chmodSync(dir, 0o755); // qemu runs as libvirt-qemu: it must reach the disk file
+  writeFileSync(join(dir, 'disk.raw'), Buffer.alloc(1024 * 1024));
+  writeFileSync(join(dir, 'domain.xml'), domainXml(join(dir, 'disk.raw')));
+  virsh('define', '--file', join(dir, 'domain.xml'));
+  virsh('start', '--domain', NAME);
+  facts = parseFacts(sh(FACTS_PROBE));
+});
+
+after(() => {
+  spawnSync('virsh', ['-c', 'qemu:///system', 'destroy', '--domain', NAME]);
+  spawnSync('virsh', ['-c', 'qemu:///system', 'undefine', '--domain', NAME]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  daemon?.stop();
+});
+
+function params(extra: Record<string, unknown> = {}): DomainParams {
+  const first = facts.cpusOnline[0]!;
+  const last = facts.cpusOnline[facts.cpusOnline.length - 1]!;
+  return libvirtDomain.normalize!({
+    name: NAME,
+    cputune: { vcpupin: { 0: String(first), 1: String(last) }, emulatorpin: String(first) },
+    numatune: { nodeset: '0' },
+    // No hard_limit: libvirt then raises the qemu process's RLIMIT_MEMLOCK, which a container without CAP_SYS_RESOURCE refuses at start.
+    memtune: { soft_limit_kib: 524288 },
+    blkiotune: { weight: 500 },
+    disks: [{ target: 'vda', cache: 'none', io: 'native', iotune: { total_iops_sec: 1000 } }],
+    interfaces: [{ match: { index: 0 }, model: 'virtio' }],
+    scsi_queues: 2,
+    ...extra,
+  });
+}
+
+function plan(p: DomainParams): { actual: DomainProbeState; changes: Change[]; warnings: string[] } {
+  const actual = libvirtDomain.parse(sh(libvirtDomain.probe(p)), p);
+  const warnings: string[] = [];
+  const errors = (libvirtDomain.rules?.(p, facts) ?? []).filter((d) => d.severity === 'error');
+  assert.deepEqual(errors, []);
+  const changes = libvirtDomain.diff(p, actual, { facts, tasks: [], warn: (w) => warnings.push(w) });
+  return { actual, changes, warnings };
+}
+
+function apply(p: DomainParams, actual: DomainProbeState, changes: Change[]): void {
+  const steps = changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, actual) }));
+  const mark = newMark();
+  const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
+  const { outcomes } = parseApplyOutput(result.stdout, mark, steps);
+  for (const outcome of outcomes) assert.equal(outcome.status, 'ok', `${outcome.label}: ${outcome.output}`);
+}
+
+const summary = (changes: Change[]) => changes.map((c) => `${c.scope} ${c.target.replace(`${NAME}/`, '')}`).sort();
+
+function qemuThreads(): Array<{ comm: string; cpus: number[]; mems: string }> {
+  const pid = readFileSync(`/run/libvirt/qemu/${NAME}.pid`, 'utf8').trim();
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    const field = (name: string) => new RegExp(`^${name}:\\s*(\\S*)`, 'm').exec(status)?.[1] ?? '';
+    return { comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), cpus: parseCpuList(field('Cpus_allowed_list')), mems: field('Mems_allowed_list') };
+  });
+}
+
+test('a running domain: plan splits persist, runtime and pending; apply converges to pending only', () => {
+  const p = params();
+  const first = plan(p);
+  assert.deepEqual(summary(first.changes), [
+    'pending controller[scsi0].queues', 'pending disk[vda].cache', 'pending disk[vda].io',
+    'persist config',
+    'runtime blkiotune.weight', 'runtime cputune.emulatorpin', 'runtime cputune.vcpupin[0]', 'runtime cputune.vcpupin[1]',
+    'runtime disk[vda].iotune.total_iops_sec', 'runtime memtune.soft_limit', 'runtime numatune.nodeset',
+  ].sort());
+  apply(p, first.actual, first.changes);
+  const second = plan(p);
+  assert.deepEqual(summary(second.changes), ['pending controller[scsi0].queues', 'pending disk[vda].cache', 'pending disk[vda].io']);
+  const inactive = virsh('dumpxml', '--inactive', '--domain', NAME);
+  assert.match(inactive, /<driver name='qemu' type='raw' cache='none' io='native'\/>/);
+  assert.match(inactive, /<vcpupin vcpu='1' cpuset='\d+'\/>/);
+  assert.match(inactive, /<mac address=/, 'the MAC libvirt generated is kept');
+});
+
+test('the kernel enforces the pinning on the qemu threads', () => {
+  const threads = qemuThreads();
+  const first = facts.cpusOnline[0]!;
+  const last = facts.cpusOnline[facts.cpusOnline.length - 1]!;
+  const vcpu = (n: number) => threads.find((t) => new RegExp(`^CPU ${n}/`).test(t.comm));
+  assert.deepEqual(vcpu(0)?.cpus, [first]);
+  assert.deepEqual(vcpu(1)?.cpus, [last]);
+  assert.deepEqual(threads.find((t) => t.comm.startsWith('qemu'))?.cpus, [first], 'emulator thread pinned');
+  const view = libvirtDomain.parse(sh(libvirtDomain.probe(libvirtDomain.factsParams!)), libvirtDomain.factsParams!);
+  const seen = view.host.running.find((d) => d.name === NAME);
+  assert.equal(seen?.libvirt.vcpupin['1'], String(last));
+  assert.ok(seen?.kernel.some((t) => /^CPU 1\//.test(t.comm) && t.cpus === String(last)));
+});
+
+test('restart: true restarts the guest and leaves nothing pending', () => {
+  const p = params({ restart: true, force_restart: true, restart_timeout: 2 });
+  const first = plan(p);
+  assert.deepEqual(summary(first.changes), ['runtime restart']);
+  apply(p, first.actual, first.changes);
+  assert.deepEqual(plan(p).changes, []);
+  assert.match(virsh('dumpxml', '--domain', NAME), /<driver name='qemu' type='raw' cache='none' io='native'\/>/);
+});
+
+test('a graceful restart that times out fails without destroying the guest', () => {
+  const p = params({ restart: true, restart_timeout: 1, scsi_queues: 1 });
+  const first = plan(p);
+  assert.deepEqual(summary(first.changes), ['persist config', 'runtime restart']);
+  const steps = first.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, first.actual) }));
+  const mark = newMark();
+  const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
+  const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');
+  assert.match(failed?.output ?? '', /did not shut down within 1 s/);
+  assert.match(virsh('domstate', '--domain', NAME), /running/, 'the guest (no OS) ignores ACPI shutdown and is not destroyed');
+});
