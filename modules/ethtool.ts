@@ -10,7 +10,7 @@
  * The rule sorts after 80-net-setup-link.rules so that NAME (the predictable name) is
  * set when it is matched; a second line covers interfaces udev does not rename.
  */
-import { defineModule, type Change, type Diagnostic } from '../src/module.js';
+import { defineModule, fileDiff, type Change, type Diagnostic } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 
@@ -141,7 +141,7 @@ export const ethtool = defineModule<EthtoolParams, EthtoolState>({
     if (params.persist && rule !== actual.rule) {
       changes.push({
         module: 'ethtool', target: path, scope: 'persist', before: actual.rule === null ? null : 'present', after: `combined ${params.combined} on add`,
-        diff: { before: actual.rule ?? '', after: rule ?? '', beforeHeader: path, afterHeader: path },
+        diff: fileDiff(path, actual.rule, rule),
       });
     }
     return changes;

@@ -13,7 +13,7 @@
  * `tmpfiles` (an owned tmpfiles.d file written at boot; per-node pools). Mounts persist
  * as /etc/fstab lines, identified by mount point, every other line kept byte for byte.
  */
-import { defineModule, type Change, type Diagnostic, type KernelArgs } from '../src/module.js';
+import { defineModule, fileDiff, type Change, type Diagnostic, type KernelArgs } from '../src/module.js';
 import type { HostFacts } from '../src/engine/facts.js';
 import { quote } from '../src/shell.js';
 import { catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand } from '../src/engine/remote-lib.js';
@@ -518,7 +518,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
       if (sysctl !== actual.sysctl.file) {
         changes.push({
           module: 'hugepages', target: HUGEPAGES_SYSCTL_FILE, scope: 'persist', before: settingsSummary(actual.sysctl.file), after: settingsSummary(sysctl),
-          diff: { before: actual.sysctl.file ?? '', after: sysctl ?? '', beforeHeader: HUGEPAGES_SYSCTL_FILE, afterHeader: HUGEPAGES_SYSCTL_FILE },
+          diff: fileDiff(HUGEPAGES_SYSCTL_FILE, actual.sysctl.file, sysctl),
         });
       }
       const tmpfiles = desiredTmpfiles(pools);
@@ -526,7 +526,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
         changes.push({
           module: 'hugepages', target: HUGEPAGES_TMPFILES, scope: 'persist',
           before: writesSummary(tmpfilesWrites(actual.tmpfiles), tmpfilesLabel), after: writesSummary(tmpfilesWrites(tmpfiles), tmpfilesLabel),
-          diff: { before: actual.tmpfiles ?? '', after: tmpfiles ?? '', beforeHeader: HUGEPAGES_TMPFILES, afterHeader: HUGEPAGES_TMPFILES },
+          diff: fileDiff(HUGEPAGES_TMPFILES, actual.tmpfiles, tmpfiles),
         });
       }
       const defaultPool = pools.find((p) => p.node === null && p.sizeKiB === nextDefault && p.persist !== 'none');
@@ -546,7 +546,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
       if (edit.content !== actual.fstab) {
         changes.push({
           module: 'hugepages', target: FSTAB, scope: 'persist', before: edit.before.join('; ') || null, after: edit.after.join('; '),
-          diff: { before: actual.fstab ?? '', after: edit.content, beforeHeader: FSTAB, afterHeader: FSTAB },
+          diff: fileDiff(FSTAB, actual.fstab, edit.content),
           ...(edit.before.length > edit.after.length ? { reason: 'a mount point had several lines: the later ones are removed' } : {}),
         });
       }

@@ -3,7 +3,7 @@
  * pattern. Live through /sys/block/DEV/queue/scheduler; persisted by a udev rule file
  * the task owns, because multi-queue kernels (5.0+) ignore `elevator=` on the command line.
  */
-import { defineModule, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 
@@ -223,7 +223,7 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
           module: 'io_scheduler', target: path, scope: 'persist',
           before: actual.file === null ? null : (/ATTR\{queue\/scheduler\}="([^"]*)"/.exec(actual.file)?.[1] ?? 'present'), after: wanted,
           ...(reasons.length ? { reason: reasons.join('; ') } : {}),
-          diff: { before: actual.file ?? '', after: content, beforeHeader: path, afterHeader: path },
+          diff: fileDiff(path, actual.file, content),
         });
       }
       for (const warning of overrideWarnings(actual, path, wanted)) context.warn(warning);

@@ -4,7 +4,7 @@
  * host's own tool, and compared with /proc/cmdline: what the running kernel lacks waits
  * for a reboot. The engine merges every module's kernelArgs() into this one task.
  */
-import { defineModule, type Change, type KernelArgs } from '../src/module.js';
+import { defineModule, fileDiff, type Change, type KernelArgs } from '../src/module.js';
 import { osFamily } from '../src/engine/facts.js';
 import { InputError } from '../src/errors.js';
 import { quote } from '../src/shell.js';
@@ -353,7 +353,7 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
         module: 'kernel_cmdline', target: GRUB_DEFAULT, scope: 'persist',
         before: result.fileEdit.before.join(' ') || null, after,
         reason: tool.kind === 'grubby' ? 'GRUB_CMDLINE_LINUX is what new kernels and grub2-mkconfig use' : `then ${regenerates}`,
-        diff: { before: actual.grub!, after: result.fileEdit.content, beforeHeader: GRUB_DEFAULT, afterHeader: GRUB_DEFAULT },
+        diff: fileDiff(GRUB_DEFAULT, actual.grub!, result.fileEdit.content),
       });
     }
     if (result.blsDrift) {

@@ -8,7 +8,7 @@
  * EBUSY otherwise), so its command unmerges first, waits for pages_shared to read 0,
  * writes the value, and sets run back.
  */
-import { defineModule, type Change, type Diagnostic } from '../src/module.js';
+import { defineModule, fileDiff, type Change, type Diagnostic } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 import { tmpfilesWrites, writesSummary } from './lib/tmpfiles-values.js';
@@ -208,7 +208,7 @@ export const ksm = defineModule<KsmParams, KsmState>({
         changes.push({
           module: 'ksm', target: KSM_TMPFILES, scope: 'persist',
           before: writesSummary(tmpfilesWrites(actual.tmpfiles), baseName), after: writesSummary(tmpfilesWrites(desired), baseName),
-          diff: { before: actual.tmpfiles ?? '', after: desired ?? '', beforeHeader: KSM_TMPFILES, afterHeader: KSM_TMPFILES },
+          diff: fileDiff(KSM_TMPFILES, actual.tmpfiles, desired),
         });
       }
     }

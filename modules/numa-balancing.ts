@@ -4,7 +4,7 @@
  * memory tiering promotion is on (bit 1); `enabled` sets only the normal balancing
  * bit (bit 0), so a tiering setup is kept as it is.
  */
-import { defineModule, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/module.js';
 import {
   overrideWarnings, parseSysctlProbe, renderSysctlFile, setSysctlCommand, settingsSummary, sysctlProbe, writeSysctlFileCommand, type SysctlState,
 } from './lib/sysctl-conf.js';
@@ -79,7 +79,7 @@ export const numaBalancing = defineModule<NumaBalancingParams, SysctlState>({
         changes.push({
           module: 'numa_balancing', target: NUMA_BALANCING_FILE, scope: 'persist',
           before: settingsSummary(actual.file), after: settingsSummary(content),
-          diff: { before: actual.file ?? '', after: content, beforeHeader: NUMA_BALANCING_FILE, afterHeader: NUMA_BALANCING_FILE },
+          diff: fileDiff(NUMA_BALANCING_FILE, actual.file, content),
         });
       }
       overrideWarnings(actual, NUMA_BALANCING_FILE, { [KEY]: wanted }).forEach(context.warn);

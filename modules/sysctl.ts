@@ -2,7 +2,7 @@
  * sysctl: any kernel parameter, live in /proc/sys and persisted in a sysctl.d file
  * that this task owns whole. Runtime and persisted state are planned separately.
  */
-import { defineModule, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/module.js';
 import {
   SYSCTL_FILE_PATTERN, SYSCTL_KEY_PATTERN, SYSCTL_VALUE_PATTERN, canonicalValue, overrideWarnings, settingsSummary,
   parseSysctlProbe, renderSysctlFile, setSysctlCommand, sysctlProbe, writeSysctlFileCommand, type SysctlState,
@@ -64,7 +64,7 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
         changes.push({
           module: 'sysctl', target: params.file, scope: 'persist',
           before: settingsSummary(actual.file), after: settingsSummary(content),
-          diff: { before: actual.file ?? '', after: content, beforeHeader: params.file, afterHeader: params.file },
+          diff: fileDiff(params.file, actual.file, content),
         });
       }
       overrideWarnings(actual, params.file, params.settings).forEach(context.warn);

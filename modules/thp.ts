@@ -4,7 +4,7 @@
  * the engine merges into the play's one kernel_cmdline edit; `defrag` has no boot
  * parameter and persists through a tmpfiles.d entry.
  */
-import { defineModule, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 
@@ -91,7 +91,7 @@ export const thp = defineModule<ThpParams, ThpState>({
     if (params.persist && desired !== actual.tmpfiles) {
       changes.push({
         module: 'thp', target: TMPFILES, scope: 'persist', before: actual.tmpfiles === null ? null : 'present', after: desired === null ? null : `defrag=${params.defrag}`,
-        diff: { before: actual.tmpfiles ?? '', after: desired ?? '', beforeHeader: TMPFILES, afterHeader: TMPFILES },
+        diff: fileDiff(TMPFILES, actual.tmpfiles, desired),
       });
     }
     return changes;

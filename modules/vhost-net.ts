@@ -4,7 +4,7 @@
  * keeps the value it was loaded with, so a running one is reloaded when no guest uses
  * it, and otherwise the change waits for a module reload.
  */
-import { defineModule, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/module.js';
 import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 import { tokenizeCmdline } from './lib/grub.js';
 
@@ -195,7 +195,7 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
           module: 'vhost_net', target: MODPROBE_FILE, scope: 'persist',
           before: actual.file === null ? null : old === null ? '(no option)' : `experimental_zcopytx=${old}`, after: `experimental_zcopytx=${wanted}`,
           ...([...notes, ...security].length ? { reason: [...notes, ...security].join('; ') } : {}),
-          diff: { before: actual.file ?? '', after: content, beforeHeader: MODPROBE_FILE, afterHeader: MODPROBE_FILE },
+          diff: fileDiff(MODPROBE_FILE, actual.file, content),
         });
       }
       conflictWarnings(actual, wanted).forEach((warning) => context.warn(warning));

@@ -23,6 +23,11 @@ export interface FileDiff {
   afterHeader: string;
 }
 
+/** The diff of one file, absent content shown as empty. */
+export function fileDiff(path: string, before: string | null, after: string | null): FileDiff {
+  return { before: before ?? '', after: after ?? '', beforeHeader: path, afterHeader: path };
+}
+
 export interface Change {
   module: string;
   /** Dotted key, path, or path:field naming what changes, e.g. `vm.nr_hugepages`. */
