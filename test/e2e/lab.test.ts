@@ -2,9 +2,12 @@
 // If the VM cannot boot, every test here fails with the reason (never skips).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import YAML from 'yaml';
 import { startVm, stopAll, writeInventory, LAB_STATE_DIR, type Vm } from '../lab/lab.js';
 
@@ -63,6 +66,28 @@ describe('real-VM lab', () => {
     const r = await theVm().ssh('sudo -n true', { user: 'pwuser' });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /password is required/);
+  });
+
+  test('host-key verification is on: the VM key is in known_hosts, another key is refused', async () => {
+    const vm = theVm();
+    assert.match(fs.readFileSync(vm.knownHostsFile, 'utf8'), new RegExp(`^\\[127\\.0\\.0\\.1\\]:${vm.port} ssh-ed25519 AAAA`));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmlab-hostkey-'));
+    try {
+      await promisify(execFile)('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'other')]);
+      const other = fs.readFileSync(path.join(dir, 'other.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+      const wrong = path.join(dir, 'known_hosts');
+      fs.writeFileSync(wrong, `[127.0.0.1]:${vm.port} ${other}\n`);
+      const args = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${wrong}`,
+        '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-i', vm.keyFile, '-p', String(vm.port), 'root@127.0.0.1', 'true'];
+      const err = await promisify(execFile)('ssh', args, { timeout: 60_000 }).then(
+        () => assert.fail('ssh accepted a host key that is not the VM\'s'),
+        (e: { code?: number; stderr?: string }) => e,
+      );
+      assert.equal(err.code, 255);
+      assert.match(err.stderr ?? '', /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('writeInventory writes an Ansible-style inventory', async () => {

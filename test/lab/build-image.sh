@@ -65,7 +65,6 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 ROOTFS="$WORK/rootfs"
 cleanup() {
-  [ -n "${QEMU_PID:-}" ] && kill "$QEMU_PID" 2>/dev/null || true
   # the rootfs holds a Debian tree owned by root; drop it on any exit
   rm -rf "$ROOTFS"
 }
