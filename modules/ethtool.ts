@@ -10,7 +10,7 @@
  * The rule sorts after 80-net-setup-link.rules so that NAME (the predictable name) is
  * set when it is matched; a second line covers interfaces udev does not rename.
  */
-import { defineModule, fileDiff, type Change, type Diagnostic } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 
@@ -59,25 +59,6 @@ export function parseChannels(text: string): Channels | null {
     return match && /^\d+$/.test(match[1]!) ? Number(match[1]) : null;
   };
   return { maxCombined: combined(max), combined: combined(current) };
-}
-
-/**
- * Cross-layer check: a guest's channels against the hypervisor's virtio-net queues for
- * the same NIC (pure; the engine runs hosts independently, so it is called once both
- * sides are known). Channels above the queues cannot exist; fewer leave queues idle.
- */
-export function checkQueueAgreement(
-  hostDomainQueues: { domain: string; mac?: string; queues: number },
-  guestChannels: { host: string; interface: string; combined: number },
-): Diagnostic[] {
-  const where = `${guestChannels.host} ${guestChannels.interface} (domain ${hostDomainQueues.domain}${hostDomainQueues.mac ? ` ${hostDomainQueues.mac}` : ''})`;
-  if (guestChannels.combined > hostDomainQueues.queues) {
-    return [{ severity: 'error', message: `${where}: ${guestChannels.combined} combined channels asked but the hypervisor gives the NIC ${hostDomainQueues.queues} queues` }];
-  }
-  if (guestChannels.combined !== hostDomainQueues.queues) {
-    return [{ severity: 'warning', message: `${where}: ${guestChannels.combined} combined channels for ${hostDomainQueues.queues} hypervisor queues; the other queues stay idle` }];
-  }
-  return [];
 }
 
 export const ethtool = defineModule<EthtoolParams, EthtoolState>({
@@ -132,7 +113,12 @@ export const ethtool = defineModule<EthtoolParams, EthtoolState>({
         continue;
       }
       if (params.combined > channels.maxCombined) {
-        throw new Error(`${name}: combined ${params.combined} is above the pre-set maximum ${channels.maxCombined} (the hypervisor's virtio-net queues for this NIC)`);
+        throw new Error(
+          `${name}: combined ${params.combined} is above the pre-set maximum ${channels.maxCombined} (the hypervisor's virtio-net queues for this NIC; more queues take a guest restart after the domain is changed)`,
+        );
+      }
+      if (params.combined < channels.maxCombined) {
+        context.warn(`${name}: ${params.combined} combined channels for the ${channels.maxCombined} queues the hypervisor gives this NIC; the other queues stay idle`);
       }
       if (channels.combined !== params.combined) changes.push({ module: 'ethtool', target: `${name}:combined`, scope: 'runtime', before: String(channels.combined), after: String(params.combined) });
     }

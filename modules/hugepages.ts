@@ -19,7 +19,7 @@ import { quote } from '../src/shell.js';
 import { catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand } from '../src/engine/remote-lib.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from './lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from './lib/tmpfiles.js';
-import { tmpfilesWrites, writesSummary } from './lib/tmpfiles-values.js';
+import { tmpfilesChange } from './lib/tmpfiles-values.js';
 import { editFstab, type WantedMount } from './lib/fstab.js';
 
 export const HUGEPAGES_SYSCTL_FILE = '/etc/sysctl.d/90-kvmconf-hugepages.conf';
@@ -523,11 +523,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
       }
       const tmpfiles = desiredTmpfiles(pools);
       if (tmpfiles !== actual.tmpfiles) {
-        changes.push({
-          module: 'hugepages', target: HUGEPAGES_TMPFILES, scope: 'persist',
-          before: writesSummary(tmpfilesWrites(actual.tmpfiles), tmpfilesLabel), after: writesSummary(tmpfilesWrites(tmpfiles), tmpfilesLabel),
-          diff: fileDiff(HUGEPAGES_TMPFILES, actual.tmpfiles, tmpfiles),
-        });
+        changes.push(tmpfilesChange('hugepages', HUGEPAGES_TMPFILES, actual.tmpfiles, tmpfiles, tmpfilesLabel));
       }
       const defaultPool = pools.find((p) => p.node === null && p.sizeKiB === nextDefault && p.persist !== 'none');
       if (defaultPool?.persist === 'sysctl') {

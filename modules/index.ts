@@ -1,5 +1,5 @@
 /** Every module kvmconf knows, by the name playbooks use. */
-import type { Module } from '../src/module.js';
+import type { FleetCheck, Module } from '../src/module.js';
 import { tuned } from './tuned.js';
 import { thp } from './thp.js';
 import { hugepages } from './hugepages.js';
@@ -12,6 +12,7 @@ import { ioScheduler } from './io-scheduler.js';
 import { service } from './service.js';
 import { libvirtDomain } from './libvirt-domain.js';
 import { ethtool } from './ethtool.js';
+import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */
 export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool].map(
@@ -19,3 +20,6 @@ export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, ker
 );
 
 export const MODULES_BY_NAME = new Map(MODULES.map((module) => [module.name, module]));
+
+/** Checks across hosts (a guest against its hypervisor), run before any connection. */
+export const FLEET_CHECKS: FleetCheck[] = [queueAgreement];

@@ -8,10 +8,10 @@
  * EBUSY otherwise), so its command unmerges first, waits for pages_shared to read 0,
  * writes the value, and sets run back.
  */
-import { defineModule, fileDiff, type Change, type Diagnostic } from '../src/module.js';
+import { defineModule, type Change, type Diagnostic } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
-import { tmpfilesWrites, writesSummary } from './lib/tmpfiles-values.js';
+import { tmpfilesChange } from './lib/tmpfiles-values.js';
 import { parseUnitProbe, planUnit, unitCommands, unitProbe, type UnitsState } from './lib/systemd.js';
 
 export const KSM_DIR = '/sys/kernel/mm/ksm';
@@ -205,11 +205,7 @@ export const ksm = defineModule<KsmParams, KsmState>({
     if (params.persist) {
       const desired = desiredTmpfiles(params);
       if (desired !== actual.tmpfiles) {
-        changes.push({
-          module: 'ksm', target: KSM_TMPFILES, scope: 'persist',
-          before: writesSummary(tmpfilesWrites(actual.tmpfiles), baseName), after: writesSummary(tmpfilesWrites(desired), baseName),
-          diff: fileDiff(KSM_TMPFILES, actual.tmpfiles, desired),
-        });
+        changes.push(tmpfilesChange('ksm', KSM_TMPFILES, actual.tmpfiles, desired, baseName));
       }
     }
     return changes;

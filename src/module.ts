@@ -6,6 +6,7 @@
  * commands into another, so modules never talk to the host themselves.
  */
 import type { HostFacts } from './engine/facts.js';
+import type { SourceLocation } from './errors.js';
 
 /**
  * runtime: the live kernel or daemon state; persist: the file or unit that survives a reboot;
@@ -105,3 +106,26 @@ export interface Module<P = unknown, A = unknown> {
 export function defineModule<P, A>(module: Module<P, A>): Module<P, A> {
   return module;
 }
+
+/** One task as prepared for one host, as a check spanning hosts sees it (no host contacted). */
+export interface FleetTask {
+  host: string;
+  /** The host's inventory variables (the play's vars are not mixed in). */
+  hostVars: Readonly<Record<string, unknown>>;
+  module: string;
+  name: string;
+  params: unknown;
+  where?: SourceLocation;
+}
+
+/** A finding of a fleet check, attached to the task it is about. */
+export interface FleetDiagnostic extends Diagnostic {
+  task: FleetTask;
+}
+
+/**
+ * A check across hosts, run on every task of the playbook before any connection: for
+ * settings that must agree between two hosts (a guest and its hypervisor). Errors stop
+ * the run as input errors; warnings are shown with the task.
+ */
+export type FleetCheck = (tasks: readonly FleetTask[]) => FleetDiagnostic[];

@@ -10,7 +10,6 @@ import { formatCpuList, parseCpuList, type HostFacts } from '../../src/engine/fa
 import { childElements, findPath, parseXml, textOf, toKiB } from './domain-xml.js';
 import type { LibvirtHostFacts } from './libvirt-facts.js';
 import { IOTUNE_KEYS, type DomainParams } from './libvirt-params.js';
-import { readCells } from './libvirt-leafset.js';
 import { type DomainActual, type DomainProbeState } from './libvirt-probe.js';
 
 const error = (message: string): Diagnostic => ({ severity: 'error', message });

@@ -10,7 +10,7 @@ import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
 import { InputError } from '../errors.js';
 import { TOOL_VERSION } from '../version.js';
-import { connectionDefaults, inventoryFrom, modules, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, fleetChecks, inventoryFrom, modules, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
   check?: boolean;
@@ -53,9 +53,11 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     connection: connectionDefaults(flags),
     detailedExitCode: flags.detailedExitcode ?? false,
     toolVersion: TOOL_VERSION,
+    fleetChecks,
     events: {
-      playStarted: (_play, hosts) => {
+      playStarted: (play, hosts) => {
         progress?.stop();
+        if (!hosts.length) warnNoHosts(play);
         progress = createProgress({ stream: process.stderr, interactive: Boolean(process.stderr.isTTY) && !process.env.CI, total: hosts.length });
       },
       hostPhase: (host, phase) => progress?.hostPhase(host, phase),

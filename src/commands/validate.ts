@@ -1,21 +1,20 @@
 /** `kvmconf validate`, `kvmconf schema`, `kvmconf modules`: everything that needs no host. */
 import { loadPlaybook, playbookSchema } from '../config/playbook.js';
-import { planJobs, playHosts } from '../engine/runner.js';
-import { inventoryFrom, modules } from './shared.js';
+import { planPlaybook } from '../engine/runner.js';
+import { fleetChecks, inventoryFrom, modules, warnNoHosts } from './shared.js';
 
 export async function validateCommand(playbookFile: string, flags: { inventory?: string; limit?: string }): Promise<void> {
   const inventory = inventoryFrom(flags);
   const playbook = loadPlaybook(playbookFile, modules);
-  let tasks = 0;
-  const hosts = new Set<string>();
-  for (const play of playbook.plays) {
-    const names = playHosts(play, inventory, flags.limit, new Set());
-    const jobs = planJobs(play, names, inventory, modules, {});
-    names.forEach((name) => hosts.add(name));
-    tasks += play.tasks.length;
-    if (!names.length) process.stderr.write(`kvmconf: warning: play '${play.name}' matches no host (hosts: ${play.hosts})\n`);
-    void jobs;
+  const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks });
+  const hosts = new Set(plays.flatMap(({ jobs }) => [...jobs.keys()]));
+  for (const { play, jobs } of plays) {
+    if (!jobs.size) warnNoHosts(play);
+    for (const job of jobs.values()) {
+      for (const task of job.tasks) for (const note of task.notes ?? []) process.stderr.write(`kvmconf: warning: ${job.host}: task '${task.name}': ${note.message}\n`);
+    }
   }
+  const tasks = playbook.plays.reduce((sum, play) => sum + play.tasks.length, 0);
   process.stdout.write(`${playbookFile}: valid (${playbook.plays.length} plays, ${tasks} tasks, ${hosts.size} hosts)\n`);
 }
 

@@ -59,7 +59,6 @@ export interface ConnectionDefaults {
 
 const NAME_CHARS = /^[A-Za-z0-9_.:-]+$/;
 const HOST_RANGE = /\[[^\]]*:[^\]]*\]/;
-const GROUP_KEYS = ['hosts', 'vars', 'children'];
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
 const text = { type: 'string' };
@@ -85,6 +84,8 @@ export const VARS_SCHEMA = {
     kvmconf_known_hosts_file: address,
     kvmconf_host_key_checking: { enum: ['strict', 'accept-new', 'off'] },
     kvmconf_proxy_jump: address,
+    kvmconf_hypervisor: address,
+    kvmconf_domain: address,
   },
 } as const;
 

@@ -78,7 +78,7 @@ async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: numb
   });
   const tasks = job.tasks.map((task, index) => {
     const checks = task.module.rules?.(task.params, facts) ?? [];
-    const diagnostics = checks.filter((d) => d.severity === 'warning');
+    const diagnostics = [...(task.notes ?? []), ...checks.filter((d) => d.severity === 'warning')];
     const errors = checks.filter((d) => d.severity === 'error');
     if (errors.length) return { task, actual: undefined, changes: [], diagnostics, error: errors.map((d) => d.message).join('; ') };
     const output = outputs.get(`t${index}`);

@@ -5,7 +5,7 @@
  * applies finish their current step.
  */
 import pLimit from 'p-limit';
-import type { Module } from '../module.js';
+import type { FleetCheck, Module } from '../module.js';
 import type { Playbook, Play } from '../config/playbook.js';
 import { type Inventory, type ConnectionDefaults, connectionSpec, becomeDefault } from '../config/inventory.js';
 import { resolvePattern, limitHosts } from '../config/patterns.js';
@@ -14,6 +14,7 @@ import type { Transport } from '../transport/types.js';
 import { connect } from '../transport/connect.js';
 import { prepareTasks, type TagFilter } from './prepare.js';
 import { runHost, type HostJob } from './host-run.js';
+import { runFleetChecks } from './fleet-checks.js';
 import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus } from './results.js';
 import { exitCode } from './exit-code.js';
 
@@ -25,6 +26,8 @@ export interface RunOptions extends TagFilter {
   connection: ConnectionDefaults;
   detailedExitCode: boolean;
   toolVersion: string;
+  /** Checks spanning hosts, run once every host's tasks are prepared. */
+  fleetChecks?: readonly FleetCheck[];
   /** Replaces the real transport (tests count execs through it). */
   connectTransport?: (spec: ReturnType<typeof connectionSpec>) => Promise<Transport>;
   events?: RunEvents;
@@ -73,6 +76,23 @@ export function planJobs(play: Play, hosts: string[], inventory: Inventory, modu
   return jobs;
 }
 
+export interface PlannedPlay {
+  play: Play;
+  jobs: Map<string, HostJob>;
+}
+
+/** Every play's jobs and the checks across hosts: all input errors surface before any connection. */
+export function planPlaybook(
+  playbook: Playbook,
+  inventory: Inventory,
+  modules: Map<string, Module>,
+  options: TagFilter & { limit?: string; fleetChecks?: readonly FleetCheck[] },
+): PlannedPlay[] {
+  const plays = playbook.plays.map((play) => ({ play, jobs: planJobs(play, playHosts(play, inventory, options.limit, new Set()), inventory, modules, options) }));
+  runFleetChecks(plays.flatMap(({ jobs }) => [...jobs.values()]), inventory, options.fleetChecks ?? []);
+  return plays;
+}
+
 export async function runPlaybook(playbook: Playbook, inventory: Inventory, modules: Map<string, Module>, options: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const reports: HostReport[] = [];
@@ -88,11 +108,7 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const plays = playbook.plays.map((play) => {
-      const hosts = playHosts(play, inventory, options.limit, new Set());
-      return { play, hosts, jobs: planJobs(play, hosts, inventory, modules, options) };
-    });
-    for (const { play, jobs } of plays) {
+    for (const { play, jobs } of planPlaybook(playbook, inventory, modules, options)) {
       const hosts = [...jobs.keys()].filter((host) => !failedHosts.has(host));
       options.events?.playStarted?.(play, hosts);
       let aborted = false;

@@ -5,8 +5,8 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { StringDecoder } from 'node:string_decoder';
 import { TransportError, type ExecOptions, type ExecResult, type Transport } from './types.js';
+import { CommandOutput, summarizeCommand } from './output.js';
 
 /**
  * Each command runs in its own process group, as a remote command does under
@@ -35,10 +35,6 @@ export function createLocalTransport(name: string): Transport {
     return new Promise<ExecResult>((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
       running.add(child);
-      const outDecoder = new StringDecoder('utf8');
-      const errDecoder = new StringDecoder('utf8');
-      let stdout = '';
-      let stderr = '';
       let done = false;
       let timer: NodeJS.Timeout | undefined;
       let killTimer: NodeJS.Timeout | undefined;
@@ -49,36 +45,23 @@ export function createLocalTransport(name: string): Transport {
         if (timer) clearTimeout(timer);
         settle();
       };
+      const output = new CommandOutput(options, () => done, (error) => {
+        finish(() => reject(error));
+        signalGroup(child, 'SIGTERM');
+      });
 
       if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
         const ms = options.timeoutMs;
         timer = setTimeout(() => {
-          finish(() => {
-            stdout += outDecoder.end();
-            reject(new TransportError('timeout', name, `command exceeded its timeout of ${ms} ms: ${summarize(command)}`, stdout));
-          });
+          finish(() => reject(new TransportError('timeout', name, `command exceeded its timeout of ${ms} ms: ${summarizeCommand(command)}`, output.end().stdout)));
           signalGroup(child, 'SIGTERM');
           killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), 2000);
           killTimer.unref();
         }, ms);
       }
 
-      child.stdout?.on('data', (chunk: Buffer) => {
-        const text = outDecoder.write(chunk);
-        if (text === '') return;
-        stdout += text;
-        if (options.onStdout && !done) {
-          try {
-            options.onStdout(text);
-          } catch (err) {
-            finish(() => reject(err));
-            signalGroup(child, 'SIGTERM');
-          }
-        }
-      });
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr += errDecoder.write(chunk);
-      });
+      child.stdout?.on('data', output.takeStdout);
+      child.stderr?.on('data', output.takeStderr);
       child.on('error', (err) => {
         running.delete(child);
         finish(() => reject(new TransportError('unreachable', name, `cannot run /bin/sh: ${err.message}`)));
@@ -86,8 +69,7 @@ export function createLocalTransport(name: string): Transport {
       child.on('close', (code, signal) => {
         running.delete(child);
         if (killTimer) clearTimeout(killTimer);
-        stdout += outDecoder.end();
-        stderr += errDecoder.end();
+        const { stdout, stderr } = output.end();
         const result: ExecResult = { stdout, stderr, code: signal ? null : code };
         if (signal) result.signal = signal;
         finish(() => resolve(result));
@@ -111,9 +93,4 @@ export function createLocalTransport(name: string): Transport {
       for (const child of running) signalGroup(child, 'SIGTERM');
     },
   };
-}
-
-function summarize(command: string): string {
-  const firstLine = command.trim().split('\n')[0] ?? '';
-  return firstLine.length > 80 ? `${firstLine.slice(0, 77)}...` : firstLine;
 }

@@ -5,7 +5,6 @@
  */
 
 import { readFile } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type {
@@ -31,6 +30,7 @@ import {
 } from './known-hosts.js';
 import { defaultIdentityFiles, parseProxyJump, resolveSshConfig, type ResolvedSshConfig } from './ssh-config.js';
 import { TransportError, type ConnectionSpec, type ExecOptions, type ExecResult, type HostKeyChecking, type Transport } from './types.js';
+import { CommandOutput, summarizeCommand } from './output.js';
 
 const { Client, utils } = ssh2;
 
@@ -370,10 +370,6 @@ class SshTransport implements Transport {
       return Promise.reject(new TransportError('dropped', name, `the connection is closed${this.lastError ? ` (${this.lastError})` : ''}`));
     }
     return new Promise<ExecResult>((resolve, reject) => {
-      const outDecoder = new StringDecoder('utf8');
-      const errDecoder = new StringDecoder('utf8');
-      let stdout = '';
-      let stderr = '';
       let exit: { code: number | null; signal?: string } | undefined;
       let done = false;
       let timer: NodeJS.Timeout | undefined;
@@ -386,11 +382,7 @@ class SshTransport implements Transport {
         settle();
       };
       const state: Running = {
-        drop: (reason) =>
-          finish(() => {
-            stdout += outDecoder.end();
-            reject(new TransportError('dropped', name, `connection lost while a command was running${reason}`, stdout));
-          }),
+        drop: (reason) => finish(() => reject(new TransportError('dropped', name, `connection lost while a command was running${reason}`, output.end().stdout))),
       };
       this.running.add(state);
 
@@ -400,14 +392,15 @@ class SshTransport implements Transport {
         sendSignal(ch, 'TERM');
         ch.close();
       };
+      const output = new CommandOutput(options, () => done, (error) => {
+        finish(() => reject(error));
+        stopChannel();
+      });
 
       if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
         const ms = options.timeoutMs;
         timer = setTimeout(() => {
-          finish(() => {
-            stdout += outDecoder.end();
-            reject(new TransportError('timeout', name, `command exceeded its timeout of ${ms} ms: ${summarize(command)}`, stdout));
-          });
+          finish(() => reject(new TransportError('timeout', name, `command exceeded its timeout of ${ms} ms: ${summarizeCommand(command)}`, output.end().stdout)));
           stopChannel();
         }, ms);
       }
@@ -425,30 +418,15 @@ class SshTransport implements Transport {
           return;
         }
         state.channel = channel;
-        channel.on('data', (chunk: Buffer) => {
-          const text = outDecoder.write(chunk);
-          if (text === '') return;
-          stdout += text;
-          if (options.onStdout && !done) {
-            try {
-              options.onStdout(text);
-            } catch (cbErr) {
-              finish(() => reject(cbErr));
-              stopChannel();
-            }
-          }
-        });
-        channel.stderr.on('data', (chunk: Buffer) => {
-          stderr += errDecoder.write(chunk);
-        });
+        channel.on('data', output.takeStdout);
+        channel.stderr.on('data', output.takeStderr);
         channel.on('exit', (code: number | null, signal?: string) => {
           exit = signal ? { code: null, signal } : { code: code ?? null };
         });
         channel.on('close', () => {
           if (done) return;
-          stdout += outDecoder.end();
-          stderr += errDecoder.end();
           if (exit) {
+            const { stdout, stderr } = output.end();
             const result: ExecResult = { stdout, stderr, code: exit.code };
             if (exit.signal !== undefined) result.signal = exit.signal;
             finish(() => resolve(result));
@@ -523,10 +501,6 @@ function endClient(client: SshClient): Promise<void> {
   });
 }
 
-function summarize(command: string): string {
-  const firstLine = command.trim().split('\n')[0] ?? '';
-  return firstLine.length > 80 ? `${firstLine.slice(0, 77)}...` : firstLine;
-}
 
 /**
  * Connects to `spec.host` over SSH, through `spec.proxyJump` (or ssh_config ProxyJump)

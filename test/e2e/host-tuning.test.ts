@@ -5,44 +5,18 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startVm, startLab, stopAll, writeInventory, type Vm } from '../lab/lab.js';
-import { CLI, ROOT } from '../helpers/paths.js';
+import { ROOT } from '../helpers/paths.js';
+import { changeKeys, kvmconf } from '../helpers/cli-run.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kvmconf-e2e-'));
 const PLAYBOOK = join(ROOT, 'playbooks', 'virtual-host.yaml');
 let vm: Vm;
 let inventory: string;
-
-interface Run { code: number | null; stdout: string; stderr: string; report: any }
-
-/** Runs the real CLI with a JSON report written beside the text output. */
-function kvmconf(args: string[], onStderr?: (text: string) => void): Promise<Run> {
-  const reportFile = join(work, `report-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--report', reportFile], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-      onStderr?.(String(chunk));
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      let report: unknown;
-      try {
-        report = JSON.parse(execFileSync('cat', [reportFile], { encoding: 'utf8' }));
-      } catch {
-        report = undefined;
-      }
-      resolve({ code, stdout, stderr, report });
-    });
-  });
-}
 
 /** What the host really has, read over the lab's own OpenSSH client (not kvmconf). */
 async function hostState(target: Vm): Promise<Record<string, string>> {
@@ -65,9 +39,6 @@ async function hostState(target: Vm): Promise<Record<string, string>> {
   assert.equal(result.code, 0, result.stderr);
   return Object.fromEntries(result.stdout.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
 }
-
-const changeKeys = (report: any, statuses: string[]): string[] =>
-  report.hosts.flatMap((host: any) => host.tasks.flatMap((task: any) => task.changes.filter((c: any) => statuses.includes(c.status)).map((c: any) => `${c.module} ${c.target} (${c.scope})`))).sort();
 
 before(async () => {
   vm = await startVm({ name: 'e2e-host' });

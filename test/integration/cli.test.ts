@@ -82,6 +82,26 @@ test('validate checks without connecting; schema and modules list the modules', 
   assert.match(kvmconf('modules').stdout, /^sysctl +kernel parameters/m);
 });
 
+test('the shipped playbooks validate against the example inventory', () => {
+  for (const name of ['virtual-host.yaml', 'site.yaml', 'guests.yaml']) {
+    const run = kvmconf('validate', join(ROOT, 'playbooks', name), '-i', join(ROOT, 'inventory.example.yaml'));
+    assert.equal(run.status, 0, `${name}: ${run.stderr}`);
+    assert.equal(run.stderr, '', `${name}: no warnings`);
+  }
+});
+
+test('validate: a guest asking more channels than its hypervisor gives the domain queues is an error with its location', () => {
+  const inventory = playbook('linked.yaml', 'all:\n  children:\n    hv: { hosts: { hv1: {} } }\n    guests: { hosts: { web1: { kvmconf_hypervisor: hv1 } } }\n');
+  const guests = (combined: number) =>
+    playbook(`linked-${combined}.yaml`, `- hosts: hv\n  tasks:\n    - libvirt_domain: { name: web1, interfaces: [{ match: { index: 0 }, queues: 4 }] }\n- hosts: guests\n  tasks:\n    - ethtool: { interface: eth0, combined: ${combined} }\n`);
+  const error = kvmconf('validate', guests(8), '-i', inventory);
+  assert.equal(error.status, 1);
+  assert.match(error.stderr, /linked-8\.yaml:6:\d+.*on host web1: web1 eth0 \(domain web1\): 8 combined channels asked but the hypervisor gives the NIC 4 queues/);
+  const warning = kvmconf('validate', guests(2), '-i', inventory);
+  assert.equal(warning.status, 0, warning.stderr);
+  assert.match(warning.stderr, /warning: web1: task 'ethtool': web1 eth0 \(domain web1\): 2 combined channels for 4 hypervisor queues/);
+});
+
 test('unknown options and missing arguments exit 1', () => {
   assert.equal(kvmconf('apply', '--chek', inSync).status, 1);
   assert.equal(kvmconf('apply').status, 1);

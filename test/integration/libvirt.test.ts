@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -15,9 +15,10 @@ import { libvirtDomain } from '../../modules/libvirt-domain.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import type { DomainProbeState } from '../../modules/lib/libvirt-probe.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
-import { parseFacts, FACTS_PROBE, parseCpuList, type HostFacts } from '../../src/engine/facts.js';
+import { parseFacts, FACTS_PROBE, type HostFacts } from '../../src/engine/facts.js';
 import type { Change } from '../../src/module.js';
 import { startLibvirtd, virsh, type Libvirtd } from '../helpers/libvirtd.js';
+import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from '../helpers/test-domain.js';
 
 const NAME = `kvmconf-it-${randomBytes(3).toString('hex')}`;
 let daemon: Libvirtd | undefined;
@@ -30,29 +31,12 @@ function sh(script: string): string {
   return result.stdout;
 }
 
-function domainXml(disk: string): string {
-  return `<domain type='qemu'>
-  <name>${NAME}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>2</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${disk}'/><target dev='vda' bus='virtio'/></disk>
-    <controller type='scsi' model='virtio-scsi'/>
-    <interface type='user'><model type='virtio'/></interface>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`;
-}
-
 before(() => {
   daemon = startLibvirtd();
   dir = mkdtempSync(join(tmpdir(), 'kvmconf-libvirt-it-'));
   chmodSync(dir, 0o755); // qemu runs as libvirt-qemu: it must reach the disk file
   writeFileSync(join(dir, 'disk.raw'), Buffer.alloc(1024 * 1024));
-  writeFileSync(join(dir, 'domain.xml'), domainXml(join(dir, 'disk.raw')));
+  writeFileSync(join(dir, 'domain.xml'), testDomainXml(NAME, join(dir, 'disk.raw')));
   virsh('define', '--file', join(dir, 'domain.xml'));
   virsh('start', '--domain', NAME);
   facts = parseFacts(sh(FACTS_PROBE));
@@ -101,14 +85,7 @@ function apply(p: DomainParams, actual: DomainProbeState, changes: Change[]): vo
 
 const summary = (changes: Change[]) => changes.map((c) => `${c.scope} ${c.target.replace(`${NAME}/`, '')}`).sort();
 
-function qemuThreads(): Array<{ comm: string; cpus: number[]; mems: string }> {
-  const pid = readFileSync(`/run/libvirt/qemu/${NAME}.pid`, 'utf8').trim();
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-    const field = (name: string) => new RegExp(`^${name}:\\s*(\\S*)`, 'm').exec(status)?.[1] ?? '';
-    return { comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), cpus: parseCpuList(field('Cpus_allowed_list')), mems: field('Mems_allowed_list') };
-  });
-}
+const qemuThreads = () => parseQemuThreads(sh(qemuThreadsScript(NAME)));
 
 test('a running domain: plan splits persist, runtime and pending; apply converges to pending only', () => {
   const p = params();
@@ -132,10 +109,9 @@ test('the kernel enforces the pinning on the qemu threads', () => {
   const threads = qemuThreads();
   const first = facts.cpusOnline[0]!;
   const last = facts.cpusOnline[facts.cpusOnline.length - 1]!;
-  const vcpu = (n: number) => threads.find((t) => new RegExp(`^CPU ${n}/`).test(t.comm));
-  assert.deepEqual(vcpu(0)?.cpus, [first]);
-  assert.deepEqual(vcpu(1)?.cpus, [last]);
-  assert.deepEqual(threads.find((t) => t.comm.startsWith('qemu'))?.cpus, [first], 'emulator thread pinned');
+  assert.deepEqual(vcpuThread(threads, 0)?.cpus, [first]);
+  assert.deepEqual(vcpuThread(threads, 1)?.cpus, [last]);
+  assert.deepEqual(emulatorThread(threads)?.cpus, [first], 'emulator thread pinned');
   const view = libvirtDomain.parse(sh(libvirtDomain.probe(libvirtDomain.factsParams!)), libvirtDomain.factsParams!);
   const seen = view.host.running.find((d) => d.name === NAME);
   assert.equal(seen?.libvirt.vcpupin['1'], String(last));

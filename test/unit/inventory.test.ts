@@ -1,9 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { InputError, InputErrors } from '../../src/errors.js';
 import { becomeDefault, connectionSpec, loadInventory, localInventory, shellWords, type ConnectionDefaults, type InventoryHost } from '../../src/config/inventory.js';
 import { ROOT } from '../helpers/paths.js';

@@ -1,8 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { InputError } from '../../src/errors.js';
 import { loadInventory } from '../../src/config/inventory.js';
 import { limitHosts, resolvePattern, splitPattern } from '../../src/config/patterns.js';

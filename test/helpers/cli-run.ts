@@ -1,0 +1,48 @@
+/** Runs the real kvmconf CLI (dist/src/cli.js) as a user would, with a JSON report beside its output. */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, ROOT } from './paths.js';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The JSON report (docs/report-format.md), or undefined when none was written. */
+  report: any;
+}
+
+const reports = mkdtempSync(join(tmpdir(), 'kvmconf-cli-run-'));
+let count = 0;
+
+/** `kvmconf ARGS --report FILE` in CI mode (plain text); onStderr sees progress as it comes. */
+export function kvmconf(args: string[], onStderr?: (text: string) => void): Promise<CliRun> {
+  const reportFile = join(reports, `report-${++count}.json`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args, '--report', reportFile], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      onStderr?.(String(chunk));
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let report: unknown;
+      try {
+        report = JSON.parse(readFileSync(reportFile, 'utf8'));
+      } catch {
+        report = undefined;
+      }
+      resolve({ code, stdout, stderr, report });
+    });
+  });
+}
+
+/** `module target (scope)` of every change of a report whose status is one of `statuses`, sorted. */
+export const changeKeys = (report: any, statuses: string[]): string[] =>
+  report.hosts
+    .flatMap((host: any) => host.tasks.flatMap((task: any) => task.changes.filter((c: any) => statuses.includes(c.status)).map((c: any) => `${c.module} ${c.target} (${c.scope})`)))
+    .sort();
