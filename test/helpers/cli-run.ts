@@ -16,11 +16,12 @@ export interface CliRun {
 const reports = mkdtempSync(join(tmpdir(), 'kvmconf-cli-run-'));
 let count = 0;
 
-/** `kvmconf ARGS --report FILE` in CI mode (plain text); onStderr sees progress as it comes. */
+/** `kvmconf ARGS` in CI mode (plain text), with `--report FILE` for apply; onStderr sees progress as it comes. */
 export function kvmconf(args: string[], onStderr?: (text: string) => void): Promise<CliRun> {
   const reportFile = join(reports, `report-${++count}.json`);
+  const reportArgs = args[0] === 'apply' ? ['--report', reportFile] : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--report', reportFile], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+    const child = spawn(process.execPath, [CLI, ...args, ...reportArgs], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));

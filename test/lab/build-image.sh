@@ -39,6 +39,8 @@ PACKAGES=(
   systemd systemd-sysv udev dbus libpam-systemd
   openssh-server sudo tuned kmod procps ethtool numactl iproute2 util-linux
   e2fsprogs initramfs-tools zstd linux-image-amd64 grub-pc
+  # the hypervisor side of the guest tests: libvirt and the QEMU it runs guests with
+  libvirt-daemon-system libvirt-clients qemu-system-x86
 )
 
 log() { printf '[build-image %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -148,6 +150,13 @@ for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgra
   e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-timesyncd.service; do
   ln -sf /dev/null "$ROOTFS/etc/systemd/system/$unit"
 done
+# libvirt: libvirtd starts on the first client (socket activation), not at boot, so it
+# costs nothing to the tests that do not use it; no default NAT network (no dnsmasq,
+# no bridge) and no libvirt-guests suspend at poweroff.
+chroot "$ROOTFS" systemctl disable libvirtd.service >/dev/null 2>&1
+chroot "$ROOTFS" systemctl enable libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket >/dev/null 2>&1
+ln -sf /dev/null "$ROOTFS/etc/systemd/system/libvirt-guests.service"
+rm -f "$ROOTFS/etc/libvirt/qemu/networks/autostart/default.xml"
 mkdir -p "$ROOTFS/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' >"$ROOTFS/etc/systemd/journald.conf.d/lab.conf"
 

@@ -176,6 +176,15 @@ async function buildOrReuseImage(): Promise<ImageInfo> {
   };
 }
 
+/** The entries of a folder; none when it does not exist. */
+function entriesOf(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** Images and saved VMs of other recipes are deleted only when older than this (a test process started before the rebuild may still use one). */
 const STALE_AFTER_MS = 3600_000;
 
@@ -201,13 +210,7 @@ function removeStaleImages(current: string): void {
 
 /** Drops saved VMs of another image or another QEMU command line. */
 function removeStaleSnapshots(currentImage: string): void {
-  let snaps: string[] = [];
-  try {
-    snaps = fs.readdirSync(SNAPSHOT_DIR);
-  } catch {
-    return;
-  }
-  for (const entry of snaps) {
+  for (const entry of entriesOf(SNAPSHOT_DIR)) {
     try {
       const meta = JSON.parse(fs.readFileSync(path.join(SNAPSHOT_DIR, entry, 'meta.json'), 'utf8')) as { imageHash?: string; machine?: string };
       const stale = meta.imageHash !== currentImage || meta.machine !== MACHINE_VERSION;
@@ -598,13 +601,7 @@ let gcDone = false;
 function gcRunDirs(): void {
   if (gcDone) return;
   gcDone = true;
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(RUN_DIR);
-  } catch {
-    return;
-  }
-  for (const n of names) {
+  for (const n of entriesOf(RUN_DIR)) {
     const dir = path.join(RUN_DIR, n);
     try {
       const pid = Number(fs.readFileSync(path.join(dir, 'qemu.pid'), 'utf8'));
