@@ -109,6 +109,7 @@ const ORDER: Record<string, string[]> = {
     'features', 'cpu', 'clock', 'on_poweroff', 'on_reboot', 'on_crash', 'pm', 'perf', 'devices', 'seclabel'],
   cputune: ['shares', 'period', 'quota', 'global_period', 'global_quota', 'emulator_period', 'emulator_quota', 'iothread_period',
     'iothread_quota', 'vcpupin', 'emulatorpin', 'iothreadpin', 'vcpusched', 'iothreadsched', 'emulatorsched', 'cachetune', 'memorytune'],
+  cachetune: ['cache', 'monitor'],
   memtune: ['hard_limit', 'soft_limit', 'swap_hard_limit', 'min_guarantee'],
   memoryBacking: ['hugepages', 'nosharepages', 'locked', 'source', 'access', 'allocation', 'discard'],
   blkiotune: ['weight', 'device'],

@@ -6,7 +6,7 @@ import type { Element } from '@xmldom/xmldom';
 import { quote } from '../../src/shell.js';
 import { childElements, ensurePath, findPath, firstChild, removeElement, insertChild, toKiB, xpathOf, type Step } from './domain-xml.js';
 import { ABSENT, attrLeaf, canonCpus, fieldOp, presenceLeaf, removeAt, textLeaf, type Leaf, type LiveOp } from './libvirt-leaves.js';
-import { IOTUNE_KEYS, MEMTUNE_KEYS, type DomainParams, type InterfaceMatch } from './libvirt-params.js';
+import { IOTUNE_KEYS, MEMTUNE_KEYS, type CacheTune, type DomainParams, type InterfaceMatch } from './libvirt-params.js';
 import { parseDeviceWeights } from './libvirt-probe.js';
 
 const VCPU: Step[] = [{ name: 'vcpu' }];
@@ -77,7 +77,61 @@ function cputuneLeaves(params: DomainParams): Leaf[] {
     const live = fieldOp('schedinfo', field, (want) => ['--set', `${field}=${want}`], (tools) => tools.schedinfo[field]);
     leaves.push(textLeaf({ key: `cputune.${key}`, steps: [{ name: 'cputune' }, { name: key }], dflt: ABSENT, want: String(value), live }));
   }
+  if (tune.cachetune) leaves.push(cachetuneLeaf(tune.cachetune));
   return leaves;
+}
+
+const CPUTUNE: Step[] = [{ name: 'cputune' }];
+const cacheKey = (c: CacheTune['caches'][number]) => `L${c.level}/${c.id}/${c.type}`;
+
+/** `0-1=L3/0/both:2048KiB,...;2-3=...`: order-free, units folded to KiB. */
+function cachetuneText(tunes: CacheTune[]): string {
+  const text = tunes
+    .filter((tune) => tune.caches.length)
+    .map((tune) => `${tune.vcpus}=${tune.caches.map((c) => `${cacheKey(c)}:${c.size_kib}KiB`).sort().join(',')}`)
+    .sort();
+  return text.length ? text.join(';') : ABSENT;
+}
+
+/** The cache allocations of a domain; a <cache> size without a unit is in bytes. */
+export function readCachetunes(root: Element): CacheTune[] {
+  const cputune = findPath(root, CPUTUNE);
+  return (cputune ? childElements(cputune, 'cachetune') : []).map((element) => ({
+    vcpus: canonCpus(element.getAttribute('vcpus') || ''),
+    caches: childElements(element, 'cache').map((cache) => ({
+      id: Number(cache.getAttribute('id')),
+      level: Number(cache.getAttribute('level')),
+      type: (cache.getAttribute('type') || 'both') as CacheTune['caches'][number]['type'],
+      size_kib: toKiB(cache.getAttribute('size') || 0, cache.getAttribute('unit') || 'B'),
+    })),
+  }));
+}
+
+/** The whole set of cache allocations (CAT through resctrl); <monitor> elements are kept. Takes effect at guest start. */
+function cachetuneLeaf(tunes: CacheTune[]): Leaf {
+  return {
+    key: 'cputune.cachetune',
+    want: cachetuneText(tunes),
+    read: (root) => cachetuneText(readCachetunes(root)),
+    write(root) {
+      const cputune = ensurePath(root, CPUTUNE);
+      for (const element of childElements(cputune, 'cachetune')) {
+        childElements(element, 'cache').forEach(removeElement);
+        if (!childElements(element).length) removeElement(element);
+      }
+      for (const tune of tunes) {
+        const element = childElements(cputune, 'cachetune').find((e) => canonCpus(e.getAttribute('vcpus') || '') === tune.vcpus) ?? ensurePath(cputune, [{ name: 'cachetune', attrs: { vcpus: tune.vcpus } }]);
+        for (const cache of tune.caches) {
+          const child = root.ownerDocument!.createElement('cache');
+          for (const [attr, value] of [['id', cache.id], ['level', cache.level], ['type', cache.type], ['size', cache.size_kib], ['unit', 'KiB']] as const) child.setAttribute(attr, String(value));
+          insertChild(element, child);
+        }
+      }
+      if (!childElements(cputune).length) removeElement(cputune);
+    },
+    // libvirt may print a size in another unit: sizes are compared by the verify pass, through read()
+    checks: tunes.map((tune) => ({ xpath: `/domain/cputune/cachetune[@vcpus='${tune.vcpus}']/cache`, want: 'present', dflt: '' })),
+  };
 }
 
 const MEMORY_POLICY: Step[] = [{ name: 'numatune' }, { name: 'memory' }];

@@ -25,12 +25,19 @@ export interface InterfaceMatch {
   index?: number;
 }
 
+/** One <cachetune>: the vCPUs whose cache allocation it sets, one <cache> per cache id, level and type. */
+export interface CacheTune {
+  vcpus: string;
+  caches: Array<{ id: number; level: number; type: CacheType; size_kib: number }>;
+}
+export type CacheType = 'both' | 'code' | 'data';
+
 export interface DomainParams {
   name?: string;
   pattern?: string;
   uri: string;
   vcpu?: { count?: number; current?: number; placement?: 'static' | 'auto'; cpuset?: string };
-  cputune?: { vcpupin?: Record<string, string>; emulatorpin?: string; shares?: number; period?: number; quota?: number };
+  cputune?: { vcpupin?: Record<string, string>; emulatorpin?: string; shares?: number; period?: number; quota?: number; cachetune?: CacheTune[] };
   numatune?: { mode?: 'strict' | 'preferred' | 'interleave' | 'restrictive'; nodeset?: string; placement?: 'auto' };
   cpu?: {
     mode?: 'host-passthrough' | 'host-model';
@@ -67,6 +74,21 @@ export const DOMAIN_SCHEMA: Record<string, unknown> = obj(
         shares: int(2, 262144),
         period: int(1000, 1000000),
         quota: { type: 'integer', minimum: -1, maximum: 17592186044415, not: { enum: [0] } },
+        // [] removes every cache allocation; the host needs resctrl (Intel RDT / AMD PQoS)
+        cachetune: {
+          type: 'array',
+          items: obj(
+            {
+              vcpus: cpuset,
+              caches: {
+                type: 'array',
+                minItems: 1,
+                items: obj({ id: int(0, 1023), level: { enum: [2, 3] }, type: { enum: ['both', 'code', 'data'] }, size_kib: int(1, 2 ** 40) }, { required: ['id', 'level', 'type', 'size_kib'] }),
+              },
+            },
+            { required: ['vcpus', 'caches'] },
+          ),
+        },
       },
       { minProperties: 1 },
     ),
@@ -162,11 +184,12 @@ export function normalizeDomainParams(raw: unknown, formatCpus: (list: string) =
   if (input.memtune) params.memtune = Object.fromEntries(Object.entries(input.memtune).map(([key, value]) => [key.replace(/_kib$/, ''), value]));
   if (params.vcpu?.cpuset) params.vcpu = { ...params.vcpu, cpuset: formatCpus(params.vcpu.cpuset) };
   if (params.cputune) {
-    const { vcpupin, emulatorpin } = params.cputune;
+    const { vcpupin, emulatorpin, cachetune } = params.cputune;
     params.cputune = {
       ...params.cputune,
       ...(vcpupin ? { vcpupin: Object.fromEntries(Object.entries(vcpupin).map(([v, c]) => [String(Number(v)), formatCpus(c)])) } : {}),
       ...(emulatorpin ? { emulatorpin: formatCpus(emulatorpin) } : {}),
+      ...(cachetune ? { cachetune: cachetune.map((tune) => ({ ...tune, vcpus: formatCpus(tune.vcpus) })) } : {}),
     };
   }
   if (params.numatune?.nodeset) params.numatune = { ...params.numatune, nodeset: formatCpus(params.numatune.nodeset) };

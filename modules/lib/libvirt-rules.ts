@@ -66,6 +66,31 @@ function nodeRules(params: DomainParams, facts: HostFacts, who: string): Diagnos
   return out;
 }
 
+/** Cache allocation needs resctrl with the level asked (and CDP for code/data); vCPU sets must not overlap. */
+function cacheRules(params: DomainParams, facts: HostFacts, who: string): Diagnostic[] {
+  const tunes = params.cputune?.cachetune ?? [];
+  if (!tunes.length) return [];
+  if (!facts.resctrl.length) {
+    return [error(`${who}: cputune.cachetune: this host offers no cache allocation (no CAT in the CPU, or resctrl not mounted at /sys/fs/resctrl); libvirt would refuse to start the guest`)];
+  }
+  const out: Diagnostic[] = [];
+  const owner = new Map<number, string>();
+  for (const tune of tunes) {
+    for (const vcpu of parseCpuList(tune.vcpus)) {
+      const other = owner.get(vcpu);
+      if (other !== undefined && other !== tune.vcpus) out.push(error(`${who}: cputune.cachetune: vCPU ${vcpu} is in vcpus ${other} and ${tune.vcpus}`));
+      owner.set(vcpu, tune.vcpus);
+    }
+    for (const cache of tune.caches) {
+      const needs = cache.type === 'both' ? [`L${cache.level}`] : [`L${cache.level}CODE`, `L${cache.level}DATA`];
+      if (needs.every((resource) => facts.resctrl.includes(resource))) continue;
+      const cdp = cache.type === 'both' ? '' : ' (code/data needs CDP: mount resctrl with -o cdp)';
+      out.push(error(`${who}: cputune.cachetune[${tune.vcpus}]: L${cache.level} ${cache.type} allocation is not offered by this host${cdp} (resctrl offers ${facts.resctrl.join(', ')})`));
+    }
+  }
+  return out;
+}
+
 function deviceRules(params: DomainParams, who: string): Diagnostic[] {
   const out: Diagnostic[] = [];
   if (params.memtune?.min_guarantee !== undefined) out.push(error(`${who}: memtune.min_guarantee_kib is not supported by libvirt's QEMU driver (libvirt refuses the domain)`));
@@ -92,7 +117,7 @@ function deviceRules(params: DomainParams, who: string): Diagnostic[] {
 /** Checks against the engine's host facts; domain-dependent checks happen in diff. */
 export function rulesFor(params: DomainParams, facts: HostFacts): Diagnostic[] {
   const who = taskLabel(params);
-  return [...cpuRules(params, facts, who), ...nodeRules(params, facts, who), ...deviceRules(params, who)];
+  return [...cpuRules(params, facts, who), ...nodeRules(params, facts, who), ...deviceRules(params, who), ...cacheRules(params, facts, who)];
 }
 
 function vcpuCount(params: DomainParams, root: Element): number {
@@ -152,6 +177,10 @@ export function domainDiagnostics(params: DomainParams, root: Element, name: str
   const count = vcpuCount(params, root);
   for (const vcpu of Object.keys(params.cputune?.vcpupin ?? {})) {
     if (Number(vcpu) >= count) out.push(error(`${name}: cputune.vcpupin[${vcpu}]: the guest has ${count} vCPUs (0-${count - 1})`));
+  }
+  for (const tune of params.cputune?.cachetune ?? []) {
+    const missing = parseCpuList(tune.vcpus).filter((vcpu) => vcpu >= count);
+    if (missing.length) out.push(error(`${name}: cputune.cachetune[${tune.vcpus}]: vCPU ${formatCpuList(missing)} does not exist (the guest has ${count} vCPUs)`));
   }
   if (params.memory_backing?.locked) {
     const limit = params.memtune?.hard_limit ?? textOf(findPath(root, [{ name: 'memtune' }, { name: 'hard_limit' }]));

@@ -26,6 +26,8 @@ export interface HostFacts {
   /** Supported hugepage sizes in KiB, from /sys/kernel/mm/hugepages. */
   hugepageSizesKiB: number[];
   memTotalKiB: number;
+  /** Allocation resources resctrl offers (L3, L3CODE, L3DATA, L2, MB...); empty when it is not mounted. */
+  resctrl: string[];
 }
 
 export const FACTS_PROBE = String.raw`
@@ -44,6 +46,7 @@ for n in /sys/devices/system/node/node[0-9]*; do
 done
 echo "hugepage_sizes=$(ls /sys/kernel/mm/hugepages 2>/dev/null | sed 's/hugepages-//; s/kB//' | tr '\n' ' ')"
 echo "mem_total=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
+echo "resctrl=$(ls /sys/fs/resctrl/info 2>/dev/null | grep -v '_MON$' | tr '\n' ' ')"
 `;
 
 /** Expands a kernel CPU list such as `0-3,8,10-11` (empty means none). */
@@ -74,7 +77,7 @@ export function parseFacts(output: string): HostFacts {
   const kv = new Map<string, string>();
   const facts: HostFacts = {
     osId: 'unknown', osVersion: '', osLike: [], kernel: '', arch: '', uid: -1, systemd: false,
-    cpusOnline: [], cpuFlags: [], threadSiblings: {}, numaNodes: [], hugepageSizesKiB: [], memTotalKiB: 0,
+    cpusOnline: [], cpuFlags: [], threadSiblings: {}, numaNodes: [], hugepageSizesKiB: [], memTotalKiB: 0, resctrl: [],
   };
   for (const line of output.split('\n')) {
     const words = line.trim().split(/\s+/);
@@ -98,6 +101,7 @@ export function parseFacts(output: string): HostFacts {
   facts.cpuFlags = (kv.get('cpu_flags') ?? '').split(/\s+/).filter(Boolean);
   facts.hugepageSizesKiB = (kv.get('hugepage_sizes') ?? '').split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
   facts.memTotalKiB = Number(kv.get('mem_total') ?? 0);
+  facts.resctrl = (kv.get('resctrl') ?? '').split(/\s+/).filter(Boolean);
   facts.numaNodes.sort((a, b) => a.id - b.id);
   return facts;
 }

@@ -7,6 +7,9 @@ import { libvirtDomain } from '../../modules/libvirt-domain.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import type { DomainProbeState } from '../../modules/lib/libvirt-probe.js';
 import { parseEmulatorpin, parseFields, parseVcpupin } from '../../modules/lib/libvirt-probe.js';
+import { buildLeaves, readCachetunes } from '../../modules/lib/libvirt-leafset.js';
+import { ABSENT } from '../../modules/lib/libvirt-leaves.js';
+import { parseXml, serializeXml } from '../../modules/lib/domain-xml.js';
 import { compile } from '../../src/config/schema.js';
 import { contentSha } from '../../src/engine/remote-lib.js';
 import type { HostFacts } from '../../src/engine/facts.js';
@@ -23,7 +26,7 @@ const OLD = 'rhel7-libvirt4-probe-running.txt';
 
 const FACTS = {
   cpusOnline: [0, 1, 2, 3], numaNodes: [{ id: 0, cpus: [0, 1], memTotalKiB: 1, memFreeKiB: 1 }, { id: 1, cpus: [2, 3], memTotalKiB: 1, memFreeKiB: 1 }],
-  hugepageSizesKiB: [2048, 1048576], threadSiblings: {},
+  hugepageSizesKiB: [2048, 1048576], threadSiblings: {}, resctrl: [],
 } as unknown as HostFacts;
 
 const norm = (raw: Record<string, unknown>): DomainParams => libvirtDomain.normalize!(raw);
@@ -218,6 +221,39 @@ test('rules: offline CPUs, missing nodes, page sizes, min_guarantee, iotune comb
   assert.match(rules({ vcpu: { count: 2, current: 3 } }).join(), /vcpu.current 3 is above vcpu.count 2/);
   const warnings = libvirtDomain.rules!(norm({ name: 'g1', cputune: { vcpupin: { 0: '0', 1: '1' }, emulatorpin: '2' } }), FACTS).filter((d) => d.severity === 'warning');
   assert.match(warnings[0]!.message, /emulatorpin runs on NUMA node 1 but the vCPUs are pinned to node 0/);
+});
+
+test('cachetune: the whole set of allocations is owned, sizes folded to KiB, monitors kept; pending on a running guest', () => {
+  const tunes = [{ vcpus: '0-1', caches: [{ id: 0, level: 3, type: 'both', size_kib: 3072 }] }, { vcpus: '2,3', caches: [{ id: 0, level: 3, type: 'both', size_kib: 1024 }] }];
+  const { changes } = plan({ name: 'kc-tuned', cputune: { cachetune: tunes } });
+  assert.deepEqual(brief(changes), ['persist kc-tuned/config cputune.cachetune=(unset) -> cputune.cachetune=0-1=L3/0/both:3072KiB;2-3=L3/0/both:1024KiB']);
+  const xml = changes[0]!.diff!.after;
+  assert.match(xml, /<cachetune vcpus="0-1">\n\s+<cache id="0" level="3" type="both" size="3072" unit="KiB"\/>\n\s+<\/cachetune>/);
+  assert.match(xml, /<emulatorpin cpuset="0-1"\/>\n\s+<cachetune vcpus="0-1">/, 'cachetune goes after the pins, as libvirt orders cputune');
+  // libvirt prints 3 MiB as size='3' unit='MiB', and a size without a unit is in bytes
+  const defined = fixture('kc-tuned.inactive.xml').replace('</cputune>', `  <cachetune vcpus='0-1'>\n      <cache id='0' level='3' type='both' size='3' unit='MiB'/>\n      <monitor level='3' vcpus='0-1'/>\n    </cachetune>\n    <cachetune vcpus='2-3'>\n      <cache id='0' level='3' type='both' size='1048576'/>\n    </cachetune>\n  </cputune>`);
+  const root = parseXml(defined);
+  assert.deepEqual(readCachetunes(root).map((t) => `${t.vcpus} ${t.caches.map((c) => c.size_kib)}`), ['0-1 3072', '2-3 1024']);
+  const leaf = buildLeaves(norm({ name: 'kc-tuned', cputune: { cachetune: tunes } }), root, null)[0]!;
+  assert.equal(leaf.read(root), leaf.want, 'no change when libvirt wrote the same allocation in other units');
+  const removing = buildLeaves(norm({ name: 'kc-tuned', cputune: { cachetune: [] } }), root, null)[0]!;
+  removing.write(root);
+  assert.equal(removing.read(root), ABSENT);
+  assert.match(serializeXml(root), /<cachetune vcpus="0-1">\s*<monitor level="3" vcpus="0-1"\/>\s*<\/cachetune>/, 'a monitor is not ours to remove');
+  assert.doesNotMatch(serializeXml(root), /vcpus="2-3"/);
+  const running = plan({ name: 'kc-probe', cputune: { cachetune: [{ vcpus: '0', caches: [{ id: 0, level: 3, type: 'both', size_kib: 2048 }] }] } });
+  assert.deepEqual(running.changes.map((c) => `${c.scope} ${c.target} ${c.pendingOn ?? ''}`), ['persist kc-probe/config ', 'pending kc-probe/cputune.cachetune guest-restart']);
+});
+
+test('cachetune rules: resctrl must offer the level (CDP for code/data), vCPU sets must not overlap or exceed the guest', () => {
+  const rules = (cachetune: unknown[], resctrl: string[]) => errorsOf(libvirtDomain.rules!(norm({ name: 'g1', cputune: { cachetune } }), { ...FACTS, resctrl }));
+  const l3 = (vcpus: string, type = 'both') => ({ vcpus, caches: [{ id: 0, level: 3, type, size_kib: 2048 }] });
+  assert.match(rules([l3('0')], []).join(), /g1: cputune.cachetune: this host offers no cache allocation/);
+  assert.deepEqual(rules([l3('0-1'), l3('2-3')], ['L3', 'MB']), []);
+  assert.match(rules([l3('0', 'code')], ['L3']).join(), /L3 code allocation is not offered by this host \(code\/data needs CDP/);
+  assert.deepEqual(rules([l3('0', 'data')], ['L3CODE', 'L3DATA']), []);
+  assert.match(rules([l3('0-1'), l3('1-2')], ['L3']).join(), /vCPU 1 is in vcpus 0-1 and 1-2/);
+  assert.throws(() => plan({ name: 'kc-tuned', cputune: { cachetune: [l3('3-5')] } }), /kc-tuned: cputune.cachetune\[3-5\]: vCPU 4-5 does not exist \(the guest has 4 vCPUs\)/);
 });
 
 test('domain checks stop the task before anything is written, naming guest and setting', () => {
