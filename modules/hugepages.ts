@@ -178,10 +178,14 @@ export function poolCommands(pool: { sizeKiB: number; node: number | null; count
       : pool.sizeKiB >= GiB
         ? ` (free memory is too fragmented for ${size} pages at run time; allocate them at boot: runtime: false with persist: ${pool.node === null ? 'cmdline' : 'tmpfiles'}, then reboot)`
         : ` (not enough free contiguous memory${pool.node === null ? '' : ` on node${pool.node}`}; free some or allocate at boot)`;
+  // A pool that could not grow is set back: the pages the kernel did grant would otherwise
+  // stay reserved, starving the host of memory that nobody asked for.
+  const setBack = pool.count > current ? `kc_write_value ${quote(`${dir}/nr_hugepages`)} ${current}; ` : '';
+  const note = pool.count > current ? `${hint}; the pool was set back to ${current}` : hint;
   return [
     `kc_write_value ${quote(`${dir}/nr_hugepages`)} ${pool.count}`,
     `kc_got=$(( $(cat ${quote(`${dir}/nr_hugepages`)}) - $(cat ${quote(`${dir}/surplus_hugepages`)}) ))`,
-    `[ "$kc_got" -eq ${pool.count} ] || kc_fail ${quote(`${label}: asked ${pool.count}, granted`)} "$kc_got"${quote(hint)}`,
+    `[ "$kc_got" -eq ${pool.count} ] || { ${setBack}kc_fail ${quote(`${label}: asked ${pool.count}, granted`)} "$kc_got"${quote(note)}; }`,
   ];
 }
 

@@ -116,6 +116,8 @@ test('5a. a hugepage pool larger than the host can give fails with the granted c
   assert.equal(run.code, 1, run.stdout);
   assert.equal(run.report.hosts[0].status, 'failed');
   assert.match(run.stdout + JSON.stringify(run.report), /asked (for )?'?700'?.*(granted|has) '?\d+/);
+  assert.match(run.stdout, /the pool was set back to 128/);
+  assert.equal((await hostState(vm)).nr_hugepages, '128', 'the pages granted short of the request are given back');
 });
 
 test('5b. KSM with shared pages still reaches merge_across_nodes=0', async () => {
@@ -130,7 +132,8 @@ test('5b. KSM with shared pages still reaches merge_across_nodes=0', async () =>
       'for i in $(seq 1 120); do [ "$(cat /sys/kernel/mm/ksm/pages_shared)" -gt 0 ] && break; sleep 1; done; cat /sys/kernel/mm/ksm/pages_shared; ' +
       'echo 0 > /sys/kernel/mm/ksm/merge_across_nodes 2>&1; echo "direct write status $?"',
   );
-  assert.match(setup.stdout, /^[1-9]\d*$/m, `KSM merged pages: ${setup.stdout} ${setup.stderr}`);
+  const why = async () => (await vm.ssh('pgrep -a ksm-sharer; grep -E "MemFree|HugePages_Total" /proc/meminfo; cat /sys/kernel/mm/ksm/run /sys/kernel/mm/ksm/full_scans 2>/dev/null')).stdout;
+  assert.match(setup.stdout, /^[1-9]\d*$/m, `KSM merged pages: ${setup.stdout} ${setup.stderr}\n${await why()}`);
   assert.match(setup.stdout + setup.stderr, /busy|status [1-9]/i, 'the kernel refuses a direct write while pages are shared');
   const run = await kvmconf(['apply', PLAYBOOK, '-i', inventory, '--tags', 'memory']);
   assert.equal(run.code, 0, run.stdout + run.stderr);

@@ -89,7 +89,7 @@ test('nr_hugepages: runtime change with read-back, and the owned sysctl.d file',
   assert.deepEqual(commands(changes[0]!), [
     'kc_write_value /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages 16',
     'kc_got=$(( $(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) - $(cat /sys/kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages) ))',
-    `[ "$kc_got" -eq 16 ] || kc_fail '2M pool: asked 16, granted' "$kc_got"' (not enough free contiguous memory; free some or allocate at boot)'`,
+    `[ "$kc_got" -eq 16 ] || { kc_write_value /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages 0; kc_fail '2M pool: asked 16, granted' "$kc_got"' (not enough free contiguous memory; free some or allocate at boot); the pool was set back to 0'; }`,
   ]);
   assert.equal(changes[1]!.diff!.after, '# Managed by kvmconf (hugepages); edits here are overwritten.\nvm.nr_hugepages = 16\n');
   assert.deepEqual(commands(changes[1]!), [`kc_write_file ${HUGEPAGES_SYSCTL_FILE} 0644 absent '# Managed by kvmconf (hugepages); edits here are overwritten.\nvm.nr_hugepages = 16\n'`]);
@@ -110,7 +110,7 @@ test('shrinking a pool below the pages in use fails with the numbers; shrinking 
     ['/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages', '8', '3'],
     ['/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages', '1', '2'],
   ]);
-  assert.match(commands(changes[0]!)[2]!, /asked 3, granted' "\$kc_got"' \(pages still in use cannot be freed\)'$/);
+  assert.match(commands(changes[0]!)[2]!, /asked 3, granted' "\$kc_got"' \(pages still in use cannot be freed\)'; }$/);
   assert.match(changes[1]!.reason!, /1G pages need that much contiguous free memory each/);
 });
 
@@ -172,7 +172,7 @@ test('per-node pools (two-node variant): node paths, read-back commands and the 
   assert.deepEqual(commands(changes[1]!), [
     'kc_write_value /sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages 2',
     'kc_got=$(( $(cat /sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages) - $(cat /sys/devices/system/node/node1/hugepages/hugepages-1048576kB/surplus_hugepages) ))',
-    `[ "$kc_got" -eq 2 ] || kc_fail '1G pool on node1: asked 2, granted' "$kc_got"' (free memory is too fragmented for 1G pages at run time; allocate them at boot: runtime: false with persist: tmpfiles, then reboot)'`,
+    `[ "$kc_got" -eq 2 ] || { kc_write_value /sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages 0; kc_fail '1G pool on node1: asked 2, granted' "$kc_got"' (free memory is too fragmented for 1G pages at run time; allocate them at boot: runtime: false with persist: tmpfiles, then reboot); the pool was set back to 0'; }`,
   ]);
   assert.equal(
     changes[2]!.diff!.after,
@@ -297,8 +297,19 @@ function fakePool(root: string, dir: string, grant: string) {
   mkdirSync(path, { recursive: true });
   writeFileSync(join(path, 'surplus_hugepages'), '0\n');
   spawnSync('mkfifo', [join(path, 'nr_hugepages')]);
-  const kernel = spawn('/bin/sh', ['-c', `asked=$(cat nr_hugepages); printf '%s\\n' $(( ${grant} )) > nr_hugepages`], { cwd: path, stdio: 'ignore' });
+  // after its answer the fake takes one more write (for 10 s): the set-back of a pool that could not grow
+  const kernel = spawn('/bin/sh', ['-c', `asked=$(cat nr_hugepages); printf '%s\\n' $(( ${grant} )) > nr_hugepages; timeout 10 cat nr_hugepages > set-back`], { cwd: path, stdio: 'ignore' });
   return kernel;
+}
+
+/** The fake writes what it was given after the command moved on: polls until `read` returns `want` (2 s at most). */
+async function settled(read: () => string, want: string): Promise<string> {
+  let got = read();
+  for (let i = 0; i < 40 && got !== want; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    got = read();
+  }
+  return got;
 }
 
 test('shell: a kernel that grants fewer pages than asked fails the step with both numbers (fake sysfs)', async () => {
@@ -307,7 +318,8 @@ test('shell: a kernel that grants fewer pages than asked fails the step with bot
     const global = fakePool(root, 'sys/kernel/mm/hugepages/hugepages-1048576kB', 'asked / 4');
     let [outcome] = applySteps([poolCommands({ sizeKiB: 1048576, node: null, count: 4 }, 0, root)]);
     assert.equal(outcome!.status, 'failed');
-    assert.match(outcome!.output, /kvmconf: 1G pool: asked 4, granted 1 \(free memory is too fragmented for 1G pages at run time; allocate them at boot: runtime: false with persist: cmdline, then reboot\)/);
+    assert.match(outcome!.output, /kvmconf: 1G pool: asked 4, granted 1 \(free memory is too fragmented for 1G pages at run time; allocate them at boot: runtime: false with persist: cmdline, then reboot\); the pool was set back to 0/);
+    assert.equal(await settled(() => readFileSync(join(root, 'sys/kernel/mm/hugepages/hugepages-1048576kB/set-back'), 'utf8'), '0\n'), '0\n', 'the granted pages are given back');
     global.kill();
 
     const node = fakePool(root, 'sys/devices/system/node/node1/hugepages/hugepages-2048kB', 'asked - 24');
