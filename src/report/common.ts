@@ -5,24 +5,29 @@
 import type { Change } from '../module.js';
 import type { ChangeResult, ChangeStatus, Mode, TaskReport } from '../engine/results.js';
 
-export type TaskState = 'ok' | 'changed' | 'pending' | 'failed';
+export type TaskState = 'ok' | 'changed' | 'pending' | 'failed' | 'skipped';
 
-export const TASK_STATES: readonly TaskState[] = ['ok', 'changed', 'pending', 'failed'];
+export const TASK_STATES: readonly TaskState[] = ['ok', 'changed', 'pending', 'failed', 'skipped'];
 
 export function isPendingChange(change: ChangeResult): boolean {
   return change.status === 'pending' || (change.scope === 'pending' && change.status !== 'failed');
 }
 
-/** failed: the task errored or one of its changes failed; changed: any change that is not pending. */
+/**
+ * failed: the task errored or one of its changes failed; changed: a change that is not
+ * pending was planned or made; skipped: its changes never ran (an earlier step failed).
+ */
 export function taskState(task: TaskReport): TaskState {
   if (task.error !== undefined || task.changes.some((change) => change.status === 'failed')) return 'failed';
-  if (task.changes.some((change) => !isPendingChange(change))) return 'changed';
+  const active = task.changes.filter((change) => !isPendingChange(change));
+  if (active.some((change) => change.status !== 'not-run')) return 'changed';
+  if (active.length) return 'skipped';
   if (task.changes.length > 0) return 'pending';
   return 'ok';
 }
 
 export function countTaskStates(tasks: readonly TaskReport[]): Record<TaskState, number> {
-  const counts: Record<TaskState, number> = { ok: 0, changed: 0, pending: 0, failed: 0 };
+  const counts: Record<TaskState, number> = { ok: 0, changed: 0, pending: 0, failed: 0, skipped: 0 };
   for (const task of tasks) counts[taskState(task)]++;
   return counts;
 }

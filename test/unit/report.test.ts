@@ -135,6 +135,7 @@ describe('report helpers', () => {
     assert.equal(taskState(task('a', 'sysctl')), 'ok');
     assert.equal(taskState(task('a', 'sysctl', [thpPending])), 'pending');
     assert.equal(taskState(task('a', 'sysctl', [thpPending, swappiness])), 'changed');
+    assert.equal(taskState(task('a', 'sysctl', [{ ...swappiness, status: 'not-run' }])), 'skipped', 'a change an earlier failure kept from running');
     assert.equal(taskState(task('a', 'sysctl', [swappiness], { error: 'boom' })), 'failed');
     assert.equal(taskState(task('a', 'sysctl', [{ ...swappiness, status: 'failed' }])), 'failed');
   });
@@ -181,10 +182,10 @@ describe('text report', () => {
       'host hv4 (play guests): skipped',
       '',
       'RECAP',
-      'hv1  ok=1 changed=2 pending=0 failed=0 unreachable=0  changed',
-      'hv2  ok=1 changed=0 pending=1 failed=0 unreachable=0  pending',
-      'hv3  ok=0 changed=0 pending=0 failed=0 unreachable=1  unreachable',
-      'hv4  ok=0 changed=0 pending=0 failed=0 unreachable=0  skipped',
+      'hv1  ok=1 changed=2 pending=0 failed=0 skipped=0 unreachable=0  changed',
+      'hv2  ok=1 changed=0 pending=1 failed=0 skipped=0 unreachable=0  pending',
+      'hv3  ok=0 changed=0 pending=0 failed=0 skipped=0 unreachable=1  unreachable',
+      'hv4  ok=0 changed=0 pending=0 failed=0 skipped=0 unreachable=0  skipped',
       '4 hosts: 1 changed, 1 pending, 1 unreachable, 1 skipped in 4.2s (check mode)',
       '',
     ]);
@@ -209,7 +210,7 @@ describe('text report', () => {
     assert.deepEqual(output.slice(28), [
       '',
       'RECAP',
-      'hv1  ok=0 changed=2 pending=0 failed=1 unreachable=0  failed',
+      'hv1  ok=0 changed=1 pending=0 failed=1 skipped=1 unreachable=0  failed',
       '1 host: 1 failed in 1m05s (apply mode)',
       '',
     ]);
@@ -268,7 +269,7 @@ describe('text report', () => {
     const output = lines(renderText(twice, { color: false, diff: false }));
     assert.deepEqual(output.slice(-4), [
       'RECAP',
-      'hv1  ok=1 changed=1 pending=0 failed=0 unreachable=0  changed',
+      'hv1  ok=1 changed=1 pending=0 failed=0 skipped=0 unreachable=0  changed',
       '1 host: 1 changed in 4.2s (check mode)',
       '',
     ]);
