@@ -9,7 +9,7 @@
  * cannot be started, start() throws with the reason: the test fails, it is not skipped.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -47,9 +47,26 @@ function kill(pid: number | undefined): void {
   }
 }
 
+/**
+ * On a real host udev gives /dev/kvm to group kvm (0660). Without udev, as in a test
+ * container, it stays root-only: libvirt then probes QEMU's capabilities as root with
+ * KVM, finds KVM unusable for its qemu user, calls the cached capabilities stale at
+ * every lookup and probes again (about 4 s each, 30 s and more per `virsh define`).
+ * This applies udev's permissions, which is what the host would have.
+ */
+function udevKvmPermissions(): void {
+  if (!existsSync('/dev/kvm')) return;
+  const gid = /^kvm:[^:]*:(\d+):/m.exec(readFileSync('/etc/group', 'utf8'))?.[1];
+  const stat = statSync('/dev/kvm');
+  if (gid === undefined || (stat.mode & 0o070) !== 0) return;
+  chownSync('/dev/kvm', stat.uid, Number(gid));
+  chmodSync('/dev/kvm', 0o660);
+}
+
 export function startLibvirtd(): Libvirtd {
   if (process.getuid?.() !== 0) throw new Error('the libvirt integration test needs root (it starts libvirtd and defines domains)');
   if (answers()) return { uri: URI, started: false, stop: () => undefined };
+  udevKvmPermissions();
   const dir = mkdtempSync(join(tmpdir(), 'kvmconf-libvirtd-'));
   const virtlogd = existsSync('/run/libvirt/virtlogd-sock') ? undefined : startDaemon('/usr/sbin/virtlogd', join(dir, 'virtlogd.pid'));
   const libvirtd = startDaemon('/usr/sbin/libvirtd', join(dir, 'libvirtd.pid'));
