@@ -1,16 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ensurePath, findPath, parseXml, reformat, removeElement, serializeXml, toKiB, xpathOf, type Step } from '../../modules/lib/domain-xml.js';
+import { fixture as readFixture } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const fixture = (name: string) => readFileSync(join(projectRoot(), 'test/fixtures/libvirt', name), 'utf8');
+const fixture = (name: string) => readFixture('libvirt', name);
 
 /** Lines of b that are not in a (as a multiset), to see exactly what an edit touched. */
 function addedLines(a: string, b: string): string[] {

@@ -1,21 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ethtool, parseChannels, renderRule, rulePath, type EthtoolParams, type EthtoolState } from '../../modules/ethtool.js';
 import { REMOTE_LIB } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
 import type { Change, PlanContext } from '../../src/module.js';
+import { fixture as readFixture } from '../helpers/paths.js';
 
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const fixture = (name: string) => readFileSync(join(projectRoot(), 'test/fixtures/ethtool', name), 'utf8');
+const fixture = (name: string) => readFixture('ethtool', name);
 
 const FOUR_OF_ONE = `Channel parameters for enp1s0:
 Pre-set maximums:

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { libvirtDomain } from '../../modules/libvirt-domain.js';
+import { fixture as readFixture } from '../helpers/paths.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import type { DomainProbeState } from '../../modules/lib/libvirt-probe.js';
 import { parseEmulatorpin, parseFields, parseVcpupin } from '../../modules/lib/libvirt-probe.js';
@@ -15,12 +13,7 @@ import { contentSha } from '../../src/engine/remote-lib.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import type { Change, Diagnostic, PlanContext } from '../../src/module.js';
 
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const fixture = (name: string) => readFileSync(join(projectRoot(), 'test/fixtures/libvirt', name), 'utf8');
+const fixture = (name: string) => readFixture('libvirt', name);
 const RECORDED = 'debian12-libvirt9-probe-running-and-shutoff.txt';
 const OLD = 'rhel7-libvirt4-probe-running.txt';
 
