@@ -52,6 +52,8 @@ export const PLAY_SCHEMA = {
     serial: { anyOf: [batch, { type: 'array', items: batch, minItems: 1 }] },
     max_fail_percentage: { type: 'number', minimum: 0, maximum: 100 },
     tags,
+    /** Ansible's module_defaults: parameters every task of that module in the play starts from. */
+    module_defaults: { type: 'object', additionalProperties: { type: 'object' } },
     tasks: { type: 'array', items: { type: 'object' } },
   },
 } as const;
@@ -74,7 +76,26 @@ export function playbookSchema(modules: Module[]): Record<string, unknown> {
 
 const toList = (value: unknown): string[] => (value === undefined ? [] : Array.isArray(value) ? value.map(String) : [String(value)]);
 
-function loadTask(raw: Record<string, unknown>, path: (string | number)[], source: YamlSource, modules: Map<string, Module>): { task?: Task; errors: InputError[] } {
+type ModuleDefaults = Record<string, Record<string, unknown>>;
+
+const isMapping = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A play's module_defaults, each naming a known module. */
+function loadModuleDefaults(play: Record<string, unknown>, index: number, source: YamlSource, modules: Map<string, Module>): { defaults: ModuleDefaults; errors: InputError[] } {
+  const raw = isMapping(play.module_defaults) ? play.module_defaults : {};
+  const errors = Object.keys(raw)
+    .filter((name) => !modules.has(name))
+    .map((name) => new InputError(`module_defaults: unknown module '${name}'`, source.locate([index, 'module_defaults', name]), didYouMean(name, [...modules.keys()])));
+  return { defaults: raw as ModuleDefaults, errors };
+}
+
+function loadTask(
+  raw: Record<string, unknown>,
+  path: (string | number)[],
+  source: YamlSource,
+  modules: Map<string, Module>,
+  defaults: ModuleDefaults,
+): { task?: Task; errors: InputError[] } {
   const errors: InputError[] = [];
   const moduleKeys = Object.keys(raw).filter((key) => !TASK_KEYWORDS.includes(key));
   const known = moduleKeys.filter((key) => modules.has(key));
@@ -86,9 +107,16 @@ function loadTask(raw: Record<string, unknown>, path: (string | number)[], sourc
     return { errors };
   }
   const moduleName = known[0]!;
-  const params = raw[moduleName] ?? {};
+  const written = raw[moduleName] ?? {};
+  // As in Ansible, the task's own parameters win over the play's module_defaults, key by key.
+  const params = defaults[moduleName] && isMapping(written) ? { ...defaults[moduleName], ...written } : written;
   const paramsPath = [...path, moduleName];
-  if (!hasTemplate(params)) errors.push(...validateAt(modules.get(moduleName)!.schema, params, source, paramsPath, `${moduleName}: `));
+  // A value that came from module_defaults is reported where module_defaults writes it.
+  const whereWritten = (p: (string | number)[]) =>
+    typeof p[0] === 'string' && isMapping(written) && !(p[0] in written) && defaults[moduleName] && p[0] in defaults[moduleName]
+      ? [path[0]!, 'module_defaults', moduleName, ...p]
+      : [...paramsPath, ...p];
+  if (!hasTemplate(params)) errors.push(...validateAt(modules.get(moduleName)!.schema, params, source, whereWritten, `${moduleName}: `));
   if (raw.name !== undefined && typeof raw.name !== 'string') errors.push(new InputError("'name' must be a string", source.locate([...path, 'name'])));
   const task: Task = { name: typeof raw.name === 'string' ? raw.name : moduleName, module: moduleName, params, tags: toList(raw.tags), where: source.locate(paramsPath) };
   return { task, errors };
@@ -104,10 +132,12 @@ export function loadPlaybook(file: string, modules: Map<string, Module>): Playbo
     errors.push(...playErrors);
     const play = (raw ?? {}) as Record<string, unknown>;
     const tasks: Task[] = [];
+    const { defaults, errors: defaultErrors } = loadModuleDefaults(play, index, source, modules);
+    errors.push(...defaultErrors);
     if (!Array.isArray(play.tasks)) return;
     (play.tasks as unknown[]).forEach((rawTask, taskIndex) => {
       if (!rawTask || typeof rawTask !== 'object' || Array.isArray(rawTask)) return; // the play schema reported it
-      const { task, errors: taskErrors } = loadTask(rawTask as Record<string, unknown>, [index, 'tasks', taskIndex], source, modules);
+      const { task, errors: taskErrors } = loadTask(rawTask as Record<string, unknown>, [index, 'tasks', taskIndex], source, modules, defaults);
       errors.push(...taskErrors);
       if (task) tasks.push(task);
     });

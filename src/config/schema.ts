@@ -68,7 +68,12 @@ function keysAt(schema: Record<string, unknown>, path: PathSegment[]): string[] 
  * Validates `data` (found at `basePath` inside `source`) and returns located errors.
  * oneOf/anyOf noise is dropped when a more specific error explains the same spot.
  */
-export function validateAt(schema: Record<string, unknown>, data: unknown, source: YamlSource, basePath: PathSegment[], label = ''): InputError[] {
+/**
+ * Validates `data` and locates each error in the YAML source: under `base` (a path), or
+ * where `base` (a function of the error's path in `data`) says the value was written.
+ */
+export function validateAt(schema: Record<string, unknown>, data: unknown, source: YamlSource, base: PathSegment[] | ((path: PathSegment[]) => PathSegment[]), label = ''): InputError[] {
+  const sourcePath = typeof base === 'function' ? base : (path: PathSegment[]) => [...base, ...path];
   const validate = compile(schema);
   if (validate(data)) return [];
   const all = validate.errors ?? [];
@@ -83,6 +88,6 @@ export function validateAt(schema: Record<string, unknown>, data: unknown, sourc
     const key = `${path.join('/')}|${text}`;
     if (seen.has(key)) return [];
     seen.add(key);
-    return [new InputError(text, source.locate([...basePath, ...path]), hint)];
+    return [new InputError(text, source.locate(sourcePath(path)), hint)];
   });
 }

@@ -107,3 +107,26 @@ test('the assembled playbook schema compiles and knows every module', () => {
   assert.equal(validate([{ hosts: 'all', tasks: [{ thp: { enabled: 'never' } }] }]), true);
   assert.equal(validate([{ hosts: 'all', tasks: [{ thp: { enabled: 'sometimes' } }] }]), false);
 });
+
+test('module_defaults: a play sets parameters every task of that module starts from; the task wins key by key', () => {
+  const book = loadPlaybook(
+    write(
+      '- hosts: hypervisors\n  module_defaults:\n    libvirt_domain: { restart: true, restart_timeout: 120 }\n  tasks:\n' +
+        '    - libvirt_domain: { name: web1, restart_timeout: 30 }\n    - libvirt_domain: { name: db1 }\n    - thp: { enabled: never }\n',
+    ),
+    MODULES_BY_NAME,
+  );
+  assert.deepEqual(book.plays[0]!.tasks.map((t) => t.params), [
+    { restart: true, restart_timeout: 30, name: 'web1' },
+    { restart: true, restart_timeout: 120, name: 'db1' },
+    { enabled: 'never' },
+  ]);
+});
+
+test('module_defaults: an unknown module is named with a suggestion; a bad default value is reported', () => {
+  assert.deepEqual(errorsOf('- hosts: all\n  module_defaults:\n    libvirt_domian: { restart: true }\n  tasks:\n    - thp: { enabled: never }\n'), [
+    "site.yaml:3:5 ($[0].module_defaults.libvirt_domian): module_defaults: unknown module 'libvirt_domian' | did you mean 'libvirt_domain'?",
+  ]);
+  const [bad] = errorsOf('- hosts: all\n  module_defaults:\n    libvirt_domain: { restart: "yes" }\n  tasks:\n    - libvirt_domain: { name: web1 }\n');
+  assert.equal(bad, "site.yaml:3:23 ($[0].module_defaults.libvirt_domain.restart): libvirt_domain: 'restart' must be boolean", 'reported where the default is written');
+});
