@@ -10,10 +10,10 @@
  * it cannot see there (queues the playbook leaves alone) the guest sees itself: the
  * virtio-net maximum that `ethtool -l` reports is the hypervisor's queue count.
  */
-import picomatch from 'picomatch';
 import type { Diagnostic, FleetCheck, FleetDiagnostic, FleetTask } from '../../src/module.js';
 import type { EthtoolParams } from '../ethtool.js';
 import type { DomainParams } from './libvirt-params.js';
+import { selects } from './libvirt-rules.js';
 
 export const HYPERVISOR_VAR = 'kvmconf_hypervisor';
 export const DOMAIN_VAR = 'kvmconf_domain';
@@ -33,11 +33,6 @@ export function checkQueueAgreement(
   return [];
 }
 
-/** A libvirt_domain task selects a domain by name or by the same glob its probe's `case` uses. */
-function selectsDomain(params: DomainParams, domain: string): boolean {
-  return params.name === domain || (params.pattern !== undefined && picomatch.isMatch(domain, params.pattern, { dot: true }));
-}
-
 /** The guest's domain as the inventory links it, or undefined when the host is not linked. */
 function linkedDomain(guest: FleetTask): { hypervisor: string; domain: string } | undefined {
   const hypervisor = guest.hostVars[HYPERVISOR_VAR];
@@ -52,7 +47,7 @@ export const queueAgreement: FleetCheck = (tasks) =>
     const link = guest.module === 'ethtool' ? linkedDomain(guest) : undefined;
     if (!link) return [];
     const nics = tasks
-      .filter((task) => task.host === link.hypervisor && task.module === 'libvirt_domain' && selectsDomain(task.params as DomainParams, link.domain))
+      .filter((task) => task.host === link.hypervisor && task.module === 'libvirt_domain' && selects(task.params as DomainParams, link.domain))
       .flatMap((task) => (task.params as DomainParams).interfaces ?? [])
       .filter((nic): nic is typeof nic & { queues: number } => nic.queues !== undefined);
     const { interface: iface, combined } = guest.params as EthtoolParams;

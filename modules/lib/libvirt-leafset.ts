@@ -6,7 +6,7 @@ import type { Element } from '@xmldom/xmldom';
 import { quote } from '../../src/shell.js';
 import { childElements, ensurePath, findPath, firstChild, removeElement, insertChild, toKiB, xpathOf, type Step } from './domain-xml.js';
 import { ABSENT, attrLeaf, canonCpus, fieldOp, presenceLeaf, removeAt, textLeaf, type Leaf, type LiveOp } from './libvirt-leaves.js';
-import { IOTUNE_KEYS, MEMTUNE_KEYS, type CacheTune, type DomainParams, type InterfaceMatch } from './libvirt-params.js';
+import { IOTUNE_KEYS, MEMTUNE_KEYS, type CacheTune, type CacheType, type DomainParams, type InterfaceMatch } from './libvirt-params.js';
 import { parseDeviceWeights } from './libvirt-probe.js';
 
 const VCPU: Step[] = [{ name: 'vcpu' }];
@@ -101,7 +101,7 @@ export function readCachetunes(root: Element): CacheTune[] {
     caches: childElements(element, 'cache').map((cache) => ({
       id: Number(cache.getAttribute('id')),
       level: Number(cache.getAttribute('level')),
-      type: (cache.getAttribute('type') || 'both') as CacheTune['caches'][number]['type'],
+      type: (cache.getAttribute('type') || 'both') as CacheType,
       size_kib: toKiB(cache.getAttribute('size') || 0, cache.getAttribute('unit') || 'B'),
     })),
   }));

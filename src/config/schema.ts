@@ -65,12 +65,9 @@ function keysAt(schema: Record<string, unknown>, path: PathSegment[]): string[] 
 }
 
 /**
- * Validates `data` (found at `basePath` inside `source`) and returns located errors.
- * oneOf/anyOf noise is dropped when a more specific error explains the same spot.
- */
-/**
  * Validates `data` and locates each error in the YAML source: under `base` (a path), or
  * where `base` (a function of the error's path in `data`) says the value was written.
+ * oneOf/anyOf noise is dropped when a more specific error explains the same spot.
  */
 export function validateAt(schema: Record<string, unknown>, data: unknown, source: YamlSource, base: PathSegment[] | ((path: PathSegment[]) => PathSegment[]), label = ''): InputError[] {
   const sourcePath = typeof base === 'function' ? base : (path: PathSegment[]) => [...base, ...path];
