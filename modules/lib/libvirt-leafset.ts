@@ -5,8 +5,8 @@
 import type { Element } from '@xmldom/xmldom';
 import { quote } from '../../src/shell.js';
 import { childElements, ensurePath, findPath, firstChild, removeElement, insertChild, toKiB, xpathOf, type Step } from './domain-xml.js';
-import { ABSENT, attrLeaf, canonCpus, fieldOp, presenceLeaf, removeAt, textLeaf, type Leaf, type LiveOp } from './libvirt-leaves.js';
-import { IOTUNE_KEYS, MEMTUNE_KEYS, type CacheTune, type CacheType, type DomainParams, type InterfaceMatch } from './libvirt-params.js';
+import { ABSENT, attrLeaf, canonCpus, fieldOp, presenceLeaf, removeAt, textLeaf, type Leaf, type LiveOp, type LiveTools, type LiveView } from './libvirt-leaves.js';
+import { IOTUNE_KEYS, MEMTUNE_KEYS, type MemtuneKey, type CacheTune, type CacheType, type DomainParams, type InterfaceMatch } from './libvirt-params.js';
 import { parseDeviceWeights } from './libvirt-probe.js';
 
 const VCPU: Step[] = [{ name: 'vcpu' }];
@@ -27,9 +27,10 @@ function vcpuLeaves(params: DomainParams): Leaf[] {
 function currentLeaf(current: number, count: number | undefined): Leaf {
   const maxOf = (root: Element) => Number(findPath(root, VCPU)?.textContent?.trim() || 1);
   const live: LiveOp = {
-    blocked: (live, want, liveRoot) =>
-      Number(want) < Number(live) ? 'libvirt cannot hot-unplug vCPUs (offline them inside the guest)'
-        : Number(want) > maxOf(liveRoot) ? `the running domain's maximum is ${maxOf(liveRoot)} vCPUs` : undefined,
+    // Unplugging needs the guest's ACPI cooperation and hot-pluggable vCPUs: not a step that can be read back reliably.
+    blocked: (live, want, view) =>
+      Number(want) < Number(live) ? 'libvirt removes vCPUs from a running guest only by ACPI hot-unplug, which the guest must complete; the guest takes the lower count when it starts'
+        : Number(want) > maxOf(view.root) ? `the running domain's maximum is ${maxOf(view.root)} vCPUs; the guest takes ${want} when it starts` : undefined,
     commands: (virsh, domain, want) => [
       `${virsh} setvcpus --domain ${quote(domain)} --count ${quote(want)} --live </dev/null`,
       `kc_lv_check ${quote(`${domain} vCPUs`)} ${quote(want)} "$(${virsh} vcpucount --domain ${quote(domain)} --live --active </dev/null | tr -d ' ')"`,
@@ -136,26 +137,59 @@ function cachetuneLeaf(tunes: CacheTune[]): Leaf {
 
 const MEMORY_POLICY: Step[] = [{ name: 'numatune' }, { name: 'memory' }];
 
-function numatuneLeaves(params: DomainParams): Leaf[] {
+/** The running domain's memory policy: null when it has none (libvirt then takes a mode and nodeset live, once). */
+function livePolicy(root: Element): { mode: string; auto: boolean } | null {
+  const memory = findPath(root, MEMORY_POLICY);
+  return memory ? { mode: memory.getAttribute('mode') || 'strict', auto: memory.getAttribute('placement') === 'auto' } : null;
+}
+
+/**
+ * libvirt's live numatune rules (qemuDomainSetNumaParameters): the mode of a running
+ * domain never changes once it has a policy; its nodeset changes only in restrictive
+ * mode (cgroup cpuset.mems; the other modes are set with mbind() at start); a domain
+ * started without a policy takes mode and nodeset once, in one call.
+ */
+function nodesetBlocked(_live: string, _want: string, view: LiveView): string | undefined {
+  const policy = livePolicy(view.root);
+  if (!policy) return undefined;
+  if (policy.auto) return `the running domain's memory placement is auto (numad): libvirt applies a static nodeset only when the guest starts`;
+  if (policy.mode !== 'restrictive') return `libvirt changes the nodeset of a running domain only in restrictive mode (it runs in ${policy.mode} mode); the guest takes it when it starts`;
+  return undefined;
+}
+
+function numatuneLeaves(params: DomainParams, inactive: Element, live: Element | null): Leaf[] {
   const tune = params.numatune;
   if (!tune) return [];
   const leaves: Leaf[] = [];
+  // The mode that goes with a live nodeset on a domain without a policy: the task's, else the config's.
+  const modeWithNodeset = tune.mode ?? findPath(inactive, MEMORY_POLICY)?.getAttribute('mode') ?? undefined;
+  if (tune.nodeset) {
+    // Only the first policy of a running domain may name a mode (libvirt refuses a mode once it has one),
+    // and never strict, which libvirt refuses by name on a running domain though it is what a bare nodeset gets.
+    const firstPolicy = live !== null && !livePolicy(live);
+    const liveMode = firstPolicy && modeWithNodeset !== 'strict' ? modeWithNodeset : undefined;
+    const set = (want: string) => [...(liveMode ? ['--mode', liveMode] : []), '--nodeset', want];
+    const read = (tools: LiveTools) => (tools.numatune.numa_nodeset === undefined ? undefined : tools.numatune.numa_nodeset ? canonCpus(tools.numatune.numa_nodeset) : ABSENT);
+    const op: LiveOp = {
+      ...fieldOp('numatune', 'numa_nodeset', set, read, nodesetBlocked),
+      note: () => (firstPolicy ? `set live with mode ${modeWithNodeset ?? 'strict'} in one virsh numatune call: a running domain without a memory policy takes both once` : undefined),
+    };
+    leaves.push(attrLeaf({ key: 'numatune.nodeset', steps: MEMORY_POLICY, attr: 'nodeset', dflt: ABSENT, want: tune.nodeset, canon: canonCpus, live: op }));
+    leaves.push(attrLeaf({ key: 'numatune.placement', steps: MEMORY_POLICY, attr: 'placement', dflt: 'static', want: 'static' }));
+  }
   if (tune.mode) {
-    const live: LiveOp = { read: (tools) => tools.numatune.numa_mode, blocked: () => 'libvirt changes the memory mode only when the guest starts', commands: () => [] };
-    leaves.push(attrLeaf({ key: 'numatune.mode', steps: MEMORY_POLICY, attr: 'mode', dflt: 'strict', want: tune.mode, live }));
+    const op: LiveOp = {
+      read: (tools) => tools.numatune.numa_mode,
+      blocked: (current, _want, view) => (!livePolicy(view.root) && tune.nodeset ? undefined : `libvirt cannot change the memory mode of a running domain (it runs in ${current} mode); the guest takes it when it starts`),
+      note: () => 'set live together with numatune.nodeset (one virsh numatune call)',
+      // The nodeset step set the mode: read it back.
+      commands: (virsh, domain, want) => [`kc_lv_check ${quote(`${domain} numatune numa_mode`)} ${quote(want)} "$(${virsh} numatune --domain ${quote(domain)} --live </dev/null | kc_lv_field numa_mode)"`],
+    };
+    leaves.push(attrLeaf({ key: 'numatune.mode', steps: MEMORY_POLICY, attr: 'mode', dflt: 'strict', want: tune.mode, live: op }));
   }
   if (tune.placement) {
     leaves.push(attrLeaf({ key: 'numatune.placement', steps: MEMORY_POLICY, attr: 'placement', dflt: 'static', want: tune.placement }));
     leaves.push(attrLeaf({ key: 'numatune.nodeset', steps: MEMORY_POLICY, attr: 'nodeset', dflt: ABSENT, want: ABSENT, canon: canonCpus }));
-  }
-  if (tune.nodeset) {
-    const blocked = (_live: string, _want: string, liveRoot: Element) => {
-      const liveMode = findPath(liveRoot, MEMORY_POLICY)?.getAttribute('mode') || 'strict';
-      return tune.mode && tune.mode !== liveMode ? `the running memory mode is ${liveMode}; the nodeset changes with the mode at the next start` : undefined;
-    };
-    const live = fieldOp('numatune', 'numa_nodeset', (want) => ['--nodeset', want], (tools) => (tools.numatune.numa_nodeset === undefined ? undefined : tools.numatune.numa_nodeset ? canonCpus(tools.numatune.numa_nodeset) : ABSENT), blocked);
-    leaves.push(attrLeaf({ key: 'numatune.nodeset', steps: MEMORY_POLICY, attr: 'nodeset', dflt: ABSENT, want: tune.nodeset, canon: canonCpus, live }));
-    leaves.push(attrLeaf({ key: 'numatune.placement', steps: MEMORY_POLICY, attr: 'placement', dflt: 'static', want: 'static' }));
   }
   return leaves;
 }
@@ -269,6 +303,24 @@ function hugepagesLeaf(wanted: false | { sizeKiB?: number; nodeset?: string }): 
   };
 }
 
+const memtuneFlag = (key: MemtuneKey) => `--${key.replace(/_/g, '-')}`;
+
+/**
+ * memtune on a running domain. hard_limit and swap_hard_limit travel together (libvirt
+ * checks hard <= swap on the pair and orders the cgroup writes itself); a limit below
+ * what the qemu process uses now is not set live: the kernel refuses it (cgroup v1,
+ * EBUSY) or reclaims and OOM-kills the guest (cgroup v2).
+ */
+function memtuneOp(params: DomainParams, key: MemtuneKey): LiveOp {
+  const limits = key === 'soft_limit' ? [key] : (['hard_limit', 'swap_hard_limit'] as const).filter((k) => params.memtune?.[k] !== undefined);
+  const args = (want: string) => limits.flatMap((k) => [memtuneFlag(k), k === key ? want : String(params.memtune![k])]);
+  const belowUse = (_live: string, want: string, view: LiveView) =>
+    key !== 'soft_limit' && view.tools.rssKiB !== undefined && Number(want) < view.tools.rssKiB
+      ? `the guest's qemu process uses ${view.tools.rssKiB} KiB now: a lower ${key} is refused by the kernel or makes it reclaim and OOM-kill the guest; the guest takes it when it starts`
+      : undefined;
+  return fieldOp('memtune', key, args, (tools) => tools.memtune[key], belowUse);
+}
+
 function memoryLeaves(params: DomainParams): Leaf[] {
   const leaves: Leaf[] = [];
   const backing = params.memory_backing;
@@ -279,7 +331,7 @@ function memoryLeaves(params: DomainParams): Leaf[] {
   for (const key of MEMTUNE_KEYS) {
     const value = params.memtune?.[key];
     if (value === undefined) continue;
-    const live = key === 'min_guarantee' ? undefined : fieldOp('memtune', key, (want) => [`--${key.replace(/_/g, '-')}`, want], (tools) => tools.memtune[key]);
+    const live = key === 'min_guarantee' ? undefined : memtuneOp(params, key);
     leaves.push(textLeaf({ key: `memtune.${key}`, steps: [{ name: 'memtune' }, { name: key }], dflt: 'unlimited', want: String(value), kib: true, ...(live ? { live } : {}) }));
   }
   return leaves;
@@ -313,14 +365,19 @@ function interfaceLeaves(params: DomainParams, inactive: Element, live: Element 
   });
 }
 
+/** Throttling of one disk; a disk only in the persistent config (attached with --config) gets it when the guest starts. */
 function iotuneOp(target: string, key: string): LiveOp {
   const set = (want: string) => ['--device', target, `--${key.replace(/_/g, '-')}`, want];
-  return fieldOp('blkdeviotune', key, set, (tools) => tools.blkdeviotune[target]?.[key], undefined, ['--device', target]);
+  const detached = (_live: string, _want: string, view: LiveView) =>
+    findPath(view.root, [{ name: 'devices' }, diskStep(target)]) ? undefined : `disk ${target} is not attached to the running domain; it takes the limit when the guest starts`;
+  return fieldOp('blkdeviotune', key, set, (tools) => tools.blkdeviotune[target]?.[key], detached, ['--device', target]);
 }
+
+const diskStep = (target: string): Step => ({ name: 'disk', child: { name: 'target', attr: 'dev', value: target } });
 
 function diskLeaves(params: DomainParams, inactive: Element): Leaf[] {
   return (params.disks ?? []).flatMap((disk) => {
-    const base: Step[] = [{ name: 'devices' }, { name: 'disk', child: { name: 'target', attr: 'dev', value: disk.target } }];
+    const base: Step[] = [{ name: 'devices' }, diskStep(disk.target)];
     if (!findPath(inactive, base)) throw new Error(`no disk with target ${disk.target} in the persistent config`);
     const key = `disk[${disk.target}]`;
     const leaves: Leaf[] = [];
@@ -372,7 +429,7 @@ function blkioLeaves(params: DomainParams): Leaf[] {
 /** Every leaf the task owns on this domain; throws when a named device is missing. */
 export function buildLeaves(params: DomainParams, inactive: Element, live: Element | null): Leaf[] {
   return [
-    ...vcpuLeaves(params), ...cputuneLeaves(params), ...numatuneLeaves(params), ...cpuLeaves(params), ...memoryLeaves(params),
+    ...vcpuLeaves(params), ...cputuneLeaves(params), ...numatuneLeaves(params, inactive, live), ...cpuLeaves(params), ...memoryLeaves(params),
     ...interfaceLeaves(params, inactive, live), ...diskLeaves(params, inactive), ...scsiLeaves(params, inactive), ...blkioLeaves(params),
   ];
 }

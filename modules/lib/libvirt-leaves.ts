@@ -22,6 +22,8 @@ export interface LiveTools {
   blkiotune: Record<string, string>;
   schedinfo: Record<string, string>;
   blkdeviotune: Record<string, Record<string, string>>;
+  /** Resident memory of the qemu process (virsh dommemstat rss), when libvirt reports it. */
+  rssKiB?: number;
 }
 
 /** One read-back check of the persistent config: `virsh dumpxml --inactive --xpath`. */
@@ -32,11 +34,19 @@ export interface ReadBack {
   dflt: string;
 }
 
+/** What a live op may look at when it decides: the live XML and the virsh tools' output. */
+export interface LiveView {
+  root: Element;
+  tools: LiveTools;
+}
+
 export interface LiveOp {
   /** The live value from the virsh tools; undefined = read the live XML instead. */
   read?(tools: LiveTools): string | undefined;
-  /** Why `want` cannot be set on the running domain (then it waits for a restart). */
-  blocked?(live: string, want: string, liveRoot: Element): string | undefined;
+  /** Why libvirt refuses `want` on the running domain (then it waits for a restart); undefined = it takes it live. */
+  blocked?(live: string, want: string, view: LiveView): string | undefined;
+  /** How a live change is made when that is not the plain setter (shown as the change's reason). */
+  note?(live: string, want: string, view: LiveView): string | undefined;
   /** Commands (virsh ... --live, then a read-back) for a domain. */
   commands(virsh: string, domain: string, want: string): string[];
 }

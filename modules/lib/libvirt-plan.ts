@@ -28,7 +28,14 @@ export function liveTools(tools: Record<string, string>): LiveTools {
     blkiotune: parseFields(tools.blkiotune ?? ''),
     schedinfo: parseFields(tools.schedinfo ?? ''),
     blkdeviotune: Object.fromEntries(disks.map(([tool, out]) => [tool.slice('blkdeviotune '.length), parseFields(out)])),
+    ...rssOf(tools.dommemstat),
   };
+}
+
+/** `virsh dommemstat` lines (`rss 45356`): the qemu process's resident KiB. */
+function rssOf(output: string | undefined): { rssKiB?: number } {
+  const match = /^rss\s+(\d+)\s*$/m.exec(output ?? '');
+  return match ? { rssKiB: Number(match[1]) } : {};
 }
 
 /** `web1/cputune.vcpupin[0]`: a libvirt domain name never holds a slash. */
@@ -73,8 +80,10 @@ function liveChanges(params: DomainParams, domain: DomainActual, leaves: Leaf[],
     const current = liveValue(leaf, tools, live, persistTouched);
     if (current === leaf.want) continue;
     const base = { module: MODULE, target: targetOf(domain.name, leaf.key), before: show(current), after: show(leaf.want) };
-    const blocked = leaf.live ? leaf.live.blocked?.(current, leaf.want, live) : 'libvirt applies it only when the guest starts';
-    if (!blocked) runtime.push({ ...base, scope: 'runtime' });
+    const view = { root: live, tools };
+    const blocked = leaf.live ? leaf.live.blocked?.(current, leaf.want, view) : 'libvirt applies it only when the guest starts';
+    const note = blocked ? undefined : leaf.live?.note?.(current, leaf.want, view);
+    if (!blocked) runtime.push({ ...base, scope: 'runtime', ...(note ? { reason: note } : {}) });
     else waiting.push({ ...base, scope: 'pending', pendingOn: 'guest-restart', reason: blocked });
   }
   if (!waiting.length || !params.restart) return [...runtime, ...waiting];

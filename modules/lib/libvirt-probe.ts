@@ -5,13 +5,15 @@
  * tuning commands (vcpupin, emulatorpin, numatune, memtune, blkiotune, schedinfo,
  * blkdeviotune per disk the task names). Only read-only virsh commands run here.
  */
+import { randomBytes } from 'node:crypto';
 import { formatCpuList, parseCpuList } from '../../src/engine/facts.js';
 import { quote } from '../../src/shell.js';
 import { libvirtFactsProbe, parseLibvirtFacts, type LibvirtHostFacts } from './libvirt-facts.js';
 import { DOMAIN_GLOB_PATTERN, DOMAIN_NAME_PATTERN, type DomainParams } from './libvirt-params.js';
 
-export const END = '@@kvmconf-end';
-export const TOOLS = ['vcpupin', 'emulatorpin', 'numatune', 'memtune', 'blkiotune', 'schedinfo'] as const;
+/** First line of the probe's output: the random marker that frames every section after it. */
+const HEADER = '@@libvirt-probe';
+export const TOOLS = ['vcpupin', 'emulatorpin', 'numatune', 'memtune', 'blkiotune', 'schedinfo', 'dommemstat'] as const;
 
 export interface DomainActual {
   name: string;
@@ -46,52 +48,63 @@ function matchTest(params: DomainParams): string {
   return `case "$d" in ${pattern}) m=1 ;; esac`;
 }
 
-export function domainProbe(params: DomainParams): string {
+/**
+ * Sections are framed by a marker drawn at random for each probe: a domain's XML or a
+ * tool's output (a tenant can set a domain's <description>) cannot forge a section.
+ */
+export function domainProbe(params: DomainParams, mark = `@@${randomBytes(8).toString('hex')}@`): string {
   const virsh = `virsh -c ${quote(params.uri)}`;
+  const end = `${mark}end`;
   const disks = (params.disks ?? []).map((disk) => disk.target).filter((t) => /^[a-z0-9]+$/.test(t));
-  const section = (label: string, command: string) => `printf '@@tool\\t%s\\n' ${quote(label)}; ${command} </dev/null 2>&1; printf '\\n${END}\\n'`;
+  const section = (label: string, command: string) => `printf '${mark}tool\\t%s\\n' ${quote(label)}; ${command} </dev/null 2>&1; printf '\\n${end}\\n'`;
   const domainPart = [
     `${virsh} list --all --name </dev/null 2>/dev/null | while IFS= read -r d; do`,
     `  [ -n "$d" ] || continue`,
     `  m=0; ${matchTest(params)}`,
     `  s=$(${virsh} domstate --domain "$d" </dev/null 2>/dev/null)`,
-    `  printf '@@domain\\t%s\\t%s\\t%s\\n' "$d" "$s" "$m"`,
-    `  x=$(${virsh} dumpxml --inactive --domain "$d" </dev/null 2>/dev/null) && printf '@@xml\\tinactive\\n%s\\n${END}\\n' "$x"`,
+    `  printf '${mark}domain\\t%s\\t%s\\t%s\\n' "$d" "$s" "$m"`,
+    `  x=$(${virsh} dumpxml --inactive --domain "$d" </dev/null 2>/dev/null) && printf '${mark}xml\\tinactive\\n%s\\n${end}\\n' "$x"`,
     `  [ "$m" = 1 ] && [ "$s" != "shut off" ] || continue`,
-    `  x=$(${virsh} dumpxml --domain "$d" </dev/null 2>/dev/null) && printf '@@xml\\tlive\\n%s\\n${END}\\n' "$x"`,
+    `  x=$(${virsh} dumpxml --domain "$d" </dev/null 2>/dev/null) && printf '${mark}xml\\tlive\\n%s\\n${end}\\n' "$x"`,
     ...TOOLS.map((tool) => `  ${section(tool, `${virsh} ${tool} --domain "$d"`)}`),
     ...disks.map((disk) => `  ${section(`blkdeviotune ${disk}`, `${virsh} blkdeviotune --domain "$d" --device ${quote(disk)}`)}`),
     `done`,
   ];
   const facts = libvirtFactsProbe(params.uri);
   if (params.factsOnly) return facts;
-  return [facts, `if command -v virsh >/dev/null 2>&1; then`, ...domainPart, `fi`].join('\n');
+  return [`printf '${HEADER}\\t%s\\n' '${mark}'`, facts, `if command -v virsh >/dev/null 2>&1; then`, ...domainPart, `fi`].join('\n');
 }
 
-/** Reads the probe output: fact lines first, then one block per domain. */
+/** Reads the probe output: the marker line, fact lines, then one block per domain. */
 export function parseDomainProbe(output: string, selects: (name: string) => boolean = () => true): DomainProbeState {
   const lines = output.split('\n');
+  const header = lines[0]?.split('\t');
+  if (header?.[0] !== HEADER) return { host: parseLibvirtFacts(output), domains: [] };
+  const mark = header[1] ?? '';
+  if (!/^@@[0-9a-f]*@?$/.test(mark)) throw new Error('libvirt_domain probe output has a malformed marker');
+  const end = `${mark}end`;
   const factLines: string[] = [];
   const domains: DomainActual[] = [];
-  for (let i = 0; i < lines.length; i++) {
+  for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
-    const [kind, a = '', b = '', c = ''] = line.split('\t');
-    if (kind === '@@domain') {
+    const [head = '', a = '', b = '', c = ''] = line.split('\t');
+    const kind = head.startsWith(mark) ? head.slice(mark.length) : '';
+    if (kind === 'domain') {
       domains.push({ name: a, state: b, matched: c === '1' && selects(a), inactive: null, live: null, tools: {} });
       continue;
     }
-    if (kind !== '@@xml' && kind !== '@@tool') {
+    if (kind !== 'xml' && kind !== 'tool') {
       if (!domains.length) factLines.push(line);
       continue;
     }
-    const end = lines.indexOf(END, i + 1);
+    const close = lines.indexOf(end, i + 1);
     const domain = domains[domains.length - 1];
-    if (end < 0 || !domain) throw new Error('libvirt_domain probe output is truncated');
-    const body = lines.slice(i + 1, end).join('\n');
-    if (kind === '@@tool') domain.tools[a] = body.replace(/\n+$/, '');
+    if (close < 0 || !domain) throw new Error('libvirt_domain probe output is truncated');
+    const body = lines.slice(i + 1, close).join('\n');
+    if (kind === 'tool') domain.tools[a] = body.replace(/\n+$/, '');
     else if (a === 'inactive') domain.inactive = body;
     else domain.live = body;
-    i = end;
+    i = close;
   }
   return { host: parseLibvirtFacts(factLines.join('\n')), domains };
 }

@@ -10,6 +10,7 @@ import { formatCpuList, parseCpuList, type HostFacts } from '../../src/engine/fa
 import { childElements, findPath, parseXml, textOf, toKiB } from './domain-xml.js';
 import type { LibvirtHostFacts } from './libvirt-facts.js';
 import { IOTUNE_KEYS, type DomainParams } from './libvirt-params.js';
+import { readCells } from './libvirt-leafset.js';
 import { type DomainActual, type DomainProbeState } from './libvirt-probe.js';
 
 const error = (message: string): Diagnostic => ({ severity: 'error', message });
@@ -55,7 +56,6 @@ function nodeRules(params: DomainParams, facts: HostFacts, who: string): Diagnos
   const nodesets: Array<[string, string]> = [];
   if (params.numatune?.nodeset) nodesets.push(['numatune.nodeset', params.numatune.nodeset]);
   const hugepages = params.memory_backing?.hugepages;
-  if (hugepages && hugepages.nodeset) nodesets.push(['memory_backing.hugepages.nodeset', hugepages.nodeset]);
   const out = nodesets.flatMap(([setting, set]) => {
     const missing = parseCpuList(set).filter((n) => !nodes.includes(n));
     return missing.length ? [error(`${who}: ${setting}: NUMA node ${formatCpuList(missing)} does not exist on this host (nodes: ${formatCpuList(nodes)})`)] : [];
@@ -171,9 +171,36 @@ function interfaceType(root: Element, match: { mac?: string; index?: number }): 
   return found?.getAttribute('type') ?? null;
 }
 
+/**
+ * `<page nodeset>` names the GUEST's NUMA cells (libvirt: "hugepages: node N not found"
+ * at define otherwise); the host nodes a guest's memory comes from are numatune's.
+ */
+function hugepageCellDiagnostics(params: DomainParams, root: Element, name: string): Diagnostic[] {
+  const hugepages = params.memory_backing?.hugepages;
+  if (!hugepages || !hugepages.nodeset) return [];
+  const cells = (params.cpu?.numa ?? readCells(root)).map((cell) => cell.id);
+  const missing = parseCpuList(hugepages.nodeset).filter((cell) => !cells.includes(cell));
+  if (!missing.length) return [];
+  const has = cells.length ? `its cells are ${formatCpuList(cells)}` : 'it has no guest NUMA cells (cpu.numa)';
+  const host = params.numatune?.nodeset ? `numatune.nodeset ${params.numatune.nodeset}` : 'numatune.nodeset';
+  return [error(`${name}: memory_backing.hugepages.nodeset ${hugepages.nodeset} names guest NUMA cells, and ${has}; cell ${formatCpuList(missing)} does not exist. The host NUMA nodes the memory comes from are set by ${host}`)];
+}
+
+/** libvirt refuses hard_limit above swap_hard_limit, in the config and live. */
+function memtuneDiagnostics(params: DomainParams, root: Element, name: string): Diagnostic[] {
+  const configured = (key: string) => {
+    const element = findPath(root, [{ name: 'memtune' }, { name: key }]);
+    return element && textOf(element) ? toKiB(textOf(element)!, element.getAttribute('unit')) : undefined;
+  };
+  const hard = params.memtune?.hard_limit ?? configured('hard_limit');
+  const swap = params.memtune?.swap_hard_limit ?? configured('swap_hard_limit');
+  if (hard === undefined || swap === undefined || hard <= swap) return [];
+  return [error(`${name}: memtune.hard_limit_kib ${hard} is above swap_hard_limit_kib ${swap} (the limit of memory plus swap); libvirt refuses it`)];
+}
+
 /** Checks that need the domain's own XML (vCPU count, memory, existing settings). */
 export function domainDiagnostics(params: DomainParams, root: Element, name: string): Diagnostic[] {
-  const out = cellDiagnostics(params, root, name);
+  const out = [...cellDiagnostics(params, root, name), ...hugepageCellDiagnostics(params, root, name), ...memtuneDiagnostics(params, root, name)];
   const count = vcpuCount(params, root);
   for (const vcpu of Object.keys(params.cputune?.vcpupin ?? {})) {
     if (Number(vcpu) >= count) out.push(error(`${name}: cputune.vcpupin[${vcpu}]: the guest has ${count} vCPUs (0-${count - 1})`));
@@ -221,7 +248,8 @@ function hugepageNeed(params: DomainParams, domain: DomainActual, host: LibvirtH
   const backing = [{ name: 'memoryBacking' }, { name: 'hugepages' }];
   // A running guest already on hugepages holds its pages: they are not free and not needed again.
   if (domain.state !== 'shut off' && findPath(domain.live ? parseXml(domain.live) : root, backing)) return null;
-  const nodeset = wanted.nodeset ?? params.numatune?.nodeset ?? findPath(root, [{ name: 'numatune' }, { name: 'memory' }])?.getAttribute('nodeset');
+  // wanted.nodeset names guest cells; the host nodes are numatune's
+  const nodeset = params.numatune?.nodeset ?? findPath(root, [{ name: 'numatune' }, { name: 'memory' }])?.getAttribute('nodeset');
   const nodes = nodeset ? parseCpuList(nodeset) : host.nodes.map((n) => n.id);
   return { sizeKiB, need: { guest: domain.name, pages: Math.ceil(memoryKiB(root) / sizeKiB), nodes } };
 }

@@ -161,7 +161,9 @@ test('vCPUs: raised live up to the maximum, never lowered live; the maximum wait
 
 test('a memory mode change keeps the nodeset pending; host-model live as custom does not flap', () => {
   const { changes } = plan({ name: 'web1', numatune: { mode: 'preferred', nodeset: '1' }, cpu: { mode: 'host-model' } }, OLD);
-  assert.deepEqual(brief(changes).slice(1), ['pending web1/numatune.mode strict -> preferred', 'pending web1/numatune.nodeset 0 -> 1']);
+  assert.deepEqual(brief(changes).slice(1), ['pending web1/numatune.nodeset 0 -> 1', 'pending web1/numatune.mode strict -> preferred']);
+  assert.match(changes[1]!.reason!, /only in restrictive mode \(it runs in strict mode\)/);
+  assert.match(changes[2]!.reason!, /cannot change the memory mode of a running domain/);
   assert.deepEqual(plan({ name: 'web1', cpu: { mode: 'host-model', topology: { sockets: 1, cores: 2, threads: 1 } } }, OLD).changes, []);
 });
 
