@@ -60,101 +60,119 @@ export interface DomainParams {
 const int = (minimum: number, maximum?: number) => ({ type: 'integer', minimum, ...(maximum === undefined ? {} : { maximum }) });
 const cpuset = { type: 'string', pattern: CPUSET_PATTERN };
 const obj = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ type: 'object', additionalProperties: false, properties, ...extra });
+/** A parameter with its description: what it sets, its unit, and when libvirt applies it. */
+const says = (schema: Record<string, unknown>, description: string) => ({ ...schema, description });
+const LIVE = 'Set in the config and live on a running domain';
+const AT_START = 'Set in the config; a running guest takes it at its next start (pending, or restarted when restart: true)';
 
 export const DOMAIN_SCHEMA: Record<string, unknown> = obj(
   {
-    name: { type: 'string', pattern: DOMAIN_NAME_PATTERN },
-    pattern: { type: 'string', pattern: DOMAIN_GLOB_PATTERN },
-    uri: { type: 'string', pattern: URI_PATTERN },
-    vcpu: obj({ count: int(1, 4096), current: int(1, 4096), placement: { enum: ['static', 'auto'] }, cpuset }, { minProperties: 1 }),
-    cputune: obj(
+    name: says({ type: 'string', pattern: DOMAIN_NAME_PATTERN }, 'libvirt domain name (virsh list --all); the domain must exist'),
+    pattern: says({ type: 'string', pattern: DOMAIN_GLOB_PATTERN }, 'shell glob over domain names (* ? [set] [!set]); no match is a warning'),
+    uri: says({ type: 'string', pattern: URI_PATTERN }, 'libvirt connection URI (default qemu:///system)'),
+    vcpu: says(obj({
+      count: says(int(1, 4096), `maximum vCPUs (<vcpu>). ${AT_START}`),
+      current: says(int(1, 4096), `vCPUs online at start (<vcpu current>). ${LIVE} when raised up to the running maximum (hotplug); lowered at the next start (an unplug needs the guest's ACPI cooperation)`),
+      placement: says({ enum: ['static', 'auto'] }, `vCPU placement: auto asks numad. ${AT_START}`),
+      cpuset: says(cpuset, `host CPUs for all vCPUs without their own pin, e.g. "2-7". ${AT_START}`),
+    }, { minProperties: 1 }), 'vCPU count, placement and default CPU set'),
+    cputune: says(obj(
       {
-        vcpupin: { type: 'object', minProperties: 1, propertyNames: { pattern: '^[0-9]{1,4}$' }, additionalProperties: cpuset },
-        emulatorpin: cpuset,
-        shares: int(2, 262144),
-        period: int(1000, 1000000),
-        quota: { type: 'integer', minimum: -1, maximum: 17592186044415, not: { enum: [0] } },
+        vcpupin: says({ type: 'object', minProperties: 1, propertyNames: { pattern: '^[0-9]{1,4}$' }, additionalProperties: cpuset }, `vCPU number -> host CPU list, e.g. { 0: "2", 1: "3" }. ${LIVE} (virsh vcpupin)`),
+        emulatorpin: says(cpuset, `host CPUs of the qemu emulator threads. ${LIVE} (virsh emulatorpin)`),
+        shares: says(int(2, 262144), `relative CPU weight (cpu.shares / cpu.weight). ${LIVE} (virsh schedinfo)`),
+        period: says(int(1000, 1000000), `CFS period of each vCPU, microseconds. ${LIVE} (virsh schedinfo)`),
+        quota: says({ type: 'integer', minimum: -1, maximum: 17592186044415, not: { enum: [0] } }, `CFS quota of each vCPU per period, microseconds; -1 unlimited. ${LIVE} (virsh schedinfo)`),
         // [] removes every cache allocation; the host needs resctrl (Intel RDT / AMD PQoS)
-        cachetune: {
+        cachetune: says({
           type: 'array',
           items: obj(
             {
-              vcpus: cpuset,
-              caches: {
+              vcpus: says(cpuset, 'the vCPUs this allocation is for'),
+              caches: says({
                 type: 'array',
                 minItems: 1,
-                items: obj({ id: int(0, 1023), level: { enum: [2, 3] }, type: { enum: ['both', 'code', 'data'] }, size_kib: int(1, 2 ** 40) }, { required: ['id', 'level', 'type', 'size_kib'] }),
-              },
+                items: obj({ id: says(int(0, 1023), 'cache id (resctrl domain)'), level: says({ enum: [2, 3] }, 'cache level'), type: says({ enum: ['both', 'code', 'data'] }, 'code/data need CDP'), size_kib: says(int(1, 2 ** 40), 'size, KiB') }, { required: ['id', 'level', 'type', 'size_kib'] }),
+              }, 'one allocation per cache id, level and type'),
             },
             { required: ['vcpus', 'caches'] },
           ),
-        },
+        }, `cache allocation (CAT through resctrl), owned as a whole set; [] removes all. ${AT_START}`),
       },
       { minProperties: 1 },
-    ),
-    numatune: obj(
-      { mode: { enum: ['strict', 'preferred', 'interleave', 'restrictive'] }, nodeset: cpuset, placement: { enum: ['auto'] } },
+    ), 'CPU pinning and scheduler tuning'),
+    numatune: says(obj(
+      {
+        mode: says({ enum: ['strict', 'preferred', 'interleave', 'restrictive'] }, `memory policy. ${AT_START}; live only on a running domain that has no policy yet, together with nodeset`),
+        nodeset: says(cpuset, `HOST NUMA nodes of the guest's memory, e.g. "0". ${LIVE} only in restrictive mode, or on a running domain without a policy; otherwise at the next start`),
+        placement: says({ enum: ['auto'] }, `auto: numad chooses the nodes. ${AT_START}`),
+      },
       { minProperties: 1, not: { required: ['nodeset', 'placement'] } },
-    ),
-    cpu: obj(
+    ), 'host NUMA memory policy (<numatune><memory>)'),
+    cpu: says(obj(
       {
-        mode: { enum: ['host-passthrough', 'host-model'] },
-        topology: obj({ sockets: int(1, 256), cores: int(1, 1024), threads: int(1, 16) }, { required: ['sockets', 'cores', 'threads'] }),
-        numa: { type: 'array', minItems: 1, items: obj({ id: int(0, 255), cpus: cpuset, memory_kib: int(1024) }, { required: ['id', 'cpus', 'memory_kib'] }) },
+        mode: says({ enum: ['host-passthrough', 'host-model'] }, `guest CPU model; host-passthrough for performance. ${AT_START}`),
+        topology: says(obj({ sockets: says(int(1, 256), 'guest sockets'), cores: says(int(1, 1024), 'cores per socket'), threads: says(int(1, 16), 'threads per core') }, { required: ['sockets', 'cores', 'threads'] }), `guest sockets x cores x threads, must make the vCPU count. ${AT_START}`),
+        numa: says({ type: 'array', minItems: 1, items: obj({ id: says(int(0, 255), 'guest cell id'), cpus: says(cpuset, 'guest vCPUs of the cell'), memory_kib: says(int(1024), 'memory of the cell, KiB') }, { required: ['id', 'cpus', 'memory_kib'] }) }, `guest NUMA cells; every vCPU in one cell, memory adding up to the guest's. ${AT_START}`),
       },
       { minProperties: 1 },
-    ),
-    memory_backing: obj(
+    ), 'guest CPU model, topology and NUMA cells'),
+    memory_backing: says(obj(
       {
-        hugepages: {
+        hugepages: says({
           anyOf: [
             { const: false },
-            obj({ size_kib: { enum: [2048, 1048576] }, size: { enum: Object.keys(HUGEPAGE_SIZES) }, nodeset: cpuset }, { not: { required: ['size', 'size_kib'] }, dependencies: { nodeset: { anyOf: [{ required: ['size'] }, { required: ['size_kib'] }] } } }),
+            obj({ size_kib: says({ enum: [2048, 1048576] }, 'page size, KiB'), size: says({ enum: Object.keys(HUGEPAGE_SIZES) }, 'page size: 2M or 1G'), nodeset: says(cpuset, 'GUEST NUMA cells (cpu.numa ids) these pages back, not host nodes') }, { not: { required: ['size', 'size_kib'] }, dependencies: { nodeset: { anyOf: [{ required: ['size'] }, { required: ['size_kib'] }] } } }),
           ],
-        },
-        locked: { type: 'boolean' },
-        nosharepages: { type: 'boolean' },
+        }, `hugepage backing: {} for the host's default size, a size, or false for none; the host pool must have the pages free. ${AT_START}`),
+        locked: says({ type: 'boolean' }, `lock guest memory in host RAM (needs memtune.hard_limit_kib). ${AT_START}`),
+        nosharepages: says({ type: 'boolean' }, `keep KSM from merging this guest's pages. ${AT_START}`),
       },
       { minProperties: 1 },
-    ),
-    memtune: obj(Object.fromEntries(MEMTUNE_KEYS.map((key) => [`${key}_kib`, int(1024, 2 ** 52)])), { minProperties: 1 }),
-    interfaces: {
+    ), 'how guest memory is backed'),
+    memtune: says(obj({
+      hard_limit_kib: says(int(1024, 2 ** 52), `memory limit of the qemu process, KiB (guest memory plus overhead). ${LIVE}, unless below what the process uses now (then at the next start); never above swap_hard_limit_kib`),
+      soft_limit_kib: says(int(1024, 2 ** 52), `memory the host reclaims down to under contention, KiB. ${LIVE}`),
+      swap_hard_limit_kib: says(int(1024, 2 ** 52), `limit of memory plus swap, KiB. ${LIVE}, set together with hard_limit_kib`),
+      min_guarantee_kib: says(int(1024, 2 ** 52), 'refused: libvirt\'s QEMU driver does not support it'),
+    }, { minProperties: 1 }), 'memory limits of the qemu process (<memtune>)'),
+    interfaces: says({
       type: 'array',
       minItems: 1,
       items: obj(
         {
-          match: obj({ mac: { type: 'string', pattern: MAC_PATTERN }, target: { type: 'string', pattern: TARGET_PATTERN }, index: int(0, 255) }, { minProperties: 1, maxProperties: 1 }),
-          model: { enum: ['virtio', 'e1000', 'e1000e', 'rtl8139'] },
-          queues: int(1, 256),
-          rx_frames: int(0, 65535),
+          match: says(obj({ mac: says({ type: 'string', pattern: MAC_PATTERN }, 'MAC address'), target: says({ type: 'string', pattern: TARGET_PATTERN }, 'live tap device (vnetN); only while the domain runs'), index: says(int(0, 255), 'position among the interfaces of the config, from 0') }, { minProperties: 1, maxProperties: 1 }), 'the interface: by mac, by live target (vnetN) or by index in the config'),
+          model: says({ enum: ['virtio', 'e1000', 'e1000e', 'rtl8139'] }, `NIC model. ${AT_START}`),
+          queues: says(int(1, 256), `virtio-net queue pairs (multi-queue; match the guest's channels with ethtool). ${AT_START}`),
+          rx_frames: says(int(0, 65535), `rx interrupt coalescing, frames. ${AT_START}`),
         },
         { required: ['match'], minProperties: 2 },
       ),
-    },
-    disks: {
+    }, 'network interfaces of the domain'),
+    disks: says({
       type: 'array',
       minItems: 1,
       items: obj(
         {
-          target: { type: 'string', pattern: DISK_PATTERN },
-          cache: { enum: ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'] },
-          io: { enum: ['native', 'threads', 'io_uring'] },
-          iotune: obj(Object.fromEntries(IOTUNE_KEYS.map((key) => [key, int(0, 2 ** 52)])), { minProperties: 1 }),
+          target: says({ type: 'string', pattern: DISK_PATTERN }, 'guest disk target, e.g. vda'),
+          cache: says({ enum: ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'] }, `host page cache mode. ${AT_START}`),
+          io: says({ enum: ['native', 'threads', 'io_uring'] }, `I/O mode; native needs cache none or directsync. ${AT_START}`),
+          iotune: says(obj(Object.fromEntries(IOTUNE_KEYS.map((key) => [key, says(int(0, 2 ** 52), `${key.replace(/_/g, ' ').replace('sec', 'per second')}; 0 unlimited`)])), { minProperties: 1 }), `I/O throttling. ${LIVE} (virsh blkdeviotune) when the disk is attached to the running domain`),
         },
         { required: ['target'], minProperties: 2 },
       ),
-    },
-    scsi_queues: int(1, 256),
-    blkiotune: obj(
+    }, 'disks of the domain'),
+    scsi_queues: says(int(1, 256), `queues of every virtio-scsi controller. ${AT_START}`),
+    blkiotune: says(obj(
       {
-        weight: int(100, 1000),
-        devices: { type: 'array', minItems: 1, items: obj({ path: { type: 'string', pattern: DEVICE_PATH_PATTERN, not: { pattern: '\\.\\.' } }, weight: int(100, 1000) }, { required: ['path', 'weight'] }) },
+        weight: says(int(100, 1000), `block I/O weight of the domain. ${LIVE} (virsh blkiotune)`),
+        devices: says({ type: 'array', minItems: 1, items: obj({ path: says({ type: 'string', pattern: DEVICE_PATH_PATTERN, not: { pattern: '\\.\\.' } }, 'host block device'), weight: says(int(100, 1000), 'weight on that device') }, { required: ['path', 'weight'] }) }, `per host device weights. ${LIVE}`),
       },
       { minProperties: 1 },
-    ),
-    restart: { type: 'boolean' },
-    restart_timeout: int(1, 3600),
-    force_restart: { type: 'boolean' },
+    ), 'block I/O weights (<blkiotune>)'),
+    restart: says({ type: 'boolean' }, 'true: a running guest whose settings wait for a start is shut down gracefully and started again (default false: reported pending)'),
+    restart_timeout: says(int(1, 3600), 'seconds to wait for the graceful shutdown (default 300)'),
+    force_restart: says({ type: 'boolean' }, 'true: destroy the guest when it has not shut down within restart_timeout (default false: fail instead)'),
   },
   { oneOf: [{ required: ['name'] }, { required: ['pattern'] }] },
 );

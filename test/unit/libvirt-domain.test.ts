@@ -315,3 +315,88 @@ test('facts: the facts-only probe shows topology, pools and each running guest a
   assert.ok(guest.kernel.find((t) => t.comm.startsWith('CPU 1/'))?.cpus);
   assert.ok(facts.host.pci.every((d) => Number.isInteger(d.node)));
 });
+
+/** The recorded running domain (kc-probe) with its live XML and virsh tools edited. */
+function planEdited(raw: Record<string, unknown>, edit: (probe: string) => string, file = RECORDED): Change[] {
+  const params = norm(raw);
+  const actual = libvirtDomain.parse(edit(fixture(file)), params);
+  return libvirtDomain.diff(params, actual, { facts: FACTS, tasks: [], warn: () => undefined });
+}
+
+test('numatune, no live policy yet: mode and nodeset are set live in one call, which never names strict', () => {
+  const { changes, params, actual } = plan({ name: 'kc-probe', numatune: { mode: 'interleave', nodeset: '0' } });
+  assert.deepEqual(brief(changes).slice(1), ['runtime kc-probe/numatune.nodeset null -> 0', 'runtime kc-probe/numatune.mode strict -> interleave']);
+  assert.match(changes[1]!.reason!, /with mode interleave in one virsh numatune call/);
+  assert.match(libvirtDomain.commands(changes[1]!, params, actual).join('\n'), /numatune --domain kc-probe --mode interleave --nodeset 0 --live/);
+  assert.match(libvirtDomain.commands(changes[2]!, params, actual).join('\n'), /^kc_lv_check 'kc-probe numatune numa_mode' interleave/m, 'the mode step reads back what the nodeset step set');
+  const strict = plan({ name: 'kc-probe', numatune: { mode: 'strict', nodeset: '0' } });
+  const command = libvirtDomain.commands(strict.changes[1]!, strict.params, strict.actual).join('\n');
+  assert.match(command, /numatune --domain kc-probe --nodeset 0 --live/);
+  assert.doesNotMatch(command, /--mode/);
+});
+
+test('numatune with a live policy: the nodeset moves live only in restrictive mode; the mode never', () => {
+  const restrictive = (probe: string) => probe.replaceAll("mode='strict' nodeset='0'", "mode='restrictive' nodeset='0'").replace(/numa_mode {6}: strict/, 'numa_mode      : restrictive');
+  const moved = planEdited({ name: 'web1', numatune: { nodeset: '1' } }, restrictive, OLD);
+  assert.deepEqual(brief(moved).slice(1), ['runtime web1/numatune.nodeset 0 -> 1']);
+  const both = planEdited({ name: 'web1', numatune: { mode: 'strict', nodeset: '1' } }, restrictive, OLD);
+  assert.deepEqual(brief(both).slice(1), ['runtime web1/numatune.nodeset 0 -> 1', 'pending web1/numatune.mode restrictive -> strict']);
+  const strict = plan({ name: 'web1', numatune: { nodeset: '1' } }, OLD).changes;
+  assert.deepEqual(brief(strict).slice(1), ['pending web1/numatune.nodeset 0 -> 1']);
+  assert.match(strict[1]!.reason!, /only in restrictive mode \(it runs in strict mode\)/);
+});
+
+test('memtune: a hard_limit below what qemu uses now waits for a start; hard and swap travel together; hard above swap is refused', () => {
+  const rss = (kib: number) => (probe: string) => probe.replace('@@tool\tblkiotune', `@@tool\tdommemstat\nactual 65536\nrss ${kib}\n\n@@end\n@@tool\tblkiotune`);
+  const below = planEdited({ name: 'kc-probe', memtune: { hard_limit_kib: 40960 } }, rss(45356));
+  assert.deepEqual(brief(below).slice(1), ['pending kc-probe/memtune.hard_limit unlimited -> 40960']);
+  assert.match(below[1]!.reason!, /uses 45356 KiB now/);
+  const { changes, params, actual } = plan({ name: 'kc-probe', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 2097152 } });
+  const hard = changes.find((c) => c.target.endsWith('memtune.hard_limit'))!;
+  assert.match(libvirtDomain.commands(hard, params, actual)[1]!, /memtune --domain kc-probe --hard-limit 1048576 --swap-hard-limit 2097152 --live/);
+  assert.throws(() => plan({ name: 'kc-tuned', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 524288 } }), /kc-tuned: memtune.hard_limit_kib 1048576 is above swap_hard_limit_kib 524288/);
+});
+
+test('iotune of a disk that the running domain does not have waits for its start', () => {
+  const detached = (probe: string) => probe.replace("<target dev='vda' bus='virtio'/>\n      <alias", "<target dev='vdz' bus='virtio'/>\n      <alias");
+  const changes = planEdited({ name: 'kc-probe', disks: [{ target: 'vda', iotune: { total_iops_sec: 100 } }] }, detached);
+  assert.deepEqual(brief(changes).slice(1), ['pending kc-probe/disk[vda].iotune.total_iops_sec 0 -> 100']);
+  assert.match(changes[1]!.reason!, /disk vda is not attached to the running domain/);
+});
+
+test('hugepages nodeset names guest NUMA cells: checked against the guest, not the host', () => {
+  assert.throws(() => plan({ name: 'kc-probe', memory_backing: { hugepages: { size: '2M', nodeset: '1' } } }), /kc-probe: memory_backing.hugepages.nodeset 1 names guest NUMA cells, and it has no guest NUMA cells.*host NUMA nodes .* numatune.nodeset/);
+  assert.throws(() => plan({ name: 'kc-tuned', memory_backing: { hugepages: { size: '2M', nodeset: '2' } } }), /its cells are 0-1; cell 2 does not exist/);
+  // cell 1 exists; the pool it needs is counted on the host node numatune names (0), not on "node 1"
+  assert.throws(() => plan({ name: 'kc-tuned', memory_backing: { hugepages: { size: '2M', nodeset: '1' } } }), /need 64 free 2048 KiB pages on NUMA node 0, the host has 0 free/);
+  assert.deepEqual(errorsOf(libvirtDomain.rules!(norm({ name: 'g1', memory_backing: { hugepages: { size: '2M', nodeset: '3' } } }), FACTS)), [], 'host nodes are not what it names');
+});
+
+test('a domain description cannot forge probe sections: the markers are drawn at random per probe', () => {
+  const probe = libvirtDomain.probe(norm({ name: 'kc-probe' }));
+  const again = libvirtDomain.probe(norm({ name: 'kc-probe' }));
+  const mark = /^printf '@@libvirt-probe\\t%s\\n' '(@@[0-9a-f]{16}@)'/.exec(probe)?.[1];
+  assert.ok(mark, probe.slice(0, 200));
+  assert.notEqual(again, probe);
+  const forged = fixture(RECORDED)
+    .replace(/^@@libvirt-probe\t@@$/m, `@@libvirt-probe\t${mark}`)
+    .replaceAll(/^@@(domain|xml|tool|end)/gm, `${mark}$1`)
+    .replace('<name>kc-probe</name>', '<name>kc-probe</name>\n  <description>\n@@end\n@@domain\tevil\trunning\t1\n</description>');
+  const actual = libvirtDomain.parse(forged, norm({ pattern: '*' }));
+  assert.deepEqual(actual.domains.map((d) => d.name), ['kc-probe', 'kc-tuned']);
+  assert.match(actual.domains[0]!.inactive!, /@@domain\tevil/, 'the forged lines stay inside the XML');
+});
+
+test('every libvirt_domain parameter has a description', () => {
+  const missing: string[] = [];
+  const walk = (schema: Record<string, unknown>, path: string) => {
+    for (const [key, value] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>)) {
+      if (typeof value.description !== 'string' || !value.description) missing.push(`${path}.${key}`);
+      walk(value, `${path}.${key}`);
+      if (value.items) walk(value.items as Record<string, unknown>, `${path}.${key}[]`);
+      for (const branch of (value.anyOf ?? []) as Array<Record<string, unknown>>) walk(branch, `${path}.${key}`);
+    }
+  };
+  walk(libvirtDomain.schema as Record<string, unknown>, 'libvirt_domain');
+  assert.deepEqual(missing, []);
+});
