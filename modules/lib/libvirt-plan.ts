@@ -8,7 +8,7 @@ import type { Element } from '@xmldom/xmldom';
 import type { Change } from '../../src/module.js';
 import { contentSha } from '../../src/engine/remote-lib.js';
 import { quote } from '../../src/shell.js';
-import { parseXml, reformat, serializeXml } from './domain-xml.js';
+import { findPath, parseXml, reformat, serializeXml, textOf } from './domain-xml.js';
 import { ABSENT, LV_LIB, type Leaf, type LiveTools } from './libvirt-leaves.js';
 import { buildLeaves } from './libvirt-leafset.js';
 import type { DomainParams } from './libvirt-params.js';
@@ -122,6 +122,10 @@ kc_lv_xp() {
   case $kc_got in '<'*) kc_got=present ;; esac
   [ "$kc_got" = "$4" ] || { [ -z "$kc_got" ] && [ "$4" = "$5" ]; } || kc_fail "$2: defined $3 = '$4' but libvirt kept '\${kc_got:-nothing}'"
 }
+kc_lv_same() {
+  [ "$(virsh -c "$1" domuuid --domain "$2" </dev/null 2>/dev/null)" = "$3" ] && [ "$(virsh -c "$1" domid --domain "$2" </dev/null 2>/dev/null)" = "$4" ] ||
+    kc_fail "$2: the running domain changed since it was read (restarted or replaced); re-run to plan against the new one"
+}
 kc_lv_restart() {
   virsh -c "$1" shutdown --domain "$2" </dev/null >/dev/null || kc_fail "$2: virsh shutdown failed"
   kc_i=0
@@ -148,15 +152,27 @@ function persistCommands(params: DomainParams, domain: DomainActual, change: Cha
 }
 
 /** Commands for one change of a domain; pending changes have none. */
+/**
+ * The guard of a live step: the domain still runs as the instance that was read (same
+ * uuid, same domain id), as the sha256 guard does for the persistent config.
+ */
+function sameInstance(params: DomainParams, domain: DomainActual): string {
+  const live = parseXml(domain.live!);
+  const uuid = textOf(findPath(live, [{ name: 'uuid' }])) ?? '';
+  const id = live.getAttribute('id') ?? '';
+  if (!/^[0-9a-f-]{36}$/.test(uuid) || !/^[0-9]+$/.test(id)) throw new Error(`${domain.name}: the live XML has no uuid or domain id to guard the live changes with`);
+  return `kc_lv_same ${quote(params.uri)} ${quote(domain.name)} ${uuid} ${id}`;
+}
+
 export function domainCommands(change: Change, params: DomainParams, domain: DomainActual): string[] {
   if (change.scope === 'pending') return [];
   const { key } = splitTarget(change.target);
   if (key === 'restart') {
-    return [DOMAIN_LIB, `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`];
+    return [DOMAIN_LIB, sameInstance(params, domain), `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`];
   }
   const leaves = buildLeaves(params, parseXml(domain.inactive!), domain.live ? parseXml(domain.live) : null);
   if (change.scope === 'persist') return persistCommands(params, domain, change, leaves);
   const leaf = leaves.find((l) => l.key === key);
   if (!leaf?.live) throw new Error(`internal error: no live setter for ${change.target}`);
-  return [LV_LIB, ...leaf.live.commands(`virsh -c ${quote(params.uri)}`, domain.name, leaf.want)];
+  return [DOMAIN_LIB, sameInstance(params, domain), ...leaf.live.commands(`virsh -c ${quote(params.uri)}`, domain.name, leaf.want)];
 }

@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { startVm, stopAll, writeInventory, type Vm } from '../lab/lab.js';
 import { changeKeys, kvmconf } from '../helpers/cli-run.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from '../helpers/test-domain.js';
+import { TRANSITIONS, TransitionMatrix } from '../helpers/libvirt-transitions.js';
+import { FACTS_PROBE, parseFacts } from '../../src/engine/facts.js';
 
 const DOMAIN = 'kvmconf-e2e';
 const DISK = `/var/lib/libvirt/images/${DOMAIN}.raw`;
@@ -144,12 +146,13 @@ test('6. the host\'s real topology refuses what cannot run, before anything is w
   writeFileSync(
     file,
     `- hosts: hypervisors\n  tasks:\n    - libvirt_domain: { name: ${DOMAIN}, cputune: { vcpupin: { 0: "7" } }, numatune: { nodeset: "3" } }\n` +
-      `    - libvirt_domain: { name: ${DOMAIN}, memory_backing: { hugepages: { size: 2M } } }\n`,
+      `    - libvirt_domain: { name: ${DOMAIN}, memory_backing: { hugepages: { size: 2M, nodeset: "1" } } }\n`,
   );
   const run = await kvmconf(['apply', file, '-i', inventory]);
   assert.equal(run.code, 1, run.stdout + run.stderr);
   assert.match(run.stdout, new RegExp(`${DOMAIN}: cputune.vcpupin\\[0\\]: CPU 7 is not online on this host \\(online: 0-1\\)`));
   assert.match(run.stdout, /numatune.nodeset: NUMA node 3 does not exist on this host \(nodes: 0-1\)/);
+  assert.match(run.stdout, /memory_backing.hugepages.nodeset 1 names guest NUMA cells, and it has no guest NUMA cells/, 'libvirt would refuse it at define');
   assert.match(run.stdout, /memory_backing.hugepages: guests kvmconf-e2e \(32\) need 32 free 2048 KiB pages on NUMA node [0-9,-]+, the host has 0 free/);
   assert.equal(await virsh(`dumpxml --inactive --domain ${DOMAIN}`), inactive, 'nothing was written');
 });
@@ -168,4 +171,18 @@ test('7. ethtool on the VM\'s own virtio NIC: persisted, idempotent, and the que
   const tooMany = await kvmconf(['apply', file, '-i', inventory]);
   assert.equal(tooMany.code, 1, tooMany.stdout);
   assert.match(tooMany.stdout, /combined 2 is above the pre-set maximum 1/);
+});
+
+test('8. transition matrix, two-node rows: a nodeset moves live only in restrictive mode (or as the first policy); check predicted every case', async () => {
+  const exec = async (script: string) => {
+    const result = await vm.ssh('sh -s', { input: script, timeoutMs: 600_000 });
+    if (result.code !== 0) throw new Error(`sh exited ${result.code}: ${result.stderr}`);
+    return result.stdout;
+  };
+  const facts = parseFacts(await exec(FACTS_PROBE));
+  const matrix = new TransitionMatrix({ exec, facts, dir: '/var/lib/libvirt/images' }, 'kvmconf-mx', TRANSITIONS.filter((row) => row.nodes === 2));
+  await matrix.play(2);
+  console.log(matrix.report());
+  assert.ok(matrix.results.length > 0, 'the matrix ran cases');
+  assert.deepEqual(matrix.results.filter((r) => r.error).map((r) => `${r.setting} ${r.from} -> ${r.to} (${r.running ? 'running' : 'shut off'}): ${r.error}`), []);
 });

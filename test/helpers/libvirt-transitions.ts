@@ -63,6 +63,8 @@ export const TRANSITIONS: TransitionRow[] = [
     nodes: 2,
     states: { absent: null, 'strict:1': numa('strict', '1'), 'restrictive:1': numa('restrictive', '1'), 'interleave:1': numa('interleave', '1'), 'strict:0': numa('strict', '0'), 'restrictive:0': numa('restrictive', '0') },
     targets: ['strict:0', 'restrictive:0'],
+    // same-node transitions are the one-node row's; here every start is on the other node
+    starts: ['absent', 'strict:1', 'restrictive:1', 'interleave:1'],
     pendingLive: numatuneRule,
   },
   {

@@ -138,3 +138,19 @@ test('a graceful restart that times out fails without destroying the guest', () 
   assert.match(failed?.output ?? '', /did not shut down within 1 s/);
   assert.match(virsh('domstate', '--domain', NAME), /running/, 'the guest (no OS) ignores ACPI shutdown and is not destroyed');
 });
+
+test('a live step refuses a domain restarted since it was read, as the define step refuses a changed config', () => {
+  const p = params({ cputune: { vcpupin: { 0: String(facts.cpusOnline[facts.cpusOnline.length - 1]!) } } });
+  const pinnedFirst = params({ cputune: { vcpupin: { 0: String(facts.cpusOnline[0]!) } } });
+  apply(pinnedFirst, plan(pinnedFirst).actual, plan(pinnedFirst).changes);
+  const planned = plan(p);
+  const live = planned.changes.filter((c) => c.scope === 'runtime');
+  assert.ok(live.length, 'a live change is planned');
+  virsh('destroy', '--domain', NAME);
+  virsh('start', '--domain', NAME);
+  const steps = live.map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, planned.actual) }));
+  const mark = newMark();
+  const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
+  const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');
+  assert.match(failed?.output ?? '', /the running domain changed since it was read \(restarted or replaced\)/);
+});

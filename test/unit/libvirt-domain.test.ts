@@ -193,15 +193,18 @@ test('persist commands: sha guard, define from a temp file, read-back by xpath',
 test('runtime and restart commands are exact', () => {
   const running = plan({ name: 'kc-probe', cputune: { vcpupin: { 0: '0' } }, memtune: { soft_limit_kib: 262144 }, restart: true, force_restart: true, restart_timeout: 30, disks: [{ target: 'vda', cache: 'none' }] });
   const byTarget = (t: string) => libvirtDomain.commands(running.changes.find((c) => c.target === t)!, running.params, running.actual);
-  assert.deepEqual(byTarget('kc-probe/cputune.vcpupin[0]').slice(1), [
+  const guard = /^kc_lv_same qemu:\/\/\/system kc-probe [0-9a-f-]{36} 3$/;
+  assert.match(byTarget('kc-probe/cputune.vcpupin[0]')[1]!, guard, 'a live step first checks the domain still runs as the instance that was read');
+  assert.match(byTarget('kc-probe/restart')[1]!, guard);
+  assert.deepEqual(byTarget('kc-probe/cputune.vcpupin[0]').slice(2), [
     'virsh -c qemu:///system vcpupin --domain kc-probe --vcpu 0 --cpulist 0 --live </dev/null',
     `kc_lv_check 'kc-probe vCPU 0 pinning' 0 "$(virsh -c qemu:///system vcpupin --domain kc-probe --vcpu 0 --live </dev/null | awk -v v=0 '{sub(/:$/, "", $1)} $1 == v {print $2}')"`,
   ]);
-  assert.deepEqual(byTarget('kc-probe/memtune.soft_limit').slice(1), [
+  assert.deepEqual(byTarget('kc-probe/memtune.soft_limit').slice(2), [
     'virsh -c qemu:///system memtune --domain kc-probe --soft-limit 262144 --live </dev/null',
     `kc_lv_check 'kc-probe memtune soft_limit' 262144 "$(virsh -c qemu:///system memtune --domain kc-probe --live </dev/null | kc_lv_field soft_limit)"`,
   ]);
-  assert.equal(byTarget('kc-probe/restart')[1], 'kc_lv_restart qemu:///system kc-probe 30 1');
+  assert.equal(byTarget('kc-probe/restart')[2], 'kc_lv_restart qemu:///system kc-probe 30 1');
 });
 
 test('rules: offline CPUs, missing nodes, page sizes, min_guarantee, iotune combinations, cells, vcpu counts', () => {
@@ -353,7 +356,7 @@ test('memtune: a hard_limit below what qemu uses now waits for a start; hard and
   assert.match(below[1]!.reason!, /uses 45356 KiB now/);
   const { changes, params, actual } = plan({ name: 'kc-probe', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 2097152 } });
   const hard = changes.find((c) => c.target.endsWith('memtune.hard_limit'))!;
-  assert.match(libvirtDomain.commands(hard, params, actual)[1]!, /memtune --domain kc-probe --hard-limit 1048576 --swap-hard-limit 2097152 --live/);
+  assert.match(libvirtDomain.commands(hard, params, actual)[2]!, /memtune --domain kc-probe --hard-limit 1048576 --swap-hard-limit 2097152 --live/);
   assert.throws(() => plan({ name: 'kc-tuned', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 524288 } }), /kc-tuned: memtune.hard_limit_kib 1048576 is above swap_hard_limit_kib 524288/);
 });
 
