@@ -19,7 +19,8 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** Options shared by every command that connects to hosts. */
 function connectionOptions(command: Command): Command {
   return command
-    .option('-i, --inventory <file>', 'Ansible-style YAML inventory (default: this machine, connection local)')
+    .option('-i, --inventory <file>', 'Ansible inventory (required unless --local)')
+    .option('--local', 'work on this machine, without SSH (instead of -i)')
     .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
     .option('-u, --user <name>', 'SSH user when the inventory names none')
     .option('--private-key <file>', 'SSH private key when the inventory names none')
@@ -67,7 +68,8 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a playbook and inventory completely without connecting to any host')
     .argument('<playbook>', 'playbook YAML file')
-    .option('-i, --inventory <file>', 'Ansible-style YAML inventory')
+    .option('-i, --inventory <file>', 'Ansible inventory (required unless --local)')
+    .option('--local', 'validate for this machine (instead of -i)')
     .option('-l, --limit <pattern>', 'only hosts matching PATTERN')
     .action(async (playbook, options) => (await import('./commands/validate.js')).validateCommand(playbook, options));
 

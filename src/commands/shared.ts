@@ -3,9 +3,11 @@ import { resolve } from 'node:path';
 import { FLEET_CHECKS, MODULES_BY_NAME } from '../../modules/index.js';
 import { loadInventory, localInventory, type ConnectionDefaults, type Inventory } from '../config/inventory.js';
 import type { HostKeyChecking } from '../transport/types.js';
+import { InputError } from '../errors.js';
 
 export interface ConnectionFlags {
   inventory?: string;
+  local?: boolean;
   limit?: string;
   user?: string;
   privateKey?: string;
@@ -24,8 +26,18 @@ export function warnNoHosts(play: { name: string; hosts: string }): void {
   process.stderr.write(`kvmconf: warning: play '${play.name}' matches no host (hosts: ${play.hosts})\n`);
 }
 
-export function inventoryFrom(flags: { inventory?: string }): Inventory {
-  return flags.inventory ? loadInventory(flags.inventory) : localInventory();
+/**
+ * The hosts a command works on. There is no implicit inventory: a run without `-i`
+ * would otherwise retune the machine it was started on (an operator's laptop, a
+ * bastion), so this machine is only a target when `--local` says so.
+ */
+export function inventoryFrom(flags: { inventory?: string; local?: boolean }): Inventory {
+  if (flags.local && flags.inventory) throw new InputError('--local and -i/--inventory exclude each other', undefined, 'to include this machine in an inventory, give it a host with `ansible_connection: local`');
+  if (flags.local) return localInventory();
+  if (!flags.inventory) {
+    throw new InputError('no inventory: nothing is targeted by default', undefined, 'name the hosts with -i INVENTORY, or use --local to work on this machine');
+  }
+  return loadInventory(flags.inventory);
 }
 
 export function connectionDefaults(flags: ConnectionFlags): ConnectionDefaults {

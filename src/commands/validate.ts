@@ -3,7 +3,7 @@ import { loadPlaybook, playbookSchema } from '../config/playbook.js';
 import { planPlaybook } from '../engine/runner.js';
 import { fleetChecks, inventoryFrom, modules, warnNoHosts } from './shared.js';
 
-export async function validateCommand(playbookFile: string, flags: { inventory?: string; limit?: string }): Promise<void> {
+export async function validateCommand(playbookFile: string, flags: { inventory?: string; local?: boolean; limit?: string }): Promise<void> {
   const inventory = inventoryFrom(flags);
   const playbook = loadPlaybook(playbookFile, modules);
   const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks });

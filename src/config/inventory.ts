@@ -557,11 +557,14 @@ export function loadInventory(file: string): Inventory {
   return { file, hosts, groups: inventoryGroups };
 }
 
-/** The inventory used when none is given: this machine, reached without SSH. */
+/**
+ * `--local`: this machine, reached without SSH, as an explicit inventory (Ansible's
+ * `-i localhost, -c local`). Never used unless asked for.
+ */
 export function localInventory(): Inventory {
   const host: InventoryHost = { name: 'localhost', vars: { ansible_connection: 'local' }, groups: ['all', 'local'], inventoryDir: process.cwd() };
   return {
-    file: '<implicit localhost>',
+    file: '--local',
     hosts: new Map([[host.name, host]]),
     groups: new Map([
       ['all', { name: 'all', hosts: ['localhost'], children: ['ungrouped', 'local'] }],

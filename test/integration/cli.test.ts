@@ -1,6 +1,6 @@
 /**
  * The kvmconf command as users run it: exit codes, output formats and reports,
- * against this machine over `connection: local` in check mode (which never writes).
+ * against this machine (`--local`) in check mode (which never writes).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,13 +25,13 @@ const inSync = playbook('in-sync.yaml', `- hosts: all\n  tasks:\n    - thp: {ena
 const drifted = playbook('drifted.yaml', `- name: tune\n  hosts: localhost\n  tasks:\n    - thp: {enabled: ${other}, persist: false}\n      tags: [memory]\n`);
 
 test('exit 0 when the host is in the desired state', () => {
-  const run = kvmconf('apply', '--check', inSync);
+  const run = kvmconf('apply', '--check', '--local', inSync);
   assert.equal(run.status, 0, run.stderr + run.stdout);
   assert.match(run.stdout, /localhost +ok=1 changed=0/);
 });
 
 test('exit 2 on drift in check mode, with the change line, and nothing written', () => {
-  const run = kvmconf('apply', '--check', drifted);
+  const run = kvmconf('apply', '--check', '--local', drifted);
   assert.equal(run.status, 2, run.stderr);
   assert.match(run.stdout, new RegExp(`thp enabled: ${current} -> ${other} \\(runtime\\)`));
   assert.match(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'), new RegExp(`\\[${current}\\]`));
@@ -39,14 +39,14 @@ test('exit 2 on drift in check mode, with the change line, and nothing written',
 });
 
 test('--tags that select nothing leave nothing to do', () => {
-  assert.equal(kvmconf('apply', '--check', '--tags', 'network', drifted).status, 0);
-  assert.equal(kvmconf('apply', '--check', '--skip-tags', 'memory', drifted).status, 0);
-  assert.equal(kvmconf('apply', '--check', '--tags', 'memory', drifted).status, 2);
+  assert.equal(kvmconf('apply', '--check', '--local', '--tags', 'network', drifted).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', '--skip-tags', 'memory', drifted).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', '--tags', 'memory', drifted).status, 2);
 });
 
 test('--format json prints the versioned report on stdout only; --report writes JUnit', () => {
   const junit = join(dir, 'report.xml');
-  const run = kvmconf('apply', '--check', '--format', 'json', '--report', junit, drifted);
+  const run = kvmconf('apply', '--check', '--local', '--format', 'json', '--report', junit, drifted);
   assert.equal(run.status, 2, run.stderr);
   const report = JSON.parse(run.stdout);
   assert.equal(report.version, 1);
@@ -60,21 +60,21 @@ test('--format json prints the versioned report on stdout only; --report writes 
 
 test('bad input exits 1 naming file, line and field, before any host is contacted', () => {
   const bad = playbook('bad.yaml', `- hosts: all\n  tasks:\n    - thp: {enabled: sometimes}\n`);
-  const run = kvmconf('apply', '--check', bad);
+  const run = kvmconf('apply', '--check', '--local', bad);
   assert.equal(run.status, 1);
   assert.match(run.stderr, /bad.yaml:3:13 \(\$\[0\].tasks\[0\].thp.enabled\): thp: 'enabled' must be one of/);
   assert.equal(run.stdout, '');
 });
 
 test('--limit naming no host is an error with a suggestion', () => {
-  const run = kvmconf('apply', '--check', '--limit', 'localhots', inSync);
+  const run = kvmconf('apply', '--check', '--local', '--limit', 'localhots', inSync);
   assert.equal(run.status, 1);
   assert.match(run.stderr, /localhots/);
   assert.match(run.stderr, /did you mean 'localhost'\?/);
 });
 
 test('validate checks without connecting; schema and modules list the modules', () => {
-  const run = kvmconf('validate', drifted);
+  const run = kvmconf('validate', '--local', drifted);
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /valid \(1 plays, 1 tasks, 1 hosts\)/);
   const schema = JSON.parse(kvmconf('schema').stdout);
@@ -100,6 +100,18 @@ test('validate: a guest asking more channels than its hypervisor gives the domai
   const warning = kvmconf('validate', guests(2), '-i', inventory);
   assert.equal(warning.status, 0, warning.stderr);
   assert.match(warning.stderr, /warning: web1: task 'ethtool': web1 eth0 \(domain web1\): 2 combined channels for 4 hypervisor queues/);
+});
+
+test('without an inventory nothing is targeted: apply, --check, validate and facts refuse, naming -i and --local', () => {
+  for (const args of [['apply', inSync], ['apply', '--check', inSync], ['validate', inSync], ['facts']]) {
+    const run = kvmconf(...args);
+    assert.equal(run.status, 1, args.join(' '));
+    assert.match(run.stderr, /kvmconf: no inventory: nothing is targeted by default\n.*-i INVENTORY.*--local/, args.join(' '));
+    assert.equal(run.stdout, '');
+  }
+  const both = kvmconf('apply', '--check', '--local', '-i', join(ROOT, 'inventory.example.yaml'), inSync);
+  assert.equal(both.status, 1);
+  assert.match(both.stderr, /--local and -i\/--inventory exclude each other/);
 });
 
 test('unknown options and missing arguments exit 1', () => {
