@@ -24,7 +24,7 @@ function connectionOptions(command: Command): Command {
     .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
     .option('-u, --user <name>', 'SSH user when the inventory names none')
     .option('--private-key <file>', 'SSH private key when the inventory names none')
-    .addOption(new Option('--host-key-checking <mode>', 'verify SSH host keys against known_hosts').choices(['strict', 'accept-new', 'off']).default('strict'))
+    .addOption(new Option('--host-key-checking <mode>', 'verify SSH host keys against known_hosts (default strict; a changed key is refused in every mode)').choices(['strict', 'accept-new', 'off']))
     .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
     .option('--connect-timeout <seconds>', 'SSH connect timeout', positiveInt('--connect-timeout'), 15)
     .option('--timeout <seconds>', 'time limit of each remote round trip', positiveInt('--timeout'), 600)
@@ -71,6 +71,10 @@ export function buildProgram(): Command {
     .option('-i, --inventory <file>', 'Ansible inventory (required unless --local)')
     .option('--local', 'validate for this machine (instead of -i)')
     .option('-l, --limit <pattern>', 'only hosts matching PATTERN')
+    .option('-u, --user <name>', 'SSH user when the inventory names none')
+    .option('--private-key <file>', 'SSH private key when the inventory names none')
+    .addOption(new Option('--host-key-checking <mode>', 'as apply: inventory values that would weaken it are warned about').choices(['strict', 'accept-new', 'off']))
+    .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
     .action(async (playbook, options) => (await import('./commands/validate.js')).validateCommand(playbook, options));
 
   program

@@ -10,7 +10,7 @@ import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
 import { InputError } from '../errors.js';
 import { TOOL_VERSION } from '../version.js';
-import { connectionDefaults, fleetChecks, inventoryFrom, modules, warnNoHosts, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, fleetChecks, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
   check?: boolean;
@@ -51,6 +51,7 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     forks: flags.forks,
     commandTimeoutMs: flags.timeout * 1000,
     connection: connectionDefaults(flags),
+    warn,
     detailedExitCode: flags.detailedExitcode ?? false,
     toolVersion: TOOL_VERSION,
     fleetChecks,

@@ -11,11 +11,19 @@ export interface ConnectionFlags {
   limit?: string;
   user?: string;
   privateKey?: string;
-  hostKeyChecking: HostKeyChecking;
+  /** Undefined when not given on the command line (then strict, unless a setting says otherwise). */
+  hostKeyChecking?: HostKeyChecking;
   knownHosts?: string;
   connectTimeout: number;
   timeout: number;
   forks: number;
+}
+
+/** What resolving connection values needs: validate has no timeouts or forks. */
+export type ResolveFlags = Omit<ConnectionFlags, 'connectTimeout' | 'timeout' | 'forks'> & { connectTimeout?: number };
+
+export function warn(message: string): void {
+  process.stderr.write(`kvmconf: warning: ${message}\n`);
 }
 
 export const modules = MODULES_BY_NAME;
@@ -40,13 +48,14 @@ export function inventoryFrom(flags: { inventory?: string; local?: boolean }): I
   return loadInventory(flags.inventory);
 }
 
-export function connectionDefaults(flags: ConnectionFlags): ConnectionDefaults {
+export function connectionDefaults(flags: ResolveFlags): ConnectionDefaults {
   return {
-    hostKeyChecking: flags.hostKeyChecking,
+    hostKeyChecking: flags.hostKeyChecking ?? 'strict',
+    hostKeyCheckingExplicit: flags.hostKeyChecking !== undefined,
     ...(flags.knownHosts ? { knownHostsFile: resolve(flags.knownHosts) } : {}),
     ...(flags.privateKey ? { privateKeyFile: resolve(flags.privateKey) } : {}),
     ...(flags.user ? { user: flags.user } : {}),
-    connectTimeoutMs: flags.connectTimeout * 1000,
+    connectTimeoutMs: (flags.connectTimeout ?? 15) * 1000,
     keepaliveIntervalMs: 15_000,
   };
 }

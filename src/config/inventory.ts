@@ -50,6 +50,11 @@ export interface Inventory {
 
 export interface ConnectionDefaults {
   hostKeyChecking: HostKeyChecking;
+  /**
+   * The mode was given on the command line: inventory values never change it. Otherwise
+   * an inventory may strengthen it silently, and weaken it only with a warning.
+   */
+  hostKeyCheckingExplicit?: boolean;
   knownHostsFile?: string;
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;
@@ -608,6 +613,8 @@ export function shellWords(line: string): string[] | undefined {
 interface SshArgs {
   proxyJump?: string;
   hostKeyChecking?: HostKeyChecking;
+  /** Which variable carried the StrictHostKeyChecking option. */
+  hostKeyCheckingVar?: string;
   knownHostsFile?: string;
 }
 
@@ -643,11 +650,58 @@ function expandHome(path: string): string {
   return path === '~' ? homedir() : path.startsWith('~/') ? join(homedir(), path.slice(2)) : path;
 }
 
+interface HostKeySetting {
+  mode: HostKeyChecking;
+  /** The variable that asked for it, as the user wrote it, for warnings. */
+  source: string;
+}
+
+/** What the host's variables ask of host key checking, with the variable that asks. */
+function inventoryHostKeyChecking(vars: Record<string, unknown>, args: SshArgs, fail: (message: string) => InputError): HostKeySetting | undefined {
+  const checking = vars.kvmconf_host_key_checking;
+  if (checking !== undefined && checking !== null) {
+    if (checking !== 'strict' && checking !== 'accept-new' && checking !== 'off') throw fail(`kvmconf_host_key_checking must be strict, accept-new or off, not ${typeof checking === 'string' ? `'${checking}'` : JSON.stringify(checking)}`);
+    return { mode: checking, source: `kvmconf_host_key_checking: ${checking}` };
+  }
+  let found: HostKeySetting | undefined;
+  for (const name of ['ansible_host_key_checking', 'ansible_ssh_host_key_checking']) {
+    if (vars[name] === undefined || vars[name] === null) continue;
+    const flag = toBoolean(vars[name]);
+    if (flag === undefined) throw fail(`${name} must be a boolean, not ${JSON.stringify(vars[name])}`);
+    if (!flag) found ??= { mode: 'off', source: `${name}: ${JSON.stringify(vars[name])}` };
+  }
+  if (found) return found;
+  return args.hostKeyChecking && { mode: args.hostKeyChecking, source: `StrictHostKeyChecking in ${args.hostKeyCheckingVar}` };
+}
+
+const STRENGTH: Record<HostKeyChecking, number> = { off: 0, 'accept-new': 1, strict: 2 };
+
+/**
+ * The host key checking of one host. Inventory data (a group_vars file, a dynamic
+ * inventory script) can come from anywhere, so it never changes a mode the command line
+ * gave, and it weakens the default only with a warning naming the host and variable.
+ * Whatever the mode, the transport refuses a key that differs from a recorded one.
+ */
+export function hostKeyChecking(hostName: string, asked: HostKeySetting | undefined, defaults: ConnectionDefaults): { mode: HostKeyChecking; warnings: string[] } {
+  const mode = defaults.hostKeyChecking;
+  if (!asked || asked.mode === mode) return { mode, warnings: [] };
+  if (defaults.hostKeyCheckingExplicit) {
+    const ignored = STRENGTH[asked.mode] < STRENGTH[mode] ? [`host '${hostName}': ${asked.source} ignored: --host-key-checking ${mode} was given`] : [];
+    return { mode, warnings: ignored };
+  }
+  if (STRENGTH[asked.mode] > STRENGTH[mode]) return { mode: asked.mode, warnings: [] };
+  return {
+    mode: asked.mode,
+    warnings: [`host '${hostName}': host key checking weakened to '${asked.mode}' by the inventory (${asked.source}); a changed host key is still refused`],
+  };
+}
+
 /**
  * How to reach a host: its connection variables, with the command line's values as
- * defaults for whatever the inventory leaves out.
+ * defaults for whatever the inventory leaves out. Warnings (a weakened host key
+ * check) are appended to `warnings` when given.
  */
-export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults): ConnectionSpec {
+export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults, warnings?: string[]): ConnectionSpec {
   const { vars } = host;
   const dir = host.inventoryDir ?? process.cwd();
   const fail = (message: string): InputError => new InputError(`host '${host.name}': ${message}`);
@@ -675,26 +729,22 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
   const port = number('ansible_port', isPort, 'a port number 1..65535') ?? number('ansible_ssh_port', isPort, 'a port number 1..65535');
   const timeout = number('ansible_ssh_timeout', (n) => n > 0, 'a number of seconds');
 
-  const words: string[] = [];
+  const args: SshArgs = {};
   for (const name of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
     const value = text(name);
     if (value === undefined) continue;
     const split = shellWords(value);
     if (!split) throw fail(`${name} has an unbalanced quote: ${value}`);
-    words.push(...split);
+    const found = parseSshArgs(split);
+    // ssh keeps the first value it is given for an option; so do we.
+    args.proxyJump ??= found.proxyJump;
+    args.knownHostsFile ??= found.knownHostsFile;
+    if (found.hostKeyChecking && !args.hostKeyChecking) Object.assign(args, { hostKeyChecking: found.hostKeyChecking, hostKeyCheckingVar: name });
   }
-  const args = parseSshArgs(words);
 
-  const checking = text('kvmconf_host_key_checking');
-  if (checking !== undefined && !['strict', 'accept-new', 'off'].includes(checking)) throw fail(`kvmconf_host_key_checking must be strict, accept-new or off, not '${checking}'`);
-  let ansibleChecking: HostKeyChecking | undefined;
-  for (const name of ['ansible_host_key_checking', 'ansible_ssh_host_key_checking']) {
-    if (vars[name] === undefined || vars[name] === null) continue;
-    const flag = toBoolean(vars[name]);
-    if (flag === undefined) throw fail(`${name} must be a boolean, not ${JSON.stringify(vars[name])}`);
-    if (!flag) ansibleChecking ??= 'off';
-  }
-  const hostKeyChecking = (checking as HostKeyChecking | undefined) ?? ansibleChecking ?? args.hostKeyChecking ?? defaults.hostKeyChecking;
+  const hostKey = hostKeyChecking(host.name, inventoryHostKeyChecking(vars, args, fail), defaults);
+  warnings?.push(...hostKey.warnings);
+  const hostKeyCheckingMode = hostKey.mode;
 
   const keyFile = text('ansible_ssh_private_key_file', 'ansible_private_key_file');
   const privateKeyFiles = keyFile !== undefined ? [inventoryPath(keyFile)] : defaults.privateKeyFile !== undefined ? [resolve(expandHome(defaults.privateKeyFile))] : undefined;
@@ -712,7 +762,7 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
     ...(user !== undefined && { user }),
     ...(privateKeyFiles !== undefined && { privateKeyFiles }),
     ...(knownHostsFile !== undefined && { knownHostsFile }),
-    hostKeyChecking,
+    hostKeyChecking: hostKeyCheckingMode,
     ...(proxyJump !== undefined && { proxyJump }),
     connectTimeoutMs: timeout !== undefined ? Math.round(timeout * 1000) : defaults.connectTimeoutMs,
     keepaliveIntervalMs: defaults.keepaliveIntervalMs,

@@ -114,6 +114,25 @@ test('without an inventory nothing is targeted: apply, --check, validate and fac
   assert.match(both.stderr, /--local and -i\/--inventory exclude each other/);
 });
 
+test('host key checking: an inventory that weakens it is warned about, and never beats --host-key-checking', () => {
+  const inventory = playbook('weak-keys.yaml', 'all:\n  vars: { ansible_ssh_common_args: "-o StrictHostKeyChecking=no" }\n  hosts: { hv1: {} }\n');
+  const plain = kvmconf('validate', inSync, '-i', inventory);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.match(plain.stderr, /warning: host 'hv1': host key checking weakened to 'off' by the inventory \(StrictHostKeyChecking in ansible_ssh_common_args\); a changed host key is still refused/);
+  const strict = kvmconf('validate', inSync, '-i', inventory, '--host-key-checking', 'strict');
+  assert.match(strict.stderr, /warning: host 'hv1': StrictHostKeyChecking in ansible_ssh_common_args ignored: --host-key-checking strict was given/);
+});
+
+test('a connection value that only breaks when rendered is an input error before any host is contacted', () => {
+  const inventory = playbook('bad-port.yaml', 'all:\n  vars: { p: ssh }\n  hosts: { hv1: { ansible_port: "{{ p }}" }, hv2: {} }\n');
+  for (const args of [['validate', inSync], ['apply', '--check', inSync]]) {
+    const run = kvmconf(...args, '-i', inventory);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /host 'hv1': ansible_port must be a port number 1\.\.65535/);
+    assert.equal(run.stdout, '', 'no report: nothing ran');
+  }
+});
+
 test('unknown options and missing arguments exit 1', () => {
   assert.equal(kvmconf('apply', '--chek', inSync).status, 1);
   assert.equal(kvmconf('apply').status, 1);

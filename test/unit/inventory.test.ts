@@ -350,6 +350,53 @@ describe('connectionSpec', () => {
     assert.equal(spec({ ansible_ssh_common_args: '-o UserKnownHostsFile=kh', kvmconf_known_hosts_file: '/var' }).knownHostsFile, '/var');
   });
 
+  describe('host key checking: inventory data never weakens it silently', () => {
+    const weakening = [
+      { ansible_ssh_common_args: '-o StrictHostKeyChecking=no' },
+      { ansible_ssh_extra_args: '-oStrictHostKeyChecking=off' },
+      { ansible_host_key_checking: false },
+      { ansible_ssh_host_key_checking: 'no' },
+      { kvmconf_host_key_checking: 'off' },
+    ];
+    const resolved = (vars: Record<string, unknown>, base: ConnectionDefaults) => {
+      const warnings: string[] = [];
+      return { mode: connectionSpec(make(vars), base, warnings).hostKeyChecking, warnings };
+    };
+
+    test('an explicit --host-key-checking strict wins over every inventory spelling, and says so', () => {
+      const strict: ConnectionDefaults = { ...bare, hostKeyCheckingExplicit: true };
+      for (const vars of weakening) {
+        const { mode, warnings } = resolved(vars, strict);
+        assert.equal(mode, 'strict', JSON.stringify(vars));
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0]!, /^host 'hv9': .* ignored: --host-key-checking strict was given$/);
+      }
+      const { warnings } = resolved({ ansible_ssh_common_args: '-o StrictHostKeyChecking=no' }, strict);
+      assert.equal(warnings[0], "host 'hv9': StrictHostKeyChecking in ansible_ssh_common_args ignored: --host-key-checking strict was given");
+    });
+
+    test('an explicit --host-key-checking off is kept: the inventory does not override the command line either way', () => {
+      const off: ConnectionDefaults = { ...bare, hostKeyChecking: 'off', hostKeyCheckingExplicit: true };
+      assert.deepEqual(resolved({ kvmconf_host_key_checking: 'strict' }, off), { mode: 'off', warnings: [] });
+    });
+
+    test('without the flag, weakening is honoured with a warning naming host and variable', () => {
+      for (const vars of weakening) {
+        const { mode, warnings } = resolved(vars, bare);
+        assert.equal(mode, 'off', JSON.stringify(vars));
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0]!, /^host 'hv9': host key checking weakened to 'off' by the inventory \(.+\); a changed host key is still refused$/);
+      }
+      assert.equal(resolved({ ansible_host_key_checking: false }, bare).warnings[0], "host 'hv9': host key checking weakened to 'off' by the inventory (ansible_host_key_checking: false); a changed host key is still refused");
+    });
+
+    test('strengthening is silent; true and matching values change nothing', () => {
+      assert.deepEqual(resolved({ kvmconf_host_key_checking: 'strict' }, defaults), { mode: 'strict', warnings: [] });
+      assert.deepEqual(resolved({ ansible_host_key_checking: true }, bare), { mode: 'strict', warnings: [] });
+      assert.deepEqual(resolved({ ansible_ssh_common_args: '-o StrictHostKeyChecking=yes' }, bare), { mode: 'strict', warnings: [] });
+    });
+  });
+
   test('bad values reaching connectionSpec (e.g. rendered templates) are input errors', () => {
     const message = (vars: Record<string, unknown>) => {
       try {
