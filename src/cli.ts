@@ -14,12 +14,15 @@ const positiveInt = (name: string) => (value: string): number => {
   return number;
 };
 
+/** Repeatable options whose values may hold commas (`-i 'hv1,hv2,'`). */
+const repeat = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
 /** Options shared by every command that connects to hosts. */
 function connectionOptions(command: Command): Command {
   return command
-    .option('-i, --inventory <file>', 'Ansible inventory (required unless --local)')
+    .option('-i, --inventory <source>', 'Ansible inventory: YAML, INI, script, folder or host list (repeatable; required unless --local)', repeat)
     .option('--local', 'work on this machine, without SSH (instead of -i)')
     .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
     .option('-u, --user <name>', 'SSH user when the inventory names none')
@@ -68,7 +71,7 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a playbook and inventory completely without connecting to any host')
     .argument('<playbook>', 'playbook YAML file')
-    .option('-i, --inventory <file>', 'Ansible inventory (required unless --local)')
+    .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
     .option('--local', 'validate for this machine (instead of -i)')
     .option('-l, --limit <pattern>', 'only hosts matching PATTERN')
     .option('-u, --user <name>', 'SSH user when the inventory names none')
@@ -76,6 +79,16 @@ export function buildProgram(): Command {
     .addOption(new Option('--host-key-checking <mode>', 'as apply: inventory values that would weaken it are warned about').choices(['strict', 'accept-new', 'off']))
     .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
     .action(async (playbook, options) => (await import('./commands/validate.js')).validateCommand(playbook, options));
+
+  program
+    .command('inventory')
+    .description('print the resolved inventory, as ansible-inventory does')
+    .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
+    .option('--local', 'this machine (instead of -i)')
+    .option('--list', 'every group and host with its resolved variables (JSON)')
+    .option('--graph [group]', 'the group tree, from GROUP (default all)')
+    .option('--host <name>', "one host's resolved variables (JSON)")
+    .action(async (options) => (await import('./commands/inventory.js')).inventoryCommand(options));
 
   program
     .command('schema')

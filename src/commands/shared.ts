@@ -6,7 +6,8 @@ import type { HostKeyChecking } from '../transport/types.js';
 import { InputError } from '../errors.js';
 
 export interface ConnectionFlags {
-  inventory?: string;
+  /** Inventory sources, each `-i` in order. */
+  inventory?: string[];
   local?: boolean;
   limit?: string;
   user?: string;
@@ -39,10 +40,10 @@ export function warnNoHosts(play: { name: string; hosts: string }): void {
  * would otherwise retune the machine it was started on (an operator's laptop, a
  * bastion), so this machine is only a target when `--local` says so.
  */
-export function inventoryFrom(flags: { inventory?: string; local?: boolean }): Inventory {
-  if (flags.local && flags.inventory) throw new InputError('--local and -i/--inventory exclude each other', undefined, 'to include this machine in an inventory, give it a host with `ansible_connection: local`');
+export function inventoryFrom(flags: { inventory?: string[]; local?: boolean }): Inventory {
+  if (flags.local && flags.inventory?.length) throw new InputError('--local and -i/--inventory exclude each other', undefined, 'to include this machine in an inventory, give it a host with `ansible_connection: local`');
   if (flags.local) return localInventory();
-  if (!flags.inventory) {
+  if (!flags.inventory?.length) {
     throw new InputError('no inventory: nothing is targeted by default', undefined, 'name the hosts with -i INVENTORY, or use --local to work on this machine');
   }
   return loadInventory(flags.inventory);
