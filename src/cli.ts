@@ -25,13 +25,13 @@ function connectionOptions(command: Command): Command {
     .option('-i, --inventory <source>', 'Ansible inventory: YAML, INI, script, folder or host list (repeatable; required unless --local)', repeat)
     .option('--local', 'work on this machine, without SSH (instead of -i)')
     .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
-    .option('-u, --user <name>', 'SSH user when the inventory names none')
-    .option('--private-key <file>', 'SSH private key when the inventory names none')
+    .option('-u, --user <name>', 'SSH user when the inventory names none (default: ansible.cfg remote_user)')
+    .option('--private-key <file>', 'SSH private key when the inventory names none (default: ansible.cfg private_key_file)')
     .addOption(new Option('--host-key-checking <mode>', 'verify SSH host keys against known_hosts (default strict; a changed key is refused in every mode)').choices(['strict', 'accept-new', 'off']))
     .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
-    .option('--connect-timeout <seconds>', 'SSH connect timeout', positiveInt('--connect-timeout'), 15)
+    .option('--connect-timeout <seconds>', 'SSH connect timeout (default: ansible.cfg timeout, else 15)', positiveInt('--connect-timeout'))
     .option('--timeout <seconds>', 'time limit of each remote round trip', positiveInt('--timeout'), 600)
-    .option('-f, --forks <n>', 'hosts handled at once', positiveInt('--forks'), 50);
+    .option('-f, --forks <n>', 'hosts handled at once (default: ansible.cfg forks, else 50)', positiveInt('--forks'));
 }
 
 export function buildProgram(): Command {

@@ -10,7 +10,7 @@ import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
 import { InputError } from '../errors.js';
 import { TOOL_VERSION } from '../version.js';
-import { connectionDefaults, fleetChecks, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
   check?: boolean;
@@ -48,7 +48,7 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     limit: flags.limit,
     tags: flags.tags,
     skipTags: flags.skipTags,
-    forks: flags.forks,
+    forks: forksOf(flags),
     commandTimeoutMs: flags.timeout * 1000,
     connection: connectionDefaults(flags),
     warn,

@@ -5,7 +5,7 @@ import type { ConnectionSpec } from '../transport/types.js';
 import { resolvePattern } from '../config/patterns.js';
 import { gather } from '../engine/host-run.js';
 import { connect } from '../transport/connect.js';
-import { connectionDefaults, inventoryFrom, modules, warn, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, forksOf, inventoryFrom, modules, warn, type ConnectionFlags } from './shared.js';
 
 interface FactsFlags extends ConnectionFlags {
   become?: boolean;
@@ -55,7 +55,7 @@ function renderText(reports: HostFactsReport[]): string {
 export async function factsCommand(patterns: string[], flags: FactsFlags): Promise<void> {
   const inventory = inventoryFrom(flags);
   const hosts = patterns.length ? [...new Set(patterns.flatMap((pattern) => resolvePattern(pattern, inventory)))] : [...inventory.hosts.keys()];
-  const limit = pLimit(flags.forks);
+  const limit = pLimit(forksOf(flags));
   const specs = resolveConnections(hosts, inventory, connectionDefaults(flags), warn);
   const reports = await Promise.all(hosts.map((host) => limit(() => hostFacts(host, flags, specs.get(host)!))));
   process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderText(reports));

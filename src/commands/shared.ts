@@ -4,6 +4,7 @@ import { FLEET_CHECKS, MODULES_BY_NAME } from '../../modules/index.js';
 import { loadInventory, localInventory, type ConnectionDefaults, type Inventory } from '../config/inventory.js';
 import type { HostKeyChecking } from '../transport/types.js';
 import { InputError } from '../errors.js';
+import { loadAnsibleConfig, type AnsibleConfig } from '../config/ansible-cfg.js';
 
 export interface ConnectionFlags {
   /** Inventory sources, each `-i` in order. */
@@ -15,13 +16,30 @@ export interface ConnectionFlags {
   /** Undefined when not given on the command line (then strict, unless a setting says otherwise). */
   hostKeyChecking?: HostKeyChecking;
   knownHosts?: string;
-  connectTimeout: number;
+  /** Undefined when not given: ansible.cfg's, else the default. */
+  connectTimeout?: number;
   timeout: number;
-  forks: number;
+  forks?: number;
 }
 
 /** What resolving connection values needs: validate has no timeouts or forks. */
-export type ResolveFlags = Omit<ConnectionFlags, 'connectTimeout' | 'timeout' | 'forks'> & { connectTimeout?: number };
+export type ResolveFlags = Omit<ConnectionFlags, 'timeout' | 'forks'>;
+
+let ansibleSettings: AnsibleConfig | undefined;
+
+/** ansible.cfg and ANSIBLE_* settings, read once per run; why a file was passed over is a warning. */
+function ansibleConfig(): AnsibleConfig {
+  if (!ansibleSettings) {
+    ansibleSettings = loadAnsibleConfig();
+    for (const message of ansibleSettings.warnings) warn(message);
+  }
+  return ansibleSettings;
+}
+
+/** Hosts handled at once: the flag, else ansible.cfg's forks, else 50. */
+export function forksOf(flags: { forks?: number }): number {
+  return flags.forks ?? ansibleConfig().forks?.value ?? 50;
+}
 
 export function warn(message: string): void {
   process.stderr.write(`kvmconf: warning: ${message}\n`);
@@ -43,20 +61,37 @@ export function warnNoHosts(play: { name: string; hosts: string }): void {
 export function inventoryFrom(flags: { inventory?: string[]; local?: boolean }): Inventory {
   if (flags.local && flags.inventory?.length) throw new InputError('--local and -i/--inventory exclude each other', undefined, 'to include this machine in an inventory, give it a host with `ansible_connection: local`');
   if (flags.local) return localInventory();
-  if (!flags.inventory?.length) {
-    throw new InputError('no inventory: nothing is targeted by default', undefined, 'name the hosts with -i INVENTORY, or use --local to work on this machine');
+  if (flags.inventory?.length) return loadInventory(flags.inventory);
+  // An inventory the user configured for Ansible is a deliberate choice too; say which one is used.
+  const configured = ansibleConfig().inventory;
+  if (configured) {
+    process.stderr.write(`kvmconf: inventory ${configured.value.join(', ')} (from ${configured.origin})\n`);
+    return loadInventory(configured.value);
   }
-  return loadInventory(flags.inventory);
+  throw new InputError('no inventory: nothing is targeted by default', undefined, 'name the hosts with -i INVENTORY (or inventory = in ansible.cfg), or use --local to work on this machine');
 }
 
+/**
+ * The command line's connection values, ansible.cfg's where a flag is not given.
+ * `host_key_checking = False` there is a deliberate setting, honoured with a warning;
+ * it never overrides --host-key-checking.
+ */
 export function connectionDefaults(flags: ResolveFlags): ConnectionDefaults {
+  const config = ansibleConfig();
+  let hostKeyChecking = flags.hostKeyChecking ?? 'strict';
+  if (flags.hostKeyChecking === undefined && config.hostKeyChecking) {
+    hostKeyChecking = config.hostKeyChecking.value ? 'strict' : 'off';
+    if (hostKeyChecking === 'off') warn(`host key checking is off: host_key_checking = False (${config.hostKeyChecking.origin}); unknown host keys are accepted, a changed host key is still refused`);
+  }
+  const privateKey = flags.privateKey ? resolve(flags.privateKey) : config.privateKeyFile?.value;
+  const user = flags.user ?? config.remoteUser?.value;
   return {
-    hostKeyChecking: flags.hostKeyChecking ?? 'strict',
+    hostKeyChecking,
     hostKeyCheckingExplicit: flags.hostKeyChecking !== undefined,
     ...(flags.knownHosts ? { knownHostsFile: resolve(flags.knownHosts) } : {}),
-    ...(flags.privateKey ? { privateKeyFile: resolve(flags.privateKey) } : {}),
-    ...(flags.user ? { user: flags.user } : {}),
-    connectTimeoutMs: (flags.connectTimeout ?? 15) * 1000,
+    ...(privateKey ? { privateKeyFile: privateKey } : {}),
+    ...(user ? { user } : {}),
+    connectTimeoutMs: (flags.connectTimeout ?? config.timeout?.value ?? 15) * 1000,
     keepaliveIntervalMs: 15_000,
   };
 }

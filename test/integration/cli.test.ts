@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, ROOT } from '../helpers/paths.js';
@@ -131,6 +131,28 @@ test('a connection value that only breaks when rendered is an input error before
     assert.match(run.stderr, /host 'hv1': ansible_port must be a port number 1\.\.65535/);
     assert.equal(run.stdout, '', 'no report: nothing ran');
   }
+});
+
+test('ansible.cfg: its inventory is used (and named) without -i; host_key_checking = False only with a warning, never over the flag', () => {
+  const project = join(dir, 'project');
+  mkdirSync(project, { recursive: true });
+  chmodSync(project, 0o755);
+  writeFileSync(join(project, 'ansible.cfg'), '[defaults]\ninventory = hosts\nhost_key_checking = False\nremote_user = ops\n');
+  writeFileSync(join(project, 'hosts'), '[hv]\nhv[1:2]\n');
+  writeFileSync(join(project, 'other.ini'), '[hv]\nhv9\n');
+  const run = (env: Record<string, string>, ...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: project, env: { ...process.env, CI: 'true', HOME: project, ...env } });
+  const plain = run({}, 'validate', inSync);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.match(plain.stdout, /valid \(1 plays, 1 tasks, 2 hosts\)/);
+  assert.match(plain.stderr, new RegExp(`kvmconf: inventory ${join(project, 'hosts')} \\(from ${join(project, 'ansible.cfg')}:2\\)`));
+  assert.match(plain.stderr, /warning: host key checking is off: host_key_checking = False \(.*ansible\.cfg:3\); unknown host keys are accepted, a changed host key is still refused/);
+  const strict = run({}, 'validate', inSync, '--host-key-checking', 'strict');
+  assert.doesNotMatch(strict.stderr, /host key checking is off/);
+  const env = run({ ANSIBLE_INVENTORY: 'other.ini' }, 'validate', inSync);
+  assert.match(env.stdout, /1 hosts/);
+  assert.match(env.stderr, /\(from ANSIBLE_INVENTORY\)/);
+  assert.match(run({}, 'validate', inSync, '-i', 'other.ini').stdout, /1 hosts/, '-i wins over both');
 });
 
 test('unknown options and missing arguments exit 1', () => {
