@@ -47,6 +47,7 @@ export function buildProgram(): Command {
       .description('converge hosts to a playbook; with --check, report drift and change nothing')
       .argument('<playbook>', 'playbook YAML file'),
   )
+    .option('-e, --extra-vars <vars>', 'variables over all others: key=value, YAML/JSON, or @FILE (repeatable)', repeat)
     .option('-C, --check', 'report what would change; never write')
     .option('-D, --diff', 'show unified diffs of every file and value that changes')
     .option('-t, --tags <tags>', 'only tasks with these tags (comma list)', collect)
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
     .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
     .option('--local', 'validate for this machine (instead of -i)')
     .option('-l, --limit <pattern>', 'only hosts matching PATTERN')
+    .option('-e, --extra-vars <vars>', 'variables over all others: key=value, YAML/JSON, or @FILE (repeatable)', repeat)
     .option('-u, --user <name>', 'SSH user when the inventory names none')
     .option('--private-key <file>', 'SSH private key when the inventory names none')
     .addOption(new Option('--host-key-checking <mode>', 'as apply: inventory values that would weaken it are warned about').choices(['strict', 'accept-new', 'off']))

@@ -9,10 +9,12 @@ import { renderJunit } from '../report/junit.js';
 import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
 import { InputError } from '../errors.js';
+import { extraVars } from '../config/extra-vars.js';
 import { TOOL_VERSION } from '../version.js';
 import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
+  extraVars?: string[];
   check?: boolean;
   diff?: boolean;
   tags?: string[];
@@ -41,11 +43,13 @@ function writeReports(report: RunReport, files: string[]): void {
 
 export async function applyCommand(playbookFile: string, flags: ApplyFlags): Promise<void> {
   const inventory = inventoryFrom(flags);
+  const extra = extraVars(flags.extraVars);
   const playbook = loadPlaybook(playbookFile, modules);
   let progress: Progress | undefined;
   const report = await runPlaybook(playbook, inventory, modules, {
     mode: flags.check ? 'check' : 'apply',
     limit: flags.limit,
+    extraVars: extra,
     tags: flags.tags,
     skipTags: flags.skipTags,
     forks: forksOf(flags),

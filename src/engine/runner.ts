@@ -58,13 +58,15 @@ export function playHosts(play: Play, inventory: Inventory, limit: string | unde
 }
 
 /** Builds every host's job before any connection, so input errors surface before changes. */
-export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter): Map<string, HostJob> {
+export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter & { extraVars?: Record<string, unknown> }): Map<string, HostJob> {
   const errors: InputError[] = [];
   const jobs = new Map<string, HostJob>();
   for (const name of hosts) {
     const host = inventory.hosts.get(name)!;
     try {
-      const tasks = prepareTasks(play, modules, { ...host.vars, ...play.vars, inventory_hostname: name }, name, filter);
+      // Ansible's precedence for the sources kvmconf has: inventory < play vars < extra vars.
+      const vars = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
+      const tasks = prepareTasks(play, modules, vars, name, filter);
       jobs.set(name, { host: name, play: play.name, become: play.become || (becomeDefault(host) ?? false), tasks });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
@@ -82,6 +84,8 @@ export interface PlannedPlay {
 
 export interface PlanOptions extends TagFilter {
   limit?: string;
+  /** `-e` variables, over play and inventory vars. */
+  extraVars?: Record<string, unknown>;
   /** Checks spanning hosts, run once every host's tasks are prepared. */
   fleetChecks?: readonly FleetCheck[];
 }

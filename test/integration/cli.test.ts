@@ -155,6 +155,17 @@ test('ansible.cfg: its inventory is used (and named) without -i; host_key_checki
   assert.match(run({}, 'validate', inSync, '-i', 'other.ini').stdout, /1 hosts/, '-i wins over both');
 });
 
+test('-e beats play vars; | default(...) gives way to inventory and -e', () => {
+  const played = playbook('play-vars.yaml', `- hosts: all\n  vars: { mode: ${other} }\n  tasks:\n    - thp: {enabled: "{{ mode }}", persist: false}\n`);
+  assert.equal(kvmconf('apply', '--check', '--local', played).status, 2);
+  assert.equal(kvmconf('apply', '--check', '--local', played, '-e', `mode=${current}`).status, 0);
+  const defaulted = playbook('defaulted.yaml', `- hosts: all\n  tasks:\n    - thp: {enabled: "{{ mode | default('${current}') }}", persist: false}\n`);
+  assert.equal(kvmconf('apply', '--check', '--local', defaulted).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', defaulted, '-e', `{"mode": "${other}"}`).status, 2);
+  const inventory = playbook('mode-inventory.yaml', `all:\n  vars: { mode: ${other} }\n  hosts: { localhost: { ansible_connection: local } }\n`);
+  assert.equal(kvmconf('apply', '--check', '-i', inventory, defaulted).status, 2);
+});
+
 test('unknown options and missing arguments exit 1', () => {
   assert.equal(kvmconf('apply', '--chek', inSync).status, 1);
   assert.equal(kvmconf('apply').status, 1);

@@ -101,6 +101,44 @@ test('a whole-value template keeps the type; interpolation makes text', () => {
   assert.throws(() => render('{{ nope }}', { nop: 1 }, where), /undefined variable 'nope'/);
 });
 
+test('Jinja filters a tuning playbook needs, with typed results', () => {
+  const where = { file: 'x' };
+  const vars = { n: '512', flag: 'yes', name: 'Never', list: ['a', 'b'], empty: '', map: { k: 1 }, zero: 0 };
+  const cases: Array<[string, unknown]> = [
+    ['{{ missing | default(128) }}', 128],
+    ["{{ missing | d('x') }}", 'x'],
+    ['{{ n | default(1) }}', '512'],
+    ['{{ empty | default(7, true) }}', 7],
+    ['{{ zero | default(7) }}', 0],
+    ['{{ n | int }}', 512],
+    ['{{ "12.9" | int }}', 12],
+    ['{{ name | int }}', 0],
+    ['{{ missing | default("64") | int }}', 64],
+    ['{{ flag | bool }}', true],
+    ['{{ "off" | bool }}', false],
+    ['{{ zero | string }}', '0'],
+    ['{{ name | lower }}', 'never'],
+    ['{{ name | upper }}', 'NEVER'],
+    ["{{ list | join(',') }}", 'a,b'],
+    ['{{ list | length }}', 2],
+    ['{{ map | length }}', 1],
+    ['{{ 5 }}', 5],
+    ['size-{{ n | int }}M', 'size-512M'],
+  ];
+  for (const [template, value] of cases) assert.deepStrictEqual(render(template, vars, where), value, template);
+  assert.throws(() => render('{{ n | round }}', vars, where), /unknown filter 'round' \(kvmconf has: default, int, bool, string, lower, upper, join, length\)/);
+  assert.throws(() => render('{{ missing | int }}', vars, where), /undefined variable 'missing'/);
+  assert.throws(() => render('{{ n + 1 }}', vars, where), /malformed template expression/);
+  assert.throws(() => render('{{ zero | join(",") }}', vars, where), /join needs a list/);
+});
+
+test('variables are own properties: JavaScript internals are undefined', () => {
+  const where = { file: 'x' };
+  for (const name of ['__proto__', 'constructor', 'toString', 'n.constructor']) {
+    assert.throws(() => render(`{{ ${name} }}`, { n: 1 }, where), new RegExp(`undefined variable '${name.replace('.', '\\.')}'`));
+  }
+});
+
 test('the assembled playbook schema compiles and knows every module', () => {
   const schema = playbookSchema(MODULES);
   const validate = ajv.compile({ ...schema, $schema: undefined, $id: 'kvmconf-playbook-test' });
