@@ -67,12 +67,12 @@ export function parseYaml(text: string, file: string, options: YamlOptions = {})
   return { file, data: document.toJS({ maxAliasCount: 100 }), locate };
 }
 
-export function readYaml(file: string): YamlSource {
+export function readYaml(file: string, options: YamlOptions = {}): YamlSource {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
   }
-  return parseYaml(text, file);
+  return parseYaml(text, file, options);
 }

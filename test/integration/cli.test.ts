@@ -42,6 +42,9 @@ test('--tags that select nothing leave nothing to do', () => {
   assert.equal(kvmconf('apply', '--check', '--local', '--tags', 'network', drifted).status, 0);
   assert.equal(kvmconf('apply', '--check', '--local', '--skip-tags', 'memory', drifted).status, 0);
   assert.equal(kvmconf('apply', '--check', '--local', '--tags', 'memory', drifted).status, 2);
+  const typo = kvmconf('apply', '--check', '--local', '--tags', 'memroy', drifted);
+  assert.equal(typo.status, 0);
+  assert.match(typo.stderr, /warning: --tags memroy: no play or task of .*drifted\.yaml has this tag; did you mean 'memory'\?/);
 });
 
 test('--format json prints the versioned report on stdout only; --report writes JUnit', () => {
