@@ -54,6 +54,8 @@ export function buildProgram(): Command {
     .option('--skip-tags <tags>', 'skip tasks with these tags (comma list)', collect)
     .addOption(new Option('--format <format>', 'output on stdout').choices(['text', 'json', 'junit']).default('text'))
     .option('--report <file>', 'also write the report to FILE (JUnit XML if it ends in .xml, else JSON)', collect)
+    .option('--list-hosts', 'print the hosts each play targets, and stop (no host is contacted)')
+    .option('--list-tasks', 'print the tasks each play runs, and stop (no host is contacted)')
     .option('--detailed-exitcode', 'apply: exit 2 when changes were made, 3 when only pending ones remain')
     .option('--no-color', 'never colour the output')
     .action(async (playbook, options) => (await import('./commands/apply.js')).applyCommand(playbook, options));

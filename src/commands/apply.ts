@@ -10,11 +10,14 @@ import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
 import { InputError, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
+import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
 import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
   extraVars?: string[];
+  listHosts?: boolean;
+  listTasks?: boolean;
   check?: boolean;
   diff?: boolean;
   tags?: string[];
@@ -61,6 +64,11 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
   const extra = extraVars(flags.extraVars);
   const playbook = loadPlaybook(playbookFile, modules);
   warnUnknownTags(playbook, flags);
+  if (flags.listHosts || flags.listTasks) {
+    const options = { limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, hosts: flags.listHosts ?? false, tasks: flags.listTasks ?? false };
+    process.stdout.write(listPlan(playbook, inventory, options));
+    return;
+  }
   let progress: Progress | undefined;
   const report = await runPlaybook(playbook, inventory, modules, {
     mode: flags.check ? 'check' : 'apply',

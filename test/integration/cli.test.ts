@@ -169,6 +169,14 @@ test('-e beats play vars; | default(...) gives way to inventory and -e', () => {
   assert.equal(kvmconf('apply', '--check', '-i', inventory, defaulted).status, 2);
 });
 
+test('--list-hosts and --list-tasks print the plan in ansible-playbook\'s layout, after --limit and --tags, contacting nothing', () => {
+  const inventory = playbook('list-inventory.ini', '[hv]\nhv[1:3]\n');
+  const site = playbook('list.yaml', '- name: tune\n  hosts: hv\n  tags: [host]\n  tasks:\n    - name: thp off\n      thp: {enabled: never}\n      tags: [memory]\n    - numa_balancing: {enabled: false}\n');
+  const run = kvmconf('apply', site, '-i', inventory, '--list-hosts', '--list-tasks', '--limit', '!hv2', '--tags', 'memory');
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `\nplaybook: ${site}\n\n  play #1 (hv): tune\tTAGS: [host]\n    pattern: ['hv']\n    hosts (2):\n      hv1\n      hv3\n    tasks:\n      thp off\tTAGS: [host, memory]\n`);
+});
+
 test('unknown options and missing arguments exit 1', () => {
   assert.equal(kvmconf('apply', '--chek', inSync).status, 1);
   assert.equal(kvmconf('apply').status, 1);
