@@ -161,6 +161,28 @@ export function hostKeyChecking(hostName: string, asked: HostKeySetting | undefi
 }
 
 /**
+ * Ansible connection variables kvmconf does not act on, and why: each is a warning naming
+ * the host and the variable (never its value: some are secrets), not a silent no-op.
+ */
+const UNSUPPORTED_VARS: Record<string, { allowed?: unknown[]; why: string }> = {
+  ansible_become_method: { allowed: ['sudo'], why: 'kvmconf becomes root with sudo -n only' },
+  ansible_become_user: { allowed: ['root'], why: 'kvmconf becomes root only' },
+  ansible_become_password: { why: 'kvmconf needs sudo without a password (NOPASSWD) or a root login' },
+  ansible_become_pass: { why: 'kvmconf needs sudo without a password (NOPASSWD) or a root login' },
+  ansible_sudo_pass: { why: 'kvmconf needs sudo without a password (NOPASSWD) or a root login' },
+  ansible_ssh_pass: { why: 'kvmconf logs in with keys (files or ssh-agent) only' },
+  ansible_password: { why: 'kvmconf logs in with keys (files or ssh-agent) only' },
+  ansible_become_exe: { why: 'kvmconf runs sudo' },
+  ansible_become_flags: { why: 'kvmconf runs sudo -n' },
+};
+
+function unsupportedVars(host: InventoryHost): string[] {
+  return Object.entries(UNSUPPORTED_VARS)
+    .filter(([name, { allowed }]) => host.vars[name] !== undefined && host.vars[name] !== null && !allowed?.includes(host.vars[name]))
+    .map(([name, { allowed, why }]) => `host '${host.name}': ${name}${allowed ? ` other than ${allowed.join(' or ')}` : ''} is not supported and is ignored: ${why}`);
+}
+
+/**
  * How to reach a host: its connection variables, with the command line's values as
  * defaults for whatever the inventory leaves out. Warnings (a weakened host key
  * check) are appended to `warnings` when given.
@@ -207,7 +229,7 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
   }
 
   const hostKey = hostKeyChecking(host.name, inventoryHostKeyChecking(vars, args, fail), defaults);
-  warnings?.push(...hostKey.warnings);
+  warnings?.push(...hostKey.warnings, ...unsupportedVars(host));
   const hostKeyCheckingMode = hostKey.mode;
 
   const keyFile = text('ansible_ssh_private_key_file', 'ansible_private_key_file');

@@ -399,6 +399,20 @@ describe('connectionSpec', () => {
     });
   });
 
+  test('Ansible connection variables kvmconf does not act on are warned about by name, never by value', () => {
+    const warnings: string[] = [];
+    connectionSpec(make({ ansible_become_method: 'su', ansible_become_user: 'root', ansible_become_password: 's3cret', ansible_ssh_pass: 'hunter2' }), bare, warnings);
+    assert.deepEqual(warnings, [
+      "host 'hv9': ansible_become_method other than sudo is not supported and is ignored: kvmconf becomes root with sudo -n only",
+      "host 'hv9': ansible_become_password is not supported and is ignored: kvmconf needs sudo without a password (NOPASSWD) or a root login",
+      "host 'hv9': ansible_ssh_pass is not supported and is ignored: kvmconf logs in with keys (files or ssh-agent) only",
+    ]);
+    assert.doesNotMatch(warnings.join('\n'), /s3cret|hunter2/);
+    const fine: string[] = [];
+    connectionSpec(make({ ansible_become_method: 'sudo', ansible_become_user: 'root' }), bare, fine);
+    assert.deepEqual(fine, []);
+  });
+
   test('bad values reaching connectionSpec (e.g. rendered templates) are input errors', () => {
     const message = (vars: Record<string, unknown>) => {
       try {
