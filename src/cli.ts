@@ -14,20 +14,24 @@ const positiveInt = (name: string) => (value: string): number => {
   return number;
 };
 
+/** Repeatable options whose values may hold commas (`-i 'hv1,hv2,'`). */
+const repeat = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
 /** Options shared by every command that connects to hosts. */
 function connectionOptions(command: Command): Command {
   return command
-    .option('-i, --inventory <file>', 'Ansible-style YAML inventory (default: this machine, connection local)')
+    .option('-i, --inventory <source>', 'Ansible inventory: YAML, INI, script, folder or host list (repeatable; required unless --local)', repeat)
+    .option('--local', 'work on this machine, without SSH (instead of -i)')
     .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
-    .option('-u, --user <name>', 'SSH user when the inventory names none')
-    .option('--private-key <file>', 'SSH private key when the inventory names none')
-    .addOption(new Option('--host-key-checking <mode>', 'verify SSH host keys against known_hosts').choices(['strict', 'accept-new', 'off']).default('strict'))
+    .option('-u, --user <name>', 'SSH user when the inventory names none (default: ansible.cfg remote_user)')
+    .option('--private-key <file>', 'SSH private key when the inventory names none (default: ansible.cfg private_key_file)')
+    .addOption(new Option('--host-key-checking <mode>', 'verify SSH host keys against known_hosts (default strict; a changed key is refused in every mode)').choices(['strict', 'accept-new', 'off']))
     .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
-    .option('--connect-timeout <seconds>', 'SSH connect timeout', positiveInt('--connect-timeout'), 15)
+    .option('--connect-timeout <seconds>', 'SSH connect timeout (default: ansible.cfg timeout, else 15)', positiveInt('--connect-timeout'))
     .option('--timeout <seconds>', 'time limit of each remote round trip', positiveInt('--timeout'), 600)
-    .option('-f, --forks <n>', 'hosts handled at once', positiveInt('--forks'), 50);
+    .option('-f, --forks <n>', 'hosts handled at once (default: ansible.cfg forks, else 50)', positiveInt('--forks'));
 }
 
 export function buildProgram(): Command {
@@ -43,12 +47,15 @@ export function buildProgram(): Command {
       .description('converge hosts to a playbook; with --check, report drift and change nothing')
       .argument('<playbook>', 'playbook YAML file'),
   )
+    .option('-e, --extra-vars <vars>', 'variables over all others: key=value, YAML/JSON, or @FILE (repeatable)', repeat)
     .option('-C, --check', 'report what would change; never write')
     .option('-D, --diff', 'show unified diffs of every file and value that changes')
     .option('-t, --tags <tags>', 'only tasks with these tags (comma list)', collect)
     .option('--skip-tags <tags>', 'skip tasks with these tags (comma list)', collect)
     .addOption(new Option('--format <format>', 'output on stdout').choices(['text', 'json', 'junit']).default('text'))
     .option('--report <file>', 'also write the report to FILE (JUnit XML if it ends in .xml, else JSON)', collect)
+    .option('--list-hosts', 'print the hosts each play targets, and stop (no host is contacted)')
+    .option('--list-tasks', 'print the tasks each play runs, and stop (no host is contacted)')
     .option('--detailed-exitcode', 'apply: exit 2 when changes were made, 3 when only pending ones remain')
     .option('--no-color', 'never colour the output')
     .action(async (playbook, options) => (await import('./commands/apply.js')).applyCommand(playbook, options));
@@ -67,9 +74,25 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a playbook and inventory completely without connecting to any host')
     .argument('<playbook>', 'playbook YAML file')
-    .option('-i, --inventory <file>', 'Ansible-style YAML inventory')
+    .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
+    .option('--local', 'validate for this machine (instead of -i)')
     .option('-l, --limit <pattern>', 'only hosts matching PATTERN')
+    .option('-e, --extra-vars <vars>', 'variables over all others: key=value, YAML/JSON, or @FILE (repeatable)', repeat)
+    .option('-u, --user <name>', 'SSH user when the inventory names none')
+    .option('--private-key <file>', 'SSH private key when the inventory names none')
+    .addOption(new Option('--host-key-checking <mode>', 'as apply: inventory values that would weaken it are warned about').choices(['strict', 'accept-new', 'off']))
+    .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
     .action(async (playbook, options) => (await import('./commands/validate.js')).validateCommand(playbook, options));
+
+  program
+    .command('inventory')
+    .description('print the resolved inventory, as ansible-inventory does')
+    .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
+    .option('--local', 'this machine (instead of -i)')
+    .option('--list', 'every group and host with its resolved variables (JSON)')
+    .option('--graph [group]', 'the group tree, from GROUP (default all)')
+    .option('--host <name>', "one host's resolved variables (JSON)")
+    .action(async (options) => (await import('./commands/inventory.js')).inventoryCommand(options));
 
   program
     .command('schema')

@@ -1,6 +1,6 @@
 /** `kvmconf apply [--check]`: the main job. */
 import { writeFileSync } from 'node:fs';
-import { loadPlaybook } from '../config/playbook.js';
+import { loadPlaybook, type Playbook } from '../config/playbook.js';
 import { runPlaybook } from '../engine/runner.js';
 import type { RunReport } from '../engine/results.js';
 import { renderText } from '../report/text.js';
@@ -8,11 +8,16 @@ import { renderJson } from '../report/json.js';
 import { renderJunit } from '../report/junit.js';
 import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
-import { InputError } from '../errors.js';
+import { InputError, didYouMean } from '../errors.js';
+import { extraVars } from '../config/extra-vars.js';
+import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
-import { connectionDefaults, fleetChecks, inventoryFrom, modules, warnNoHosts, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
+  extraVars?: string[];
+  listHosts?: boolean;
+  listTasks?: boolean;
   check?: boolean;
   diff?: boolean;
   tags?: string[];
@@ -39,18 +44,42 @@ function writeReports(report: RunReport, files: string[]): void {
   }
 }
 
+/** Tags Ansible gives meaning to without any task carrying them. */
+const SPECIAL_TAGS = ['all', 'always', 'never', 'tagged', 'untagged'];
+
+/** A --tags or --skip-tags value no play or task carries is a typo more often than not. */
+function warnUnknownTags(playbook: Playbook, flags: ApplyFlags): void {
+  const known = new Set([...SPECIAL_TAGS, ...playbook.plays.flatMap((play) => [...play.tags, ...play.tasks.flatMap((task) => task.tags)])]);
+  for (const [option, values] of [['--tags', flags.tags], ['--skip-tags', flags.skipTags]] as const) {
+    for (const tag of values ?? []) {
+      if (known.has(tag)) continue;
+      const hint = didYouMean(tag, known);
+      warn(`${option} ${tag}: no play or task of ${playbook.file} has this tag${hint ? `; ${hint}` : ''}`);
+    }
+  }
+}
+
 export async function applyCommand(playbookFile: string, flags: ApplyFlags): Promise<void> {
   const inventory = inventoryFrom(flags);
+  const extra = extraVars(flags.extraVars);
   const playbook = loadPlaybook(playbookFile, modules);
+  warnUnknownTags(playbook, flags);
+  if (flags.listHosts || flags.listTasks) {
+    const options = { limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, hosts: flags.listHosts ?? false, tasks: flags.listTasks ?? false };
+    process.stdout.write(listPlan(playbook, inventory, options));
+    return;
+  }
   let progress: Progress | undefined;
   const report = await runPlaybook(playbook, inventory, modules, {
     mode: flags.check ? 'check' : 'apply',
     limit: flags.limit,
+    extraVars: extra,
     tags: flags.tags,
     skipTags: flags.skipTags,
-    forks: flags.forks,
+    forks: forksOf(flags),
     commandTimeoutMs: flags.timeout * 1000,
     connection: connectionDefaults(flags),
+    warn,
     detailedExitCode: flags.detailedExitcode ?? false,
     toolVersion: TOOL_VERSION,
     fleetChecks,

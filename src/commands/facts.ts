@@ -1,10 +1,11 @@
 /** `kvmconf facts`: what the modules see on each host, from one gather round trip. */
 import pLimit from 'p-limit';
-import { connectionSpec } from '../config/inventory.js';
+import { resolveConnections } from '../engine/runner.js';
+import type { ConnectionSpec } from '../transport/types.js';
 import { resolvePattern } from '../config/patterns.js';
 import { gather } from '../engine/host-run.js';
 import { connect } from '../transport/connect.js';
-import { connectionDefaults, inventoryFrom, modules, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, forksOf, inventoryFrom, modules, warn, type ConnectionFlags } from './shared.js';
 
 interface FactsFlags extends ConnectionFlags {
   become?: boolean;
@@ -18,7 +19,7 @@ interface HostFactsReport {
   modules?: Record<string, unknown>;
 }
 
-async function hostFacts(host: string, flags: FactsFlags, spec: ReturnType<typeof connectionSpec>): Promise<HostFactsReport> {
+async function hostFacts(host: string, flags: FactsFlags, spec: ConnectionSpec): Promise<HostFactsReport> {
   const probing = [...modules.values()].filter((module) => module.factsParams !== undefined);
   const transport = await connect(spec).catch((error: Error) => error);
   if (transport instanceof Error) return { host, error: transport.message };
@@ -54,9 +55,9 @@ function renderText(reports: HostFactsReport[]): string {
 export async function factsCommand(patterns: string[], flags: FactsFlags): Promise<void> {
   const inventory = inventoryFrom(flags);
   const hosts = patterns.length ? [...new Set(patterns.flatMap((pattern) => resolvePattern(pattern, inventory)))] : [...inventory.hosts.keys()];
-  const limit = pLimit(flags.forks);
-  const defaults = connectionDefaults(flags);
-  const reports = await Promise.all(hosts.map((host) => limit(() => hostFacts(host, flags, connectionSpec(inventory.hosts.get(host)!, defaults)))));
+  const limit = pLimit(forksOf(flags));
+  const specs = resolveConnections(hosts, inventory, connectionDefaults(flags), warn);
+  const reports = await Promise.all(hosts.map((host) => limit(() => hostFacts(host, flags, specs.get(host)!))));
   process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderText(reports));
   process.exitCode = reports.some((report) => report.error) ? 1 : 0;
 }

@@ -3,17 +3,46 @@ import { resolve } from 'node:path';
 import { FLEET_CHECKS, MODULES_BY_NAME } from '../../modules/index.js';
 import { loadInventory, localInventory, type ConnectionDefaults, type Inventory } from '../config/inventory.js';
 import type { HostKeyChecking } from '../transport/types.js';
+import { InputError } from '../errors.js';
+import { loadAnsibleConfig, type AnsibleConfig } from '../config/ansible-cfg.js';
 
 export interface ConnectionFlags {
-  inventory?: string;
+  /** Inventory sources, each `-i` in order. */
+  inventory?: string[];
+  local?: boolean;
   limit?: string;
   user?: string;
   privateKey?: string;
-  hostKeyChecking: HostKeyChecking;
+  /** Undefined when not given on the command line (then strict, unless a setting says otherwise). */
+  hostKeyChecking?: HostKeyChecking;
   knownHosts?: string;
-  connectTimeout: number;
+  /** Undefined when not given: ansible.cfg's, else the default. */
+  connectTimeout?: number;
   timeout: number;
-  forks: number;
+  forks?: number;
+}
+
+/** What resolving connection values needs: validate has no timeouts or forks. */
+export type ResolveFlags = Omit<ConnectionFlags, 'timeout' | 'forks'>;
+
+let ansibleSettings: AnsibleConfig | undefined;
+
+/** ansible.cfg and ANSIBLE_* settings, read once per run; why a file was passed over is a warning. */
+function ansibleConfig(): AnsibleConfig {
+  if (!ansibleSettings) {
+    ansibleSettings = loadAnsibleConfig();
+    for (const message of ansibleSettings.warnings) warn(message);
+  }
+  return ansibleSettings;
+}
+
+/** Hosts handled at once: the flag, else ansible.cfg's forks, else 50. */
+export function forksOf(flags: { forks?: number }): number {
+  return flags.forks ?? ansibleConfig().forks?.value ?? 50;
+}
+
+export function warn(message: string): void {
+  process.stderr.write(`kvmconf: warning: ${message}\n`);
 }
 
 export const modules = MODULES_BY_NAME;
@@ -24,17 +53,45 @@ export function warnNoHosts(play: { name: string; hosts: string }): void {
   process.stderr.write(`kvmconf: warning: play '${play.name}' matches no host (hosts: ${play.hosts})\n`);
 }
 
-export function inventoryFrom(flags: { inventory?: string }): Inventory {
-  return flags.inventory ? loadInventory(flags.inventory) : localInventory();
+/**
+ * The hosts a command works on. There is no implicit inventory: a run without `-i`
+ * would otherwise retune the machine it was started on (an operator's laptop, a
+ * bastion), so this machine is only a target when `--local` says so.
+ */
+export function inventoryFrom(flags: { inventory?: string[]; local?: boolean }): Inventory {
+  if (flags.local && flags.inventory?.length) throw new InputError('--local and -i/--inventory exclude each other', undefined, 'to include this machine in an inventory, give it a host with `ansible_connection: local`');
+  if (flags.local) return localInventory();
+  if (flags.inventory?.length) return loadInventory(flags.inventory);
+  // An inventory the user configured for Ansible is a deliberate choice too; say which one is used.
+  const configured = ansibleConfig().inventory;
+  if (configured) {
+    process.stderr.write(`kvmconf: inventory ${configured.value.join(', ')} (from ${configured.origin})\n`);
+    return loadInventory(configured.value);
+  }
+  throw new InputError('no inventory: nothing is targeted by default', undefined, 'name the hosts with -i INVENTORY (or inventory = in ansible.cfg), or use --local to work on this machine');
 }
 
-export function connectionDefaults(flags: ConnectionFlags): ConnectionDefaults {
+/**
+ * The command line's connection values, ansible.cfg's where a flag is not given.
+ * `host_key_checking = False` there is a deliberate setting, honoured with a warning;
+ * it never overrides --host-key-checking.
+ */
+export function connectionDefaults(flags: ResolveFlags): ConnectionDefaults {
+  const config = ansibleConfig();
+  let hostKeyChecking = flags.hostKeyChecking ?? 'strict';
+  if (flags.hostKeyChecking === undefined && config.hostKeyChecking) {
+    hostKeyChecking = config.hostKeyChecking.value ? 'strict' : 'off';
+    if (hostKeyChecking === 'off') warn(`host key checking is off: host_key_checking = False (${config.hostKeyChecking.origin}); unknown host keys are accepted, a changed host key is still refused`);
+  }
+  const privateKey = flags.privateKey ? resolve(flags.privateKey) : config.privateKeyFile?.value;
+  const user = flags.user ?? config.remoteUser?.value;
   return {
-    hostKeyChecking: flags.hostKeyChecking,
+    hostKeyChecking,
+    hostKeyCheckingExplicit: flags.hostKeyChecking !== undefined,
     ...(flags.knownHosts ? { knownHostsFile: resolve(flags.knownHosts) } : {}),
-    ...(flags.privateKey ? { privateKeyFile: resolve(flags.privateKey) } : {}),
-    ...(flags.user ? { user: flags.user } : {}),
-    connectTimeoutMs: flags.connectTimeout * 1000,
+    ...(privateKey ? { privateKeyFile: privateKey } : {}),
+    ...(user ? { user } : {}),
+    connectTimeoutMs: (flags.connectTimeout ?? config.timeout?.value ?? 15) * 1000,
     keepaliveIntervalMs: 15_000,
   };
 }

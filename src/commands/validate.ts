@@ -1,13 +1,15 @@
 /** `kvmconf validate`, `kvmconf schema`, `kvmconf modules`: everything that needs no host. */
+import { extraVars } from '../config/extra-vars.js';
 import { loadPlaybook, playbookSchema } from '../config/playbook.js';
-import { planPlaybook } from '../engine/runner.js';
-import { fleetChecks, inventoryFrom, modules, warnNoHosts } from './shared.js';
+import { planPlaybook, plannedHosts, resolveConnections } from '../engine/runner.js';
+import { connectionDefaults, fleetChecks, inventoryFrom, modules, warn, warnNoHosts, type ResolveFlags } from './shared.js';
 
-export async function validateCommand(playbookFile: string, flags: { inventory?: string; limit?: string }): Promise<void> {
+export async function validateCommand(playbookFile: string, flags: ResolveFlags & { extraVars?: string[] }): Promise<void> {
   const inventory = inventoryFrom(flags);
   const playbook = loadPlaybook(playbookFile, modules);
-  const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks });
-  const hosts = new Set(plays.flatMap(({ jobs }) => [...jobs.keys()]));
+  const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks, extraVars: extraVars(flags.extraVars) });
+  const hosts = plannedHosts(plays);
+  resolveConnections(hosts, inventory, connectionDefaults(flags), warn);
   for (const { play, jobs } of plays) {
     if (!jobs.size) warnNoHosts(play);
     for (const job of jobs.values()) {

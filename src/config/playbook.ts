@@ -5,7 +5,8 @@
 import type { Module } from '../module.js';
 import { InputError, InputErrors, didYouMean, type SourceLocation } from '../errors.js';
 import { validateAt } from './schema.js';
-import { readYaml, type YamlSource } from './yaml-source.js';
+import { ANSIBLE_YAML, readYaml, type YamlSource } from './yaml-source.js';
+import { ANSIBLE_ONLY_KEYWORDS, moduleForAnsibleName } from './ansible-habits.js';
 import { hasTemplate } from './template.js';
 
 export interface Task {
@@ -89,6 +90,23 @@ function loadModuleDefaults(play: Record<string, unknown>, index: number, source
   return { defaults: raw as ModuleDefaults, errors };
 }
 
+/** An unknown task key: an Ansible keyword gets its own answer, an Ansible module name its kvmconf module. */
+function unknownTaskKey(key: string, where: SourceLocation, modules: Map<string, Module>): InputError {
+  const answer = ANSIBLE_ONLY_KEYWORDS[key];
+  if (answer) return new InputError(`'${key}' is Ansible's, not kvmconf's`, where, answer);
+  const module = moduleForAnsibleName(key, modules.keys());
+  if (module) return new InputError(`unknown module '${key}'`, where, `did you mean kvmconf's '${module}'? (kvmconf modules have short names)`);
+  return new InputError(`unknown module or task key '${key}'`, where, didYouMean(key, [...modules.keys(), ...TASK_KEYWORDS]));
+}
+
+/** Play keys the schema refuses: Ansible's own keywords get their answer. */
+function ansiblePlayKeys(play: unknown, index: number, source: YamlSource): InputError[] {
+  if (!isMapping(play)) return [];
+  return Object.keys(play)
+    .filter((key) => !(key in PLAY_SCHEMA.properties) && ANSIBLE_ONLY_KEYWORDS[key])
+    .map((key) => new InputError(`'${key}' is Ansible's, not kvmconf's`, source.locate([index, key]), ANSIBLE_ONLY_KEYWORDS[key]));
+}
+
 function loadTask(
   raw: Record<string, unknown>,
   path: (string | number)[],
@@ -99,9 +117,7 @@ function loadTask(
   const errors: InputError[] = [];
   const moduleKeys = Object.keys(raw).filter((key) => !TASK_KEYWORDS.includes(key));
   const known = moduleKeys.filter((key) => modules.has(key));
-  for (const key of moduleKeys.filter((k) => !modules.has(k))) {
-    errors.push(new InputError(`unknown module or task key '${key}'`, source.locate([...path, key]), didYouMean(key, [...modules.keys(), ...TASK_KEYWORDS])));
-  }
+  for (const key of moduleKeys.filter((k) => !modules.has(k))) errors.push(unknownTaskKey(key, source.locate([...path, key]), modules));
   if (known.length !== 1) {
     if (errors.length === 0) errors.push(new InputError(known.length ? `a task names one module, this one names ${known.join(', ')}` : 'a task must name a module', source.locate(path)));
     return { errors };
@@ -123,12 +139,15 @@ function loadTask(
 }
 
 export function loadPlaybook(file: string, modules: Map<string, Module>): Playbook {
-  const source = readYaml(file);
+  // YAML 1.1 as Ansible reads playbooks: `become: yes`, `enabled: no` are booleans.
+  const source = readYaml(file, ANSIBLE_YAML);
   if (!Array.isArray(source.data)) throw new InputError('a playbook is a list of plays', source.locate([]));
   const errors: InputError[] = [];
   const plays: Play[] = [];
   source.data.forEach((raw: unknown, index: number) => {
-    const playErrors = validateAt(PLAY_SCHEMA, raw, source, [index]);
+    const habits = ansiblePlayKeys(raw, index, source);
+    const withoutHabits = isMapping(raw) && habits.length ? Object.fromEntries(Object.entries(raw).filter(([key]) => !ANSIBLE_ONLY_KEYWORDS[key] || key in PLAY_SCHEMA.properties)) : raw;
+    const playErrors = [...habits, ...validateAt(PLAY_SCHEMA, withoutHabits, source, [index])];
     errors.push(...playErrors);
     const play = (raw ?? {}) as Record<string, unknown>;
     const tasks: Task[] = [];

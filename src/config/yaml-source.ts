@@ -1,6 +1,6 @@
 /** YAML files read with positions kept, so every later error can name file, line and column. */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document, type DocumentOptions, type ParseOptions, type ScalarTag, type SchemaOptions } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 
 export type PathSegment = string | number;
@@ -16,9 +16,29 @@ export function jsonPath(path: PathSegment[]): string {
   return '$' + path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : /^[A-Za-z_][\w]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`)).join('');
 }
 
-export function parseYaml(text: string, file: string): YamlSource {
+type YamlOptions = ParseOptions & DocumentOptions & SchemaOptions;
+
+const PYYAML_TRUE = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
+const PYYAML_FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
+
+/**
+ * YAML as Ansible reads it (PyYAML, YAML 1.1): `yes`/`no`/`on`/`off` are booleans, `0755`
+ * is octal; unlike the yaml package's 1.1 schema, `y` and `n` stay strings, as in PyYAML.
+ * Merge keys are left to the readers, which apply them with their own checks.
+ */
+export const ANSIBLE_YAML: YamlOptions = {
+  version: '1.1',
+  merge: false,
+  customTags: (tags) =>
+    tags.map((tag) => {
+      if (typeof tag !== 'object' || tag.tag !== 'tag:yaml.org,2002:bool' || !('test' in tag)) return tag;
+      return { ...tag, test: tag.test!.test('true') ? PYYAML_TRUE : PYYAML_FALSE } as ScalarTag;
+    }),
+};
+
+export function parseYaml(text: string, file: string, options: YamlOptions = {}): YamlSource {
   const lineCounter = new LineCounter();
-  const document: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const document: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, ...options });
   if (document.errors.length > 0) {
     throw new InputErrors(
       document.errors.map((error) => {
@@ -47,12 +67,12 @@ export function parseYaml(text: string, file: string): YamlSource {
   return { file, data: document.toJS({ maxAliasCount: 100 }), locate };
 }
 
-export function readYaml(file: string): YamlSource {
+export function readYaml(file: string, options: YamlOptions = {}): YamlSource {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
   }
-  return parseYaml(text, file);
+  return parseYaml(text, file, options);
 }

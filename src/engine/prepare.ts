@@ -95,7 +95,13 @@ function checkOwnedFiles(tasks: PreparedTask[]): void {
   for (const task of tasks) {
     for (const file of task.module.ownedFiles?.(task.params) ?? []) {
       const other = owners.get(file);
-      if (other) throw new InputError(`${file} is owned by task '${other.name}' (${formatLocation(other.where)}) and by task '${task.name}'; give one of them another file`, task.where);
+      if (other) {
+        throw new InputError(
+          `${file} is owned by task '${other.name}' (${formatLocation(other.where)}) and by task '${task.name}'`,
+          task.where,
+          `each task owns its file whole: put the keys of both in one task (sysctl: one 'settings:' map, not one task per key), or give one task another 'file:'`,
+        );
+      }
       owners.set(file, task);
     }
   }

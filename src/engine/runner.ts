@@ -10,7 +10,7 @@ import type { Playbook, Play } from '../config/playbook.js';
 import { type Inventory, type ConnectionDefaults, connectionSpec, becomeDefault } from '../config/inventory.js';
 import { resolvePattern, limitHosts } from '../config/patterns.js';
 import { InputError, InputErrors } from '../errors.js';
-import type { Transport } from '../transport/types.js';
+import type { ConnectionSpec, Transport } from '../transport/types.js';
 import { connect } from '../transport/connect.js';
 import { prepareTasks, type TagFilter } from './prepare.js';
 import { runHost, type HostJob } from './host-run.js';
@@ -18,18 +18,17 @@ import { runFleetChecks } from './fleet-checks.js';
 import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus } from './results.js';
 import { exitCode } from './exit-code.js';
 
-export interface RunOptions extends TagFilter {
+export interface RunOptions extends PlanOptions {
   mode: Mode;
-  limit?: string;
   forks: number;
   commandTimeoutMs: number;
   connection: ConnectionDefaults;
+  /** Each distinct warning about connection settings, once, before any host is contacted. */
+  warn?: (message: string) => void;
   detailedExitCode: boolean;
   toolVersion: string;
-  /** Checks spanning hosts, run once every host's tasks are prepared. */
-  fleetChecks?: readonly FleetCheck[];
   /** Replaces the real transport (tests count execs through it). */
-  connectTransport?: (spec: ReturnType<typeof connectionSpec>) => Promise<Transport>;
+  connectTransport?: (spec: ConnectionSpec) => Promise<Transport>;
   events?: RunEvents;
 }
 
@@ -59,13 +58,15 @@ export function playHosts(play: Play, inventory: Inventory, limit: string | unde
 }
 
 /** Builds every host's job before any connection, so input errors surface before changes. */
-export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter): Map<string, HostJob> {
+export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter & { extraVars?: Record<string, unknown> }): Map<string, HostJob> {
   const errors: InputError[] = [];
   const jobs = new Map<string, HostJob>();
   for (const name of hosts) {
     const host = inventory.hosts.get(name)!;
     try {
-      const tasks = prepareTasks(play, modules, { ...host.vars, ...play.vars, inventory_hostname: name }, name, filter);
+      // Ansible's precedence for the sources kvmconf has: inventory < play vars < extra vars.
+      const vars = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
+      const tasks = prepareTasks(play, modules, vars, name, filter);
       jobs.set(name, { host: name, play: play.name, become: play.become || (becomeDefault(host) ?? false), tasks });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
@@ -81,17 +82,44 @@ export interface PlannedPlay {
   jobs: Map<string, HostJob>;
 }
 
+export interface PlanOptions extends TagFilter {
+  limit?: string;
+  /** `-e` variables, over play and inventory vars. */
+  extraVars?: Record<string, unknown>;
+  /** Checks spanning hosts, run once every host's tasks are prepared. */
+  fleetChecks?: readonly FleetCheck[];
+}
+
+/**
+ * How to reach every targeted host, resolved before any host is contacted: a bad
+ * value is an input error for the whole run, not an abort in the middle of a fleet.
+ */
+export function resolveConnections(hosts: Iterable<string>, inventory: Inventory, defaults: ConnectionDefaults, warn?: (message: string) => void): Map<string, ConnectionSpec> {
+  const specs = new Map<string, ConnectionSpec>();
+  const errors: InputError[] = [];
+  const warnings: string[] = [];
+  for (const name of hosts) {
+    try {
+      specs.set(name, connectionSpec(inventory.hosts.get(name)!, defaults, warnings));
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      errors.push(error);
+    }
+  }
+  if (errors.length) throw errors.length === 1 ? errors[0]! : new InputErrors(errors);
+  for (const message of new Set(warnings)) warn?.(message);
+  return specs;
+}
+
 /** Every play's jobs and the checks across hosts: all input errors surface before any connection. */
-export function planPlaybook(
-  playbook: Playbook,
-  inventory: Inventory,
-  modules: Map<string, Module>,
-  options: TagFilter & { limit?: string; fleetChecks?: readonly FleetCheck[] },
-): PlannedPlay[] {
+export function planPlaybook(playbook: Playbook, inventory: Inventory, modules: Map<string, Module>, options: PlanOptions): PlannedPlay[] {
   const plays = playbook.plays.map((play) => ({ play, jobs: planJobs(play, playHosts(play, inventory, options.limit, new Set()), inventory, modules, options) }));
   runFleetChecks(plays.flatMap(({ jobs }) => [...jobs.values()]), inventory, options.fleetChecks ?? []);
   return plays;
 }
+
+/** Every host any play targets, in first-seen order. */
+export const plannedHosts = (plays: PlannedPlay[]): Set<string> => new Set(plays.flatMap(({ jobs }) => [...jobs.keys()]));
 
 export async function runPlaybook(playbook: Playbook, inventory: Inventory, modules: Map<string, Module>, options: RunOptions): Promise<RunReport> {
   const started = Date.now();
@@ -108,7 +136,9 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    for (const { play, jobs } of planPlaybook(playbook, inventory, modules, options)) {
+    const plays = planPlaybook(playbook, inventory, modules, options);
+    const specs = resolveConnections(plannedHosts(plays), inventory, options.connection, options.warn);
+    for (const { play, jobs } of plays) {
       const hosts = [...jobs.keys()].filter((host) => !failedHosts.has(host));
       options.events?.playStarted?.(play, hosts);
       let aborted = false;
@@ -122,7 +152,7 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
           batch.map((host) =>
             limit(async () => {
               if (stopping) return skipped(host, play.name, 'interrupted before this host started');
-              const spec = connectionSpec(inventory.hosts.get(host)!, options.connection);
+              const spec = specs.get(host)!;
               let current: Transport | undefined;
               const report = await runHost(jobs.get(host)!, {
                 mode: options.mode,

@@ -127,13 +127,12 @@ async function planHop(role: Hop['role'], resolved: ResolvedSshConfig, hostKeyCh
   }
   const names = [...new Set([hostKeyName(resolved.hostName, resolved.port), hostKeyName(resolved.host, resolved.port)])];
   const knownHosts: Hop['knownHosts'] = [];
-  if (hostKeyChecking !== 'off') {
-    for (const file of resolved.knownHostsFiles) {
-      try {
-        knownHosts.push({ file, entries: (await readKnownHosts(file)).entries });
-      } catch (err) {
-        throw new TransportError('config', name, `cannot read known_hosts file ${file}: ${(err as Error).message}`);
-      }
+  // Read in every mode, 'off' included: a key that differs from a recorded one is refused always.
+  for (const file of resolved.knownHostsFiles) {
+    try {
+      knownHosts.push({ file, entries: (await readKnownHosts(file)).entries });
+    } catch (err) {
+      throw new TransportError('config', name, `cannot read known_hosts file ${file}: ${(err as Error).message}`);
     }
   }
   return { role, resolved, hostKeyChecking, names, knownHosts, credentials: await loadCredentials(resolved) };
@@ -141,10 +140,11 @@ async function planHop(role: Hop['role'], resolved: ResolvedSshConfig, hostKeyCh
 
 /**
  * Checks the presented host key; returns the error to fail with, or undefined to accept.
- * With accept-new, an unknown key is appended to the first known_hosts file.
+ * With accept-new, an unknown key is appended to the first known_hosts file; with off,
+ * an unknown key is accepted and not recorded. A changed or revoked key is refused in
+ * every mode: no setting makes kvmconf talk to a host that may be an impostor.
  */
 async function checkHostKey(hop: Hop, key: Buffer, name: string): Promise<TransportError | undefined> {
-  if (hop.hostKeyChecking === 'off') return undefined;
   const who = hop.role === 'bastion' ? 'bastion ' : '';
   const display = hop.names[0] as string;
   const desc = `${keyBlobType(key)} ${fingerprintSha256(key)}`;
@@ -174,6 +174,7 @@ async function checkHostKey(hop: Hop, key: Buffer, name: string): Promise<Transp
         `then remove the old entry with: ssh-keygen -R '${display}' -f ${file}`,
     );
   }
+  if (hop.hostKeyChecking === 'off') return undefined;
   if (hop.hostKeyChecking === 'accept-new') {
     try {
       await appendKnownHost(file, display, key, hop.resolved.hashKnownHosts);

@@ -1,11 +1,11 @@
 /**
  * The kvmconf command as users run it: exit codes, output formats and reports,
- * against this machine over `connection: local` in check mode (which never writes).
+ * against this machine (`--local`) in check mode (which never writes).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, ROOT } from '../helpers/paths.js';
@@ -25,13 +25,13 @@ const inSync = playbook('in-sync.yaml', `- hosts: all\n  tasks:\n    - thp: {ena
 const drifted = playbook('drifted.yaml', `- name: tune\n  hosts: localhost\n  tasks:\n    - thp: {enabled: ${other}, persist: false}\n      tags: [memory]\n`);
 
 test('exit 0 when the host is in the desired state', () => {
-  const run = kvmconf('apply', '--check', inSync);
+  const run = kvmconf('apply', '--check', '--local', inSync);
   assert.equal(run.status, 0, run.stderr + run.stdout);
   assert.match(run.stdout, /localhost +ok=1 changed=0/);
 });
 
 test('exit 2 on drift in check mode, with the change line, and nothing written', () => {
-  const run = kvmconf('apply', '--check', drifted);
+  const run = kvmconf('apply', '--check', '--local', drifted);
   assert.equal(run.status, 2, run.stderr);
   assert.match(run.stdout, new RegExp(`thp enabled: ${current} -> ${other} \\(runtime\\)`));
   assert.match(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'), new RegExp(`\\[${current}\\]`));
@@ -39,14 +39,17 @@ test('exit 2 on drift in check mode, with the change line, and nothing written',
 });
 
 test('--tags that select nothing leave nothing to do', () => {
-  assert.equal(kvmconf('apply', '--check', '--tags', 'network', drifted).status, 0);
-  assert.equal(kvmconf('apply', '--check', '--skip-tags', 'memory', drifted).status, 0);
-  assert.equal(kvmconf('apply', '--check', '--tags', 'memory', drifted).status, 2);
+  assert.equal(kvmconf('apply', '--check', '--local', '--tags', 'network', drifted).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', '--skip-tags', 'memory', drifted).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', '--tags', 'memory', drifted).status, 2);
+  const typo = kvmconf('apply', '--check', '--local', '--tags', 'memroy', drifted);
+  assert.equal(typo.status, 0);
+  assert.match(typo.stderr, /warning: --tags memroy: no play or task of .*drifted\.yaml has this tag; did you mean 'memory'\?/);
 });
 
 test('--format json prints the versioned report on stdout only; --report writes JUnit', () => {
   const junit = join(dir, 'report.xml');
-  const run = kvmconf('apply', '--check', '--format', 'json', '--report', junit, drifted);
+  const run = kvmconf('apply', '--check', '--local', '--format', 'json', '--report', junit, drifted);
   assert.equal(run.status, 2, run.stderr);
   const report = JSON.parse(run.stdout);
   assert.equal(report.version, 1);
@@ -60,21 +63,21 @@ test('--format json prints the versioned report on stdout only; --report writes 
 
 test('bad input exits 1 naming file, line and field, before any host is contacted', () => {
   const bad = playbook('bad.yaml', `- hosts: all\n  tasks:\n    - thp: {enabled: sometimes}\n`);
-  const run = kvmconf('apply', '--check', bad);
+  const run = kvmconf('apply', '--check', '--local', bad);
   assert.equal(run.status, 1);
   assert.match(run.stderr, /bad.yaml:3:13 \(\$\[0\].tasks\[0\].thp.enabled\): thp: 'enabled' must be one of/);
   assert.equal(run.stdout, '');
 });
 
 test('--limit naming no host is an error with a suggestion', () => {
-  const run = kvmconf('apply', '--check', '--limit', 'localhots', inSync);
+  const run = kvmconf('apply', '--check', '--local', '--limit', 'localhots', inSync);
   assert.equal(run.status, 1);
   assert.match(run.stderr, /localhots/);
   assert.match(run.stderr, /did you mean 'localhost'\?/);
 });
 
 test('validate checks without connecting; schema and modules list the modules', () => {
-  const run = kvmconf('validate', drifted);
+  const run = kvmconf('validate', '--local', drifted);
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /valid \(1 plays, 1 tasks, 1 hosts\)/);
   const schema = JSON.parse(kvmconf('schema').stdout);
@@ -100,6 +103,78 @@ test('validate: a guest asking more channels than its hypervisor gives the domai
   const warning = kvmconf('validate', guests(2), '-i', inventory);
   assert.equal(warning.status, 0, warning.stderr);
   assert.match(warning.stderr, /warning: web1: task 'ethtool': web1 eth0 \(domain web1\): 2 combined channels for 4 hypervisor queues/);
+});
+
+test('without an inventory nothing is targeted: apply, --check, validate and facts refuse, naming -i and --local', () => {
+  for (const args of [['apply', inSync], ['apply', '--check', inSync], ['validate', inSync], ['facts']]) {
+    const run = kvmconf(...args);
+    assert.equal(run.status, 1, args.join(' '));
+    assert.match(run.stderr, /kvmconf: no inventory: nothing is targeted by default\n.*-i INVENTORY.*--local/, args.join(' '));
+    assert.equal(run.stdout, '');
+  }
+  const both = kvmconf('apply', '--check', '--local', '-i', join(ROOT, 'inventory.example.yaml'), inSync);
+  assert.equal(both.status, 1);
+  assert.match(both.stderr, /--local and -i\/--inventory exclude each other/);
+});
+
+test('host key checking: an inventory that weakens it is warned about, and never beats --host-key-checking', () => {
+  const inventory = playbook('weak-keys.yaml', 'all:\n  vars: { ansible_ssh_common_args: "-o StrictHostKeyChecking=no" }\n  hosts: { hv1: {} }\n');
+  const plain = kvmconf('validate', inSync, '-i', inventory);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.match(plain.stderr, /warning: host 'hv1': host key checking weakened to 'off' by the inventory \(StrictHostKeyChecking in ansible_ssh_common_args\); a changed host key is still refused/);
+  const strict = kvmconf('validate', inSync, '-i', inventory, '--host-key-checking', 'strict');
+  assert.match(strict.stderr, /warning: host 'hv1': StrictHostKeyChecking in ansible_ssh_common_args ignored: --host-key-checking strict was given/);
+});
+
+test('a connection value that only breaks when rendered is an input error before any host is contacted', () => {
+  const inventory = playbook('bad-port.yaml', 'all:\n  vars: { p: ssh }\n  hosts: { hv1: { ansible_port: "{{ p }}" }, hv2: {} }\n');
+  for (const args of [['validate', inSync], ['apply', '--check', inSync]]) {
+    const run = kvmconf(...args, '-i', inventory);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /host 'hv1': ansible_port must be a port number 1\.\.65535/);
+    assert.equal(run.stdout, '', 'no report: nothing ran');
+  }
+});
+
+test('ansible.cfg: its inventory is used (and named) without -i; host_key_checking = False only with a warning, never over the flag', () => {
+  const project = join(dir, 'project');
+  mkdirSync(project, { recursive: true });
+  chmodSync(project, 0o755);
+  writeFileSync(join(project, 'ansible.cfg'), '[defaults]\ninventory = hosts\nhost_key_checking = False\nremote_user = ops\n');
+  writeFileSync(join(project, 'hosts'), '[hv]\nhv[1:2]\n');
+  writeFileSync(join(project, 'other.ini'), '[hv]\nhv9\n');
+  const run = (env: Record<string, string>, ...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: project, env: { ...process.env, CI: 'true', HOME: project, ...env } });
+  const plain = run({}, 'validate', inSync);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.match(plain.stdout, /valid \(1 plays, 1 tasks, 2 hosts\)/);
+  assert.match(plain.stderr, new RegExp(`kvmconf: inventory ${join(project, 'hosts')} \\(from ${join(project, 'ansible.cfg')}:2\\)`));
+  assert.match(plain.stderr, /warning: host key checking is off: host_key_checking = False \(.*ansible\.cfg:3\); unknown host keys are accepted, a changed host key is still refused/);
+  const strict = run({}, 'validate', inSync, '--host-key-checking', 'strict');
+  assert.doesNotMatch(strict.stderr, /host key checking is off/);
+  const env = run({ ANSIBLE_INVENTORY: 'other.ini' }, 'validate', inSync);
+  assert.match(env.stdout, /1 hosts/);
+  assert.match(env.stderr, /\(from ANSIBLE_INVENTORY\)/);
+  assert.match(run({}, 'validate', inSync, '-i', 'other.ini').stdout, /1 hosts/, '-i wins over both');
+});
+
+test('-e beats play vars; | default(...) gives way to inventory and -e', () => {
+  const played = playbook('play-vars.yaml', `- hosts: all\n  vars: { mode: ${other} }\n  tasks:\n    - thp: {enabled: "{{ mode }}", persist: false}\n`);
+  assert.equal(kvmconf('apply', '--check', '--local', played).status, 2);
+  assert.equal(kvmconf('apply', '--check', '--local', played, '-e', `mode=${current}`).status, 0);
+  const defaulted = playbook('defaulted.yaml', `- hosts: all\n  tasks:\n    - thp: {enabled: "{{ mode | default('${current}') }}", persist: false}\n`);
+  assert.equal(kvmconf('apply', '--check', '--local', defaulted).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', defaulted, '-e', `{"mode": "${other}"}`).status, 2);
+  const inventory = playbook('mode-inventory.yaml', `all:\n  vars: { mode: ${other} }\n  hosts: { localhost: { ansible_connection: local } }\n`);
+  assert.equal(kvmconf('apply', '--check', '-i', inventory, defaulted).status, 2);
+});
+
+test('--list-hosts and --list-tasks print the plan in ansible-playbook\'s layout, after --limit and --tags, contacting nothing', () => {
+  const inventory = playbook('list-inventory.ini', '[hv]\nhv[1:3]\n');
+  const site = playbook('list.yaml', '- name: tune\n  hosts: hv\n  tags: [host]\n  tasks:\n    - name: thp off\n      thp: {enabled: never}\n      tags: [memory]\n    - numa_balancing: {enabled: false}\n');
+  const run = kvmconf('apply', site, '-i', inventory, '--list-hosts', '--list-tasks', '--limit', '!hv2', '--tags', 'memory');
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `\nplaybook: ${site}\n\n  play #1 (hv): tune\tTAGS: [host]\n    pattern: ['hv']\n    hosts (2):\n      hv1\n      hv3\n    tasks:\n      thp off\tTAGS: [host, memory]\n`);
 });
 
 test('unknown options and missing arguments exit 1', () => {

@@ -47,7 +47,7 @@ describe('loadInventory: structure', () => {
 
   test('groups with every host of their descendants and their direct children', () => {
     assert.deepEqual(
-      [...inventory.groups.values()],
+      [...inventory.groups.values()].map(({ name, hosts, children }) => ({ name, hosts, children })),
       [
         { name: 'all', hosts: ['standalone', 'hv1', 'hv2', 'hv3', 'localhost', 'nas1'], children: ['ungrouped', 'hypervisors', 'local', 'storage', 'backup'] },
         { name: 'ungrouped', hosts: ['standalone'], children: [] },
@@ -70,7 +70,9 @@ describe('loadInventory: structure', () => {
       ['web', ['web1.example.com', 'web2.example.com'], []],
       ['db', ['db1.example.com', 'fe80::1'], []],
     ]);
-    assert.deepEqual(host(top, 'db1.example.com').vars, { ansible_become: 'yes', ansible_port: 5522, ansible_ssh_timeout: 7 });
+    // YAML 1.1 as Ansible reads it: yes is true; quoted numbers stay strings, which connectionSpec reads.
+    assert.deepEqual(host(top, 'db1.example.com').vars, { ansible_become: true, ansible_port: '5522', ansible_ssh_timeout: '7' });
+    assert.equal(connectionSpec(host(top, 'db1.example.com'), { hostKeyChecking: 'strict', connectTimeoutMs: 1000, keepaliveIntervalMs: 2000 }).port, 5522);
     assert.deepEqual(host(top, 'fe80::1').groups, ['all', 'db']);
     assert.equal(becomeDefault(host(top, 'db1.example.com')), true);
     assert.equal(becomeDefault(host(top, 'web1.example.com')), undefined);
@@ -79,7 +81,7 @@ describe('loadInventory: structure', () => {
   test('localInventory: this machine only, without SSH', () => {
     const local = localInventory();
     assert.deepEqual([...local.hosts.values()].map((h) => [h.name, h.vars, h.groups]), [['localhost', { ansible_connection: 'local' }, ['all', 'local']]]);
-    assert.deepEqual(local.groups.get('local'), { name: 'local', hosts: ['localhost'], children: [] });
+    assert.deepEqual(local.groups.get('local'), { name: 'local', hosts: ['localhost'], directHosts: ['localhost'], children: [], vars: {} });
     assert.deepEqual(local.groups.get('all')?.hosts, ['localhost']);
     assert.equal(connectionSpec(local.hosts.get('localhost')!, { hostKeyChecking: 'strict', connectTimeoutMs: 1000, keepaliveIntervalMs: 2000 }).connection, 'local');
   });
@@ -160,7 +162,7 @@ describe('loadInventory: errors, with file, line, column and path', () => {
 
   test('host and group names, and host ranges', () => {
     assert.deepEqual(failures(broken('names.yaml')), [
-      'broken/names.yaml:3:5 ($.all.hosts["web[01:10]"]): host ranges like \'web[01:10]\' are not supported: list each host by name',
+      'broken/names.yaml:3:5 ($.all.hosts["web[01:100]"]): host range [01:100] in \'web[01:100]\' must have begin and end of equal length when zero-padded',
       'broken/names.yaml:4:5 ($.all.hosts["bad host"]): invalid host name \'bad host\': \' \' not allowed (use letters, digits and _ . : -)',
       'broken/names.yaml:7:5 ($.all.children["kvm/hosts"]): invalid group name \'kvm/hosts\': \'/\' not allowed (use letters, digits and _ . : -)',
     ]);
@@ -211,7 +213,7 @@ describe('loadInventory: errors, with file, line, column and path', () => {
   test('an empty inventory, and one that is not a mapping', () => {
     assert.deepEqual(failures(broken('empty.yaml')), ['broken/empty.yaml ($): the inventory is empty: expected groups such as `all: {hosts: {...}}`']);
     assert.deepEqual(failures(broken('not-a-mapping.yaml')), [
-      "broken/not-a-mapping.yaml:1:1 ($): an inventory is a mapping of group names (usually just 'all') to their hosts, vars and children, not a list | INI inventories are not read: convert one with `ansible-inventory -i FILE --list --yaml`",
+      "broken/not-a-mapping.yaml:1:1 ($): an inventory is a mapping of group names (usually just 'all') to their hosts, vars and children, not a list | an INI inventory is read as INI when its name does not end in .yaml, .yml or .json",
     ]);
   });
 
@@ -348,6 +350,67 @@ describe('connectionSpec', () => {
     assert.equal(spec({ ansible_ssh_common_args: '-o "UserKnownHostsFile ~/kh other"' }).knownHostsFile, join(homedir(), 'kh'));
     assert.equal(spec({ ansible_ssh_common_args: '-o UserKnownHostsFile=kh' }).knownHostsFile, '/inv/kh');
     assert.equal(spec({ ansible_ssh_common_args: '-o UserKnownHostsFile=kh', kvmconf_known_hosts_file: '/var' }).knownHostsFile, '/var');
+  });
+
+  describe('host key checking: inventory data never weakens it silently', () => {
+    const weakening = [
+      { ansible_ssh_common_args: '-o StrictHostKeyChecking=no' },
+      { ansible_ssh_extra_args: '-oStrictHostKeyChecking=off' },
+      { ansible_host_key_checking: false },
+      { ansible_ssh_host_key_checking: 'no' },
+      { kvmconf_host_key_checking: 'off' },
+    ];
+    const resolved = (vars: Record<string, unknown>, base: ConnectionDefaults) => {
+      const warnings: string[] = [];
+      return { mode: connectionSpec(make(vars), base, warnings).hostKeyChecking, warnings };
+    };
+
+    test('an explicit --host-key-checking strict wins over every inventory spelling, and says so', () => {
+      const strict: ConnectionDefaults = { ...bare, hostKeyCheckingExplicit: true };
+      for (const vars of weakening) {
+        const { mode, warnings } = resolved(vars, strict);
+        assert.equal(mode, 'strict', JSON.stringify(vars));
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0]!, /^host 'hv9': .* ignored: --host-key-checking strict was given$/);
+      }
+      const { warnings } = resolved({ ansible_ssh_common_args: '-o StrictHostKeyChecking=no' }, strict);
+      assert.equal(warnings[0], "host 'hv9': StrictHostKeyChecking in ansible_ssh_common_args ignored: --host-key-checking strict was given");
+    });
+
+    test('an explicit --host-key-checking off is kept: the inventory does not override the command line either way', () => {
+      const off: ConnectionDefaults = { ...bare, hostKeyChecking: 'off', hostKeyCheckingExplicit: true };
+      assert.deepEqual(resolved({ kvmconf_host_key_checking: 'strict' }, off), { mode: 'off', warnings: [] });
+    });
+
+    test('without the flag, weakening is honoured with a warning naming host and variable', () => {
+      for (const vars of weakening) {
+        const { mode, warnings } = resolved(vars, bare);
+        assert.equal(mode, 'off', JSON.stringify(vars));
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0]!, /^host 'hv9': host key checking weakened to 'off' by the inventory \(.+\); a changed host key is still refused$/);
+      }
+      assert.equal(resolved({ ansible_host_key_checking: false }, bare).warnings[0], "host 'hv9': host key checking weakened to 'off' by the inventory (ansible_host_key_checking: false); a changed host key is still refused");
+    });
+
+    test('strengthening is silent; true and matching values change nothing', () => {
+      assert.deepEqual(resolved({ kvmconf_host_key_checking: 'strict' }, defaults), { mode: 'strict', warnings: [] });
+      assert.deepEqual(resolved({ ansible_host_key_checking: true }, bare), { mode: 'strict', warnings: [] });
+      assert.deepEqual(resolved({ ansible_ssh_common_args: '-o StrictHostKeyChecking=yes' }, bare), { mode: 'strict', warnings: [] });
+    });
+  });
+
+  test('Ansible connection variables kvmconf does not act on are warned about by name, never by value', () => {
+    const warnings: string[] = [];
+    connectionSpec(make({ ansible_become_method: 'su', ansible_become_user: 'root', ansible_become_password: 's3cret', ansible_ssh_pass: 'hunter2' }), bare, warnings);
+    assert.deepEqual(warnings, [
+      "host 'hv9': ansible_become_method other than sudo is not supported and is ignored: kvmconf becomes root with sudo -n only",
+      "host 'hv9': ansible_become_password is not supported and is ignored: kvmconf needs sudo without a password (NOPASSWD) or a root login",
+      "host 'hv9': ansible_ssh_pass is not supported and is ignored: kvmconf logs in with keys (files or ssh-agent) only",
+    ]);
+    assert.doesNotMatch(warnings.join('\n'), /s3cret|hunter2/);
+    const fine: string[] = [];
+    connectionSpec(make({ ansible_become_method: 'sudo', ansible_become_user: 'root' }), bare, fine);
+    assert.deepEqual(fine, []);
   });
 
   test('bad values reaching connectionSpec (e.g. rendered templates) are input errors', () => {

@@ -37,6 +37,36 @@ test('a valid playbook loads with defaults', () => {
   assert.equal(play.tasks[0]!.where.line, 5);
 });
 
+test("Ansible's habits: YAML 1.1 booleans, FQCN module names, and an answer for each Ansible-only keyword", () => {
+  const book = loadPlaybook(write('- hosts: all\n  become: yes\n  tasks:\n    - numa_balancing: {enabled: no}\n'), MODULES_BY_NAME);
+  assert.equal(book.plays[0]!.become, true);
+  assert.deepEqual(book.plays[0]!.tasks[0]!.params, { enabled: false });
+  const errors = errorsOf(
+    '- hosts: all\n  gather_facts: no\n  handlers: []\n  tasks:\n' +
+      '    - ansible.posix.sysctl: {name: vm.swappiness, value: 10}\n' +
+      '    - sysctl: {name: vm.swappiness, value: 10}\n      when: big\n' +
+      '    - sysctl: {name: vm.swappiness, value: 10}\n      loop: [1]\n      register: out\n      notify: reboot\n',
+  );
+  assert.deepEqual(errors, [
+    "site.yaml:2:3 ($[0].gather_facts): 'gather_facts' is Ansible's, not kvmconf's | kvmconf always gathers what its modules need, in one round trip per host: remove 'gather_facts'",
+    "site.yaml:3:3 ($[0].handlers): 'handlers' is Ansible's, not kvmconf's | kvmconf has no handlers: changes that need a reboot, module reload or guest restart are reported as pending (exit 3); libvirt_domain restarts guests with 'restart: true'",
+    "site.yaml:5:7 ($[0].tasks[0][\"ansible.posix.sysctl\"]): unknown module 'ansible.posix.sysctl' | did you mean kvmconf's 'sysctl'? (kvmconf modules have short names)",
+    "site.yaml:7:7 ($[0].tasks[1].when): 'when' is Ansible's, not kvmconf's | kvmconf plays are declarative: select hosts with inventory groups (hosts: or --limit) and give per-host values with group or host vars, instead of 'when'",
+    "site.yaml:9:7 ($[0].tasks[2].loop): 'loop' is Ansible's, not kvmconf's | kvmconf plays are declarative: list every key in one task instead of a 'loop' (sysctl: a 'settings:' map; hugepages: 'pools:'; io_scheduler: a device pattern)",
+    "site.yaml:10:7 ($[0].tasks[2].register): 'register' is Ansible's, not kvmconf's | kvmconf has no task results to register: every task reports its changes in the run report (--format json)",
+    "site.yaml:11:7 ($[0].tasks[2].notify): 'notify' is Ansible's, not kvmconf's | kvmconf has no handlers: a change that needs a reboot, module reload or guest restart is reported as pending (exit 3); libvirt_domain restarts guests with 'restart: true'",
+  ]);
+});
+
+test('one sysctl task per key (the usual Ansible shape) is refused with settings: and file: named', () => {
+  const book = loadPlaybook(write('- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: 10}\n    - sysctl: {name: vm.dirty_ratio, value: 5}\n'), MODULES_BY_NAME);
+  assert.throws(() => prepareTasks(book.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}), (error: unknown) => {
+    assert.ok(error instanceof InputError);
+    assert.match(error.hint ?? '', /one 'settings:' map, not one task per key\), or give one task another 'file:'/);
+    return true;
+  });
+});
+
 test('unknown module names the line, column and a suggestion', () => {
   assert.deepEqual(errorsOf('- hosts: all\n  tasks:\n    - sysctll: {name: vm.swappiness, value: 10}\n'), [
     "site.yaml:3:7 ($[0].tasks[0].sysctll): unknown module or task key 'sysctll' | did you mean 'sysctl'?",
@@ -99,6 +129,44 @@ test('a whole-value template keeps the type; interpolation makes text', () => {
   assert.equal(render('pages-{{ n }}', { n: 4 }, where), 'pages-4');
   assert.equal(render('{{ a.b }}', { a: { b: 'x' } }, where), 'x');
   assert.throws(() => render('{{ nope }}', { nop: 1 }, where), /undefined variable 'nope'/);
+});
+
+test('Jinja filters a tuning playbook needs, with typed results', () => {
+  const where = { file: 'x' };
+  const vars = { n: '512', flag: 'yes', name: 'Never', list: ['a', 'b'], empty: '', map: { k: 1 }, zero: 0 };
+  const cases: Array<[string, unknown]> = [
+    ['{{ missing | default(128) }}', 128],
+    ["{{ missing | d('x') }}", 'x'],
+    ['{{ n | default(1) }}', '512'],
+    ['{{ empty | default(7, true) }}', 7],
+    ['{{ zero | default(7) }}', 0],
+    ['{{ n | int }}', 512],
+    ['{{ "12.9" | int }}', 12],
+    ['{{ name | int }}', 0],
+    ['{{ missing | default("64") | int }}', 64],
+    ['{{ flag | bool }}', true],
+    ['{{ "off" | bool }}', false],
+    ['{{ zero | string }}', '0'],
+    ['{{ name | lower }}', 'never'],
+    ['{{ name | upper }}', 'NEVER'],
+    ["{{ list | join(',') }}", 'a,b'],
+    ['{{ list | length }}', 2],
+    ['{{ map | length }}', 1],
+    ['{{ 5 }}', 5],
+    ['size-{{ n | int }}M', 'size-512M'],
+  ];
+  for (const [template, value] of cases) assert.deepStrictEqual(render(template, vars, where), value, template);
+  assert.throws(() => render('{{ n | round }}', vars, where), /unknown filter 'round' \(kvmconf has: default, int, bool, string, lower, upper, join, length\)/);
+  assert.throws(() => render('{{ missing | int }}', vars, where), /undefined variable 'missing'/);
+  assert.throws(() => render('{{ n + 1 }}', vars, where), /malformed template expression/);
+  assert.throws(() => render('{{ zero | join(",") }}', vars, where), /join needs a list/);
+});
+
+test('variables are own properties: JavaScript internals are undefined', () => {
+  const where = { file: 'x' };
+  for (const name of ['__proto__', 'constructor', 'toString', 'n.constructor']) {
+    assert.throws(() => render(`{{ ${name} }}`, { n: 1 }, where), new RegExp(`undefined variable '${name.replace('.', '\\.')}'`));
+  }
 });
 
 test('the assembled playbook schema compiles and knows every module', () => {
