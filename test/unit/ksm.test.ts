@@ -188,7 +188,8 @@ while [ ! -e stop ]; do
     last_m=$m
   fi
   if [ "$r" = 2 ] && [ "$s" != 0 ]; then echo 0 > pages_shared; fi
-  if [ "$r" = 1 ] && [ "$s" = 0 ]; then echo 714 > pages_shared; fi
+  # merging resumes only while run is 1: a run=2 written since r was read undoes it, as the kernel's lock would
+  if [ "$r" = 1 ] && [ "$s" = 0 ]; then echo 714 > pages_shared; [ "$(cat run)" = 1 ] || echo 0 > pages_shared; fi
   sleep 0.02
 done`;
 
