@@ -16,7 +16,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import type { ConnectionSpec, HostKeyChecking } from '../transport/types.js';
 import { validateAt } from './schema.js';
@@ -144,7 +144,8 @@ class InventoryFile {
   constructor(readonly file: string) {
     this.content = readText(file);
     this.source = parseYaml(this.content, file);
-    this.document = parseDocument(this.content, { lineCounter: this.lines, uniqueKeys: true, strict: true });
+    // Unique keys were checked by parseYaml above (in one pass; yaml's own check is quadratic).
+    this.document = parseDocument(this.content, { lineCounter: this.lines, uniqueKeys: false, strict: true });
   }
 
   locate(path: PathSegment[]): SourceLocation {
@@ -162,7 +163,7 @@ class InventoryFile {
     for (const segment of path) {
       if (isAlias(node)) node = node.resolve(this.document);
       if (!isMap(node)) return { names, errors };
-      node = node.items.find((pair) => this.keyName(pair.key) === segment)?.value;
+      node = this.child(node, segment);
     }
     if (isAlias(node)) node = node.resolve(this.document);
     if (!isMap(node)) return { names, errors };
@@ -186,6 +187,22 @@ class InventoryFile {
       );
     }
     return { names, errors };
+  }
+
+  /** Values of a mapping by key name, built once per mapping: a lookup per host stays O(1). */
+  private readonly indexes = new WeakMap<object, Map<string, unknown>>();
+
+  private child(map: YAMLMap, name: string): unknown {
+    let index = this.indexes.get(map);
+    if (!index) {
+      index = new Map();
+      for (const pair of map.items) {
+        const key = this.keyName(pair.key);
+        if (key !== undefined && !index.has(key)) index.set(key, pair.value);
+      }
+      this.indexes.set(map, index);
+    }
+    return index.get(name);
   }
 
   private keyName(key: unknown): string | undefined {
@@ -370,8 +387,9 @@ class Loader {
         continue;
       }
       const host = this.host(name);
+      // A host is in group.hosts exactly when the group is in host.direct (a set: no scan of the group).
+      if (!host.direct.has(group.name)) group.hosts.push(name);
       host.direct.add(group.name);
-      if (!group.hosts.includes(name)) group.hosts.push(name);
       if (vars !== null && vars !== undefined && !isMapping(vars)) {
         this.errors.push(
           new InputError(
