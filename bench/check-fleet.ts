@@ -6,9 +6,9 @@
  * Prints wall time, time per host, controller CPU per host, remote execs per host
  * and peak memory.
  *
- *   npm run build && node dist/bench/check-fleet.js [HOSTS=50] [PLAYBOOK=playbooks/virtual-host.yaml] [FORKS=50]
+ *   npm run build && node dist/bench/check-fleet.js [HOSTS=50] [PLAYBOOK=playbooks/virtual-host.yaml] [FORKS=50] [TRANSPORTS=local,ssh]
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,19 +48,22 @@ if (process.argv[2] === '--measure') {
   const hosts = Number(process.argv[2] ?? 50);
   const playbookFile = process.argv[3] ?? join(ROOT, 'playbooks', 'virtual-host.yaml');
   const forks = Number(process.argv[4] ?? 50);
+  const transports = (process.argv[5] ?? 'local,ssh').split(',');
   const dir = mkdtempSync(join(tmpdir(), 'kvmconf-bench-'));
   const names = Array.from({ length: hosts }, (_, i) => `hv${String(i + 1).padStart(4, '0')}`);
-  const child = (label: string, inventory: string) => {
-    const result = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--measure', label, inventory, playbookFile, String(forks)], { stdio: 'inherit' });
-    if (result.status !== 0) throw new Error(`${label}: the measurement exited with ${result.status ?? result.signal}`);
+  // Asynchronous: this process must keep draining the sshd instances' log pipes meanwhile.
+  const child = async (label: string, inventory: string): Promise<void> => {
+    const proc = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--measure', label, inventory, playbookFile, String(forks)], { stdio: 'inherit' });
+    const code = await new Promise<number | null>((resolve) => proc.on('close', (status) => resolve(status)));
+    if (code !== 0) throw new Error(`${label}: the measurement exited with ${code}`);
   };
 
   const local = join(dir, 'local.yaml');
   writeFileSync(local, `all:\n  hosts:\n${names.map((name) => `    ${name}: {ansible_connection: local}`).join('\n')}\n`);
-  child('connection: local', local);
+  if (transports.includes('local')) await child('connection: local', local);
 
   const instances: SshdInstance[] = [];
-  try {
+  if (transports.includes('ssh')) try {
     const count = Math.ceil(hosts / HOSTS_PER_SSHD);
     for (let i = 0; i < count; i++) {
       instances.push(await startSshd({ user: 'root', logLevel: 'INFO', config: ['MaxStartups 300:30:600', 'MaxSessions 10', 'PermitRootLogin prohibit-password'] }));
@@ -79,7 +82,7 @@ if (process.argv[2] === '--measure') {
           .join('\n') +
         '\n',
     );
-    child(`ssh to 127.0.0.1 (${instances.length} sshd)`, ssh);
+    await child(`ssh to 127.0.0.1 (${instances.length} sshd)`, ssh);
   } finally {
     for (const sshd of instances) await sshd.stop();
   }
