@@ -16,7 +16,7 @@
 import { defineModule, fileDiff, type Change, type Diagnostic, type KernelArgs } from '../src/module.js';
 import type { HostFacts } from '../src/engine/facts.js';
 import { quote } from '../src/shell.js';
-import { catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand } from '../src/engine/remote-lib.js';
+import { READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand } from '../src/engine/remote-lib.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from './lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from './lib/tmpfiles.js';
 import { tmpfilesChange } from './lib/tmpfiles-values.js';
@@ -286,16 +286,19 @@ function factProblems(params: HugepagesParams, facts: HostFacts): string[] {
 function probeScript(params: HugepagesParams): string {
   const wanted = ` ${params.mounts.map((m) => m.path).join(' ')} `;
   return [
-    `awk '/^Hugepagesize:/ {print "default", $2} /^HugePages_/ {sub(/:$/, "", $1); print "meminfo", $1, $2}' /proc/meminfo`,
+    READ_FN,
+    // Pool counts are plain sysfs attributes: read with the shell's read builtin.
     `for kc_d in ${GLOBAL_DIR}/hugepages-*kB; do`,
-    `  [ -d "$kc_d" ] || continue; kc_s=\${kc_d##*hugepages-}`,
-    `  echo "global \${kc_s%kB} $(cat "$kc_d/nr_hugepages") $(cat "$kc_d/free_hugepages") $(cat "$kc_d/surplus_hugepages") $(cat "$kc_d/resv_hugepages")"`,
+    `  [ -d "$kc_d" ] || continue; kc_s=\${kc_d##*hugepages-}; kc_p="global \${kc_s%kB}"`,
+    `  for kc_f in nr free surplus resv; do kc_read "$kc_d/\${kc_f}_hugepages"; kc_p="$kc_p $kc_v"; done; echo "$kc_p"`,
     `done`,
     `for kc_d in ${NODE_DIR}/node[0-9]*/hugepages/hugepages-*kB; do`,
-    `  [ -d "$kc_d" ] || continue; kc_n=\${kc_d#${NODE_DIR}/node}; kc_s=\${kc_d##*hugepages-}`,
-    `  echo "node \${kc_n%%/*} \${kc_s%kB} $(cat "$kc_d/nr_hugepages") $(cat "$kc_d/free_hugepages") $(cat "$kc_d/surplus_hugepages")"`,
+    `  [ -d "$kc_d" ] || continue; kc_n=\${kc_d#${NODE_DIR}/node}; kc_s=\${kc_d##*hugepages-}; kc_p="node \${kc_n%%/*} \${kc_s%kB}"`,
+    `  for kc_f in nr free surplus; do kc_read "$kc_d/\${kc_f}_hugepages"; kc_p="$kc_p $kc_v"; done; echo "$kc_p"`,
     `done`,
-    `awk -v want=${quote(wanted)} '$3 == "hugetlbfs" || index(want, " " $2 " ") {print "mount", $2, $3, $4}' /proc/mounts`,
+    // One awk for the default size, the meminfo counters and the mounts.
+    `awk -v want=${quote(wanted)} 'FILENAME == "/proc/meminfo" { if ($1 == "Hugepagesize:") print "default", $2; else if ($1 ~ /^HugePages_/) { sub(/:$/, "", $1); print "meminfo", $1, $2 }; next }`,
+    `  $3 == "hugetlbfs" || index(want, " " $2 " ") {print "mount", $2, $3, $4}' /proc/meminfo /proc/mounts`,
     `echo '@@sysctl'`,
     sysctlProbe([SYSCTL_KEY], HUGEPAGES_SYSCTL_FILE),
     `echo '@@tmpfiles'`,

@@ -5,7 +5,7 @@
  */
 import { defineModule, fileDiff, type Change } from '../src/module.js';
 import { quote } from '../src/shell.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { READ_FN, catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 
 export const DEVICE_PATTERN = '^[a-z0-9*?\\[\\]-]+$';
 export const SCHEDULERS = ['none', 'mq-deadline', 'kyber', 'bfq', 'noop', 'deadline', 'cfq'] as const;
@@ -151,19 +151,20 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
   probe: (params) => {
     const wanted = params.scheduler ? [...new Set([params.scheduler, MQ_NAMES[params.scheduler] ?? params.scheduler])].filter((name) => name !== 'none') : [];
     return [
-      `echo "kernel $(uname -r)"`,
+      READ_FN,
+      `if kc_read /proc/sys/kernel/osrelease; then echo "kernel $kc_v"; else echo "kernel $(uname -r)"; fi`,
       `for kc_d in /sys/block/*; do`,
       `  [ -e "$kc_d" ] || continue`,
-      `  if [ -r "$kc_d/queue/scheduler" ]; then printf 'dev %s %s\\n' "\${kc_d##*/}" "$(cat "$kc_d/queue/scheduler" 2>/dev/null)"; else printf 'noqueue %s\\n' "\${kc_d##*/}"; fi`,
+      `  if kc_read "$kc_d/queue/scheduler"; then printf 'dev %s %s\\n' "\${kc_d##*/}" "$kc_v"; else printf 'noqueue %s\\n' "\${kc_d##*/}"; fi`,
       `done`,
       ...(wanted.length
         ? [`if command -v modprobe >/dev/null 2>&1; then for kc_s in ${wanted.map(quote).join(' ')}; do if modprobe -nq "$kc_s-iosched" 2>/dev/null; then echo "loadable $kc_s"; fi; done; fi`]
         : []),
       `if command -v udevadm >/dev/null 2>&1; then echo udevadm; fi`,
       `if [ -S /run/udev/control ]; then echo udevd; fi`,
-      `for kc_d in ${UDEV_DIRS.join(' ')}; do for kc_f in "$kc_d"/*.rules; do`,
-      `  [ -f "$kc_f" ] && grep -v '^[[:space:]]*#' "$kc_f" | grep 'ATTR{queue/scheduler}=[^=]' | while IFS= read -r kc_l; do printf 'rule %s %s\\n' "$kc_f" "$kc_l"; done`,
-      `done; done`,
+      // One awk over every rule file for the lines that assign a scheduler.
+      `set --; for kc_d in ${UDEV_DIRS.join(' ')}; do for kc_f in "$kc_d"/*.rules; do [ -f "$kc_f" ] && set -- "$@" "$kc_f"; done; done`,
+      `if [ "$#" -gt 0 ]; then awk '/^[[:space:]]*#/ { next } /ATTR\\{queue\\/scheduler\\}=[^=]/ { print "rule", FILENAME, $0 }' "$@"; fi`,
       `echo '@@owned'`,
       catFileProbe(rulePath(params.devices)),
     ].join('\n');

@@ -8,7 +8,7 @@ import { defineModule, fileDiff, type Change, type KernelArgs } from '../src/mod
 import { osFamily } from '../src/engine/facts.js';
 import { InputError } from '../src/errors.js';
 import { quote } from '../src/shell.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { READ_FN, catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 import { editCmdline, effectiveValue, findAssignments, managedSubsequence, simpleSetting, tokenName, tokenizeCmdline } from './lib/grub.js';
 
 export const GRUB_DEFAULT = '/etc/default/grub';
@@ -278,22 +278,25 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
 
   probe: () =>
     [
-      `echo "kernel $(uname -r)"`,
+      READ_FN,
+      `if kc_read /proc/sys/kernel/osrelease; then echo "kernel $kc_v"; else echo "kernel $(uname -r)"; fi`,
       `if [ -r /etc/os-release ]; then . /etc/os-release; fi; echo "os_id $ID"; echo "os_like $ID_LIKE"`,
       `for kc_d in /sys/block/*/mq; do if [ -d "$kc_d" ]; then echo mq; break; fi; done`,
       `for kc_t in update-grub grub-mkconfig grub2-mkconfig grubby; do if command -v "$kc_t" >/dev/null 2>&1; then echo "tool $kc_t"; fi; done`,
-      `if ls ${BLS_DIR}/*.conf >/dev/null 2>&1; then echo bls; fi`,
+      `kc_bls=; for kc_f in ${BLS_DIR}/*.conf; do if [ -e "$kc_f" ]; then kc_bls=1; echo bls; break; fi; done`,
       `if [ -d /sys/firmware/efi ]; then echo efi; fi`,
-      `for kc_c in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/efi/EFI/*/grub.cfg; do`,
-      `  [ -r "$kc_c" ] || continue`,
-      `  if grep -q '^[[:space:]]*configfile' "$kc_c" && ! grep -q '^[[:space:]]*linux' "$kc_c"; then echo "cfg $kc_c stub"; else echo "cfg $kc_c full"; fi`,
-      `  grep '^[[:space:]]*\\(linux\\|linux16\\|linuxefi\\)[[:space:]]' "$kc_c" | while IFS= read -r kc_l; do printf 'cfgline %s %s\\n' "$kc_c" "$kc_l"; done`,
-      `done`,
-      `for kc_f in /etc/default/grub.d/*.cfg; do`,
-      `  [ -f "$kc_f" ] && grep '^[[:space:]]*\\(export[[:space:]]\\+\\)\\?GRUB_CMDLINE_LINUX\\(_DEFAULT\\)\\?=' "$kc_f" | while IFS= read -r kc_l; do printf 'grubd %s %s\\n' "$kc_f" "$kc_l"; done`,
-      `done`,
-      `printf 'cmdline %s\\n' "$(cat /proc/cmdline)"`,
-      `if command -v grubby >/dev/null 2>&1 && ls ${BLS_DIR}/*.conf >/dev/null 2>&1; then echo '@@grubby'; grubby --info=ALL 2>/dev/null; echo '@@grubby-end'; fi`,
+      // One awk over the grub.cfg files (kernel lines, stub or full) and /etc/default/grub.d snippets.
+      `set --; for kc_c in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/efi/EFI/*/grub.cfg /etc/default/grub.d/*.cfg; do [ -f "$kc_c" ] && [ -r "$kc_c" ] && set -- "$@" "$kc_c"; done`,
+      `if [ "$#" -gt 0 ]; then awk '`,
+      `  function flush() { if (cfg != "") { print "cfg", cfg, (conf && !linux ? "stub" : "full"); for (i = 1; i <= n; i++) print "cfgline", cfg, lines[i] }; cfg = ""; n = 0; conf = 0; linux = 0 }`,
+      `  FNR == 1 { flush(); if (FILENAME !~ /^\\/etc\\/default\\/grub\\.d\\//) cfg = FILENAME }`,
+      `  cfg == "" { if ($0 ~ /^[[:space:]]*(export[[:space:]]+)?GRUB_CMDLINE_LINUX(_DEFAULT)?=/) print "grubd", FILENAME, $0; next }`,
+      `  /^[[:space:]]*configfile/ { conf = 1 }`,
+      `  /^[[:space:]]*linux/ { linux = 1 }`,
+      `  /^[[:space:]]*(linux|linux16|linuxefi)[[:space:]]/ { lines[++n] = $0 }`,
+      `  END { flush() }' "$@"; fi`,
+      `kc_read /proc/cmdline; printf 'cmdline %s\\n' "$kc_v"`,
+      `if [ -n "$kc_bls" ] && command -v grubby >/dev/null 2>&1; then echo '@@grubby'; grubby --info=ALL 2>/dev/null; echo '@@grubby-end'; fi`,
       `echo '@@grub'`,
       catFileProbe(GRUB_DEFAULT),
     ].join('\n'),

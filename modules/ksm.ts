@@ -10,6 +10,7 @@
  */
 import { defineModule, type Change, type Diagnostic } from '../src/module.js';
 import { quote } from '../src/shell.js';
+import { READ_FN } from '../src/engine/remote-lib.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 import { tmpfilesChange } from './lib/tmpfiles-values.js';
 import { parseUnitProbe, planUnit, unitCommands, unitProbe, type UnitsState } from './lib/systemd.js';
@@ -144,8 +145,9 @@ export const ksm = defineModule<KsmParams, KsmState>({
 
   probe: () =>
     [
+      READ_FN,
       `if [ -d ${KSM_DIR} ]; then`,
-      `  for kc_f in ${FILES.join(' ')}; do if [ -f ${KSM_DIR}/$kc_f ]; then echo "ksm $kc_f $(cat ${KSM_DIR}/$kc_f 2>/dev/null)"; fi; done`,
+      `  for kc_f in ${FILES.join(' ')}; do if [ -f ${KSM_DIR}/$kc_f ]; then kc_read ${KSM_DIR}/$kc_f; echo "ksm $kc_f $kc_v"; fi; done`,
       `else echo 'ksm-absent'; fi`,
       `echo '@@units'`,
       unitProbe(KSM_UNITS),

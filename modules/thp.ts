@@ -6,6 +6,7 @@
  */
 import { defineModule, fileDiff, type Change } from '../src/module.js';
 import { quote } from '../src/shell.js';
+import { READ_FN } from '../src/engine/remote-lib.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 
 const THP_DIR = '/sys/kernel/mm/transparent_hugepage';
@@ -62,7 +63,8 @@ export const thp = defineModule<ThpParams, ThpState>({
 
   probe: () =>
     [
-      ...SETTINGS.map((s) => `printf '%s ' ${s}; cat ${THP_DIR}/${s} 2>/dev/null || echo`),
+      READ_FN,
+      ...SETTINGS.map((s) => `kc_read ${THP_DIR}/${s}; printf '%s %s\\n' ${s} "$kc_v"`),
       `echo '@@tmpfiles'`,
       tmpfilesProbe(TMPFILES),
     ].join('\n'),

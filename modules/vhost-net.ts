@@ -5,7 +5,7 @@
  * it, and otherwise the change waits for a module reload.
  */
 import { defineModule, fileDiff, type Change } from '../src/module.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { READ_FN, catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
 import { tokenizeCmdline } from './lib/grub.js';
 
 export const MODPROBE_FILE = '/etc/modprobe.d/kvmconf-vhost-net.conf';
@@ -127,20 +127,22 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
 
   probe: () =>
     [
+      READ_FN,
       `if [ -d ${MODULE_DIR} ]; then`,
       `  echo loaded`,
       `  [ -e ${MODULE_DIR}/initstate ] || echo builtin`,
-      `  printf 'value %s\\n' "$(cat ${PARAM} 2>/dev/null)"`,
-      `  printf 'refcnt %s\\n' "$(cat ${MODULE_DIR}/refcnt 2>/dev/null)"`,
+      `  kc_read ${PARAM}; printf 'value %s\\n' "$kc_v"`,
+      `  kc_read ${MODULE_DIR}/refcnt; printf 'refcnt %s\\n' "$kc_v"`,
       `  for kc_h in ${MODULE_DIR}/holders/*; do [ -e "$kc_h" ] && printf 'holder %s\\n' "\${kc_h##*/}"; done`,
       `fi`,
       `if command -v modprobe >/dev/null 2>&1; then if modprobe -nq vhost_net 2>/dev/null; then echo available; else echo unavailable; fi; fi`,
-      `printf 'cmdline %s\\n' "$(cat /proc/cmdline)"`,
-      `for kc_d in ${MODPROBE_DIRS.join(' ')}; do for kc_f in "$kc_d"/*.conf; do`,
+      `kc_read /proc/cmdline; printf 'cmdline %s\\n' "$kc_v"`,
+      // Every modprobe.d file is listed; one awk prints their vhost_net option lines.
+      `set --; for kc_d in ${MODPROBE_DIRS.join(' ')}; do for kc_f in "$kc_d"/*.conf; do`,
       `  [ -f "$kc_f" ] || continue`,
-      `  printf 'conf %s\\n' "$kc_f"`,
-      `  grep '^[[:space:]]*options[[:space:]]\\+vhost[-_]net[[:space:]]' "$kc_f" | while IFS= read -r kc_l; do printf 'opt %s %s\\n' "$kc_f" "$kc_l"; done`,
+      `  printf 'conf %s\\n' "$kc_f"; set -- "$@" "$kc_f"`,
       `done; done`,
+      `if [ "$#" -gt 0 ]; then awk '/^[[:space:]]*options[[:space:]]+vhost[-_]net[[:space:]]/ { print "opt", FILENAME, $0 }' "$@"; fi`,
       `echo '@@owned'`,
       catFileProbe(MODPROBE_FILE),
     ].join('\n'),

@@ -34,24 +34,54 @@ export interface SysctlState {
   lastSetBy: Record<string, { file: string; value: string }>;
 }
 
-/** Probe printing live values, the owned file, and every boot-time sysctl file's settings in load order. */
+/**
+ * Probe printing live values, the owned file, and the settings of every boot-time sysctl
+ * file (`file PATH` for each, highest-priority directory first); the parser works out
+ * which of them systemd-sysctl loads and in what order. One awk reads the live values
+ * (a /proc/sys number answers a one-byte read, as the shell's read builtin does, with
+ * its first digit only) and every file.
+ */
 export function sysctlProbe(keys: string[], file: string): string {
   const runtime = keys.map((key) => {
     const path = quote(sysctlPath(key));
-    return `if [ -r ${path} ]; then printf 'runtime %s ' ${quote(key)}; kc_v=$(tr '\\t\\n' '  ' < ${path}); echo "$kc_v"; else printf 'missing %s\\n' ${quote(key)}; fi`;
+    return `if [ -r ${path} ]; then set -- "$@" k=${quote(key)} ${path}; else printf 'missing %s\\n' ${quote(key)}; fi`;
   });
   const dirs = SYSCTL_DIRS.join(' ');
   return [
+    'set --',
     ...runtime,
-    // Unique basenames in sorted order, each from the first directory that has it; then /etc/sysctl.conf.
-    `{ for kc_f in $(for kc_d in ${dirs}; do ls "$kc_d" 2>/dev/null | grep '\\.conf$'; done | sort -u); do`,
-    `  for kc_d in ${dirs}; do if [ -f "$kc_d/$kc_f" ]; then echo "$kc_d/$kc_f"; break; fi; done`,
-    `done; echo /etc/sysctl.conf; } | while read -r kc_p; do`,
-    `  [ -f "$kc_p" ] && awk -v f="$kc_p" '/^[ \t]*[#;]/ {next} /=/ {k=$0; sub(/=.*/, "", k); v=$0; sub(/^[^=]*=/, "", v); gsub(/^[ \t-]+|[ \t]+$/, "", k); gsub(/^[ \t]+|[ \t]+$/, "", v); print "setting", f, k, v}' "$kc_p"`,
-    `done`,
+    // A file name already found in a higher-priority directory hides the others: not read.
+    `kc_seen=/; for kc_d in ${dirs}; do for kc_f in "$kc_d"/*.conf; do`,
+    `  case "$kc_seen" in *"/\${kc_f##*/}/"*) continue ;; esac`,
+    `  if [ -f "$kc_f" ]; then kc_seen="$kc_seen\${kc_f##*/}/"; printf 'file %s\\n' "$kc_f"; set -- "$@" k= "$kc_f"; fi`,
+    `done; done`,
+    `if [ -f /etc/sysctl.conf ]; then echo 'file /etc/sysctl.conf'; set -- "$@" k= /etc/sysctl.conf; fi`,
+    `if [ "$#" -gt 0 ]; then awk '`,
+    `  function flush() { if (key != "") { gsub(/\\t/, " ", v); print "runtime", key, v }; key = "" }`,
+    `  FNR == 1 { flush(); if (k != "") { key = k; v = $0; next } }`,
+    `  key != "" { v = v " " $0; next }`,
+    `  /^[ \\t]*[#;]/ { next }`,
+    `  /=/ { n = $0; sub(/=.*/, "", n); x = $0; sub(/^[^=]*=/, "", x); gsub(/^[ \\t-]+|[ \\t]+$/, "", n); gsub(/^[ \\t]+|[ \\t]+$/, "", x); print "setting", FILENAME, n, x }`,
+    `  END { flush() }' "$@"; fi`,
     `echo '@@owned'`,
     catFileProbe(file),
   ].join('\n');
+}
+
+const SYSTEM_CONF = '/etc/sysctl.conf';
+
+/**
+ * The boot-time files systemd-sysctl reads, in its order: each file name from the first
+ * directory that has it, sorted by name, then /etc/sysctl.conf.
+ */
+export function sysctlLoadOrder(files: string[]): string[] {
+  const chosen = new Map<string, string>();
+  for (const path of files) {
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    if (path !== SYSTEM_CONF && !chosen.has(base)) chosen.set(base, path);
+  }
+  const order = [...chosen.keys()].sort().map((base) => chosen.get(base)!);
+  return files.includes(SYSTEM_CONF) ? [...order, SYSTEM_CONF] : order;
 }
 
 /** sysctl.d lets keys use / or . as separator; compare them in dotted form. */
@@ -64,14 +94,21 @@ export function parseSysctlProbe(output: string, keys: string[]): SysctlState {
   if (owned < 0) throw new Error('sysctl probe output is truncated');
   const state: SysctlState = { runtime: {}, file: parseFileBlock(output.slice(owned + '@@owned\n'.length)), lastSetBy: {} };
   const wanted = new Map(keys.map((key) => [dotted(key), key]));
+  const files: string[] = [];
+  const settings: Array<{ file: string; key: string; value: string }> = [];
   for (const line of output.slice(0, owned).split('\n')) {
     const [kind, key = '', ...rest] = line.split(' ');
     if (kind === 'runtime') state.runtime[key] = canonicalValue(rest.join(' '));
     else if (kind === 'missing') state.runtime[key] = null;
+    else if (kind === 'file') files.push(line.slice('file '.length));
     else if (kind === 'setting' && wanted.has(dotted(rest[0] ?? ''))) {
-      state.lastSetBy[wanted.get(dotted(rest[0]!))!] = { file: key, value: canonicalValue(rest.slice(1).join(' ')) };
+      settings.push({ file: key, key: wanted.get(dotted(rest[0]!))!, value: canonicalValue(rest.slice(1).join(' ')) });
     }
   }
+  // Output without `file` lines lists only the loaded files' settings, already in load order.
+  const rank = files.length ? new Map(sysctlLoadOrder(files).map((file, index) => [file, index])) : null;
+  const loaded = rank ? settings.filter((s) => rank.has(s.file)).sort((a, b) => rank.get(a.file)! - rank.get(b.file)!) : settings;
+  for (const { file, key, value } of loaded) state.lastSetBy[key] = { file, value };
   return state;
 }
 

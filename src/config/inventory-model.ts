@@ -74,8 +74,9 @@ export class InventoryBuilder {
     }
     if (group !== undefined) {
       const definition = this.group(group);
+      // A host is in the group's hosts exactly when the group is in host.direct (a set: no scan of the group).
+      if (!host.direct.has(group)) definition.hosts.push(name);
       host.direct.add(group);
-      if (!definition.hosts.includes(name)) definition.hosts.push(name);
     }
     return host;
   }

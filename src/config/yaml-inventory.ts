@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import { HostPatternError, parseHostPattern, type HostPattern } from './host-ranges.js';
 import { checkVars, isMapping, kindOf } from './inventory-vars.js';
@@ -53,7 +53,8 @@ export class InventoryFile {
     this.content = text ?? readText(file);
     // Inventories and vars files are Ansible's own data: read them as Ansible does.
     this.source = parseYaml(this.content, file, ANSIBLE_YAML);
-    this.document = parseDocument(this.content, { lineCounter: this.lines, uniqueKeys: true, strict: true, ...ANSIBLE_YAML });
+    // Unique keys were checked by parseYaml above (in one pass; yaml's own check is quadratic).
+    this.document = parseDocument(this.content, { lineCounter: this.lines, strict: true, ...ANSIBLE_YAML, uniqueKeys: false });
   }
 
   locate(path: PathSegment[]): SourceLocation {
@@ -71,7 +72,7 @@ export class InventoryFile {
     for (const segment of path) {
       if (isAlias(node)) node = node.resolve(this.document);
       if (!isMap(node)) return { names, errors };
-      node = node.items.find((pair) => this.keyName(pair.key) === segment)?.value;
+      node = this.child(node, segment);
     }
     if (isAlias(node)) node = node.resolve(this.document);
     if (!isMap(node)) return { names, errors };
@@ -95,6 +96,22 @@ export class InventoryFile {
       );
     }
     return { names, errors };
+  }
+
+  /** Values of a mapping by key name, built once per mapping: a lookup per host stays O(1). */
+  private readonly indexes = new WeakMap<object, Map<string, unknown>>();
+
+  private child(map: YAMLMap, name: string): unknown {
+    let index = this.indexes.get(map);
+    if (!index) {
+      index = new Map();
+      for (const pair of map.items) {
+        const key = this.keyName(pair.key);
+        if (key !== undefined && !index.has(key)) index.set(key, pair.value);
+      }
+      this.indexes.set(map, index);
+    }
+    return index.get(name);
   }
 
   private keyName(key: unknown): string | undefined {

@@ -2,6 +2,7 @@
  * Host facts every planner and rule may use, gathered in the same round trip as the
  * module probes: OS, kernel, CPUs, NUMA topology, hugepage sizes, boot tooling.
  */
+import { READ_FN } from './remote-lib.js';
 
 export interface NumaNode {
   id: number;
@@ -30,23 +31,36 @@ export interface HostFacts {
   resctrl: string[];
 }
 
-export const FACTS_PROBE = String.raw`
+/** Shell builtins and one awk (uname too on kernels without /proc/sys/kernel/arch, before 6.1). */
+export const FACTS_PROBE = READ_FN + `
 if [ -r /etc/os-release ]; then . /etc/os-release; fi
 echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"
-echo "kernel=$(uname -r)"; echo "arch=$(uname -m)"; echo "uid=$(id -u)"
+if kc_read /proc/sys/kernel/osrelease; then echo "kernel=$kc_v"; else echo "kernel=$(uname -r)"; fi
+if kc_read /proc/sys/kernel/arch; then echo "arch=$kc_v"; else echo "arch=$(uname -m)"; fi
+kc_uid=; if [ -r /proc/self/status ]; then while read -r kc_k kc_u kc_rest; do if [ "$kc_k" = Uid: ]; then kc_uid=$kc_u; break; fi; done < /proc/self/status; fi
+echo "uid=\${kc_uid:-$(id -u)}"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
-echo "cpus_online=$(cat /sys/devices/system/cpu/online 2>/dev/null)"
-echo "cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2)"
-for c in /sys/devices/system/cpu/cpu[0-9]*; do
-  [ -r "$c/topology/thread_siblings_list" ] && echo "siblings $(basename "$c" | tr -dc 0-9) $(cat "$c/topology/thread_siblings_list")"
-done
-for n in /sys/devices/system/node/node[0-9]*; do
-  [ -d "$n" ] || continue
-  echo "node $(basename "$n" | tr -dc 0-9) $(cat "$n/cpulist") $(awk '/MemTotal/ {t=$4} /MemFree/ {f=$4} END {print t+0, f+0}' "$n/meminfo")"
-done
-echo "hugepage_sizes=$(ls /sys/kernel/mm/hugepages 2>/dev/null | sed 's/hugepages-//; s/kB//' | tr '\n' ' ')"
-echo "mem_total=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
-echo "resctrl=$(ls /sys/fs/resctrl/info 2>/dev/null | grep -v '_MON$' | tr '\n' ' ')"
+kc_read /sys/devices/system/cpu/online; echo "cpus_online=$kc_v"
+kc_f=; if [ -r /proc/cpuinfo ]; then while IFS= read -r kc_l; do case "$kc_l" in flags*:*) kc_f=\${kc_l#*:}; break ;; esac; done < /proc/cpuinfo; fi
+echo "cpu_flags=$kc_f"
+# CPU and node lists are binary sysfs attributes that answer a one-byte read (the shell's
+# read builtin) with nothing: one awk reads all of them and the nodes' meminfo.
+set --
+for c in /sys/devices/system/cpu/cpu[0-9]*; do [ -r "$c/topology/thread_siblings_list" ] && set -- "$@" "$c/topology/thread_siblings_list"; done
+for n in /sys/devices/system/node/node[0-9]*; do [ -d "$n" ] && set -- "$@" "$n/cpulist" "$n/meminfo"; done
+if [ "$#" -gt 0 ]; then awk '
+  function id(path, kind) { sub("/" kind ".*", "", path); sub(".*/(cpu|node)", "", path); return path }
+  FILENAME ~ /thread_siblings_list$/ { print "siblings", id(FILENAME, "topology"), $0; next }
+  FILENAME ~ /cpulist$/ { n = id(FILENAME, "cpulist"); cpus[n] = $0; order[++count] = n; next }
+  $3 == "MemTotal:" { total[id(FILENAME, "meminfo")] = $4 }
+  $3 == "MemFree:" { free[id(FILENAME, "meminfo")] = $4 }
+  END { for (i = 1; i <= count; i++) { n = order[i]; print "node", n, cpus[n], total[n] + 0, free[n] + 0 } }' "$@"; fi
+kc_s=; for kc_d in /sys/kernel/mm/hugepages/hugepages-*kB; do [ -d "$kc_d" ] || continue; kc_d=\${kc_d##*/hugepages-}; kc_s="$kc_s\${kc_d%kB} "; done
+echo "hugepage_sizes=$kc_s"
+kc_t=; if [ -r /proc/meminfo ]; then while read -r kc_k kc_n kc_rest; do if [ "$kc_k" = MemTotal: ]; then kc_t=$kc_n; break; fi; done < /proc/meminfo; fi
+echo "mem_total=$kc_t"
+kc_s=; for kc_d in /sys/fs/resctrl/info/*; do [ -e "$kc_d" ] || continue; case "$kc_d" in *_MON) ;; *) kc_s="$kc_s\${kc_d##*/} " ;; esac; done
+echo "resctrl=$kc_s"
 `;
 
 /** Expands a kernel CPU list such as `0-3,8,10-11` (empty means none). */

@@ -84,9 +84,20 @@ export function removeFileCommand(path: string, previous?: string | null): strin
   return `kc_remove_file ${quote(path)} ${quote(expect)}`;
 }
 
+/**
+ * Probe helpers built from shell builtins only (dash, bash, busybox sh), so reading a
+ * value or a small file starts no process. A probe that uses one includes its definition.
+ *
+ * kc_read FILE: the file's lines joined by single spaces into $kc_v; status 1 and
+ * empty when the file cannot be read.
+ */
+export const READ_FN = `kc_read() { kc_v=; [ -r "$1" ] || return 1; kc_s=; while IFS= read -r kc_l || [ -n "$kc_l" ]; do kc_v="$kc_v$kc_s$kc_l"; kc_s=' '; done < "$1"; } 2>/dev/null`;
+/** kc_cat FILE: the file's bytes on stdout, a last line without newline kept so (NUL bytes dropped). */
+export const CAT_FN = `kc_cat() { kc_l=; while IFS= read -r kc_l; do printf '%s\\n' "$kc_l"; done < "$1"; [ -z "$kc_l" ] || printf '%s' "$kc_l"; }`;
+
 /** Probe fragment that prints a file's content between markers, or ABSENT; see parseFileBlock. */
 export function catFileProbe(path: string): string {
-  return `if [ -f ${quote(path)} ]; then echo '@@file-present'; cat ${quote(path)}; echo; echo '@@file-end'; else echo '@@file-absent'; fi`;
+  return `${CAT_FN}\nif [ -f ${quote(path)} ]; then echo '@@file-present'; kc_cat ${quote(path)}; echo; echo '@@file-end'; else echo '@@file-absent'; fi`;
 }
 
 /** Reads what catFileProbe printed: the exact content (trailing-newline faithful) or null. */

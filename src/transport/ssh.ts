@@ -309,10 +309,32 @@ function connectHop(hop: Hop, name: string, sock: Duplex | undefined, via: strin
     }
     try {
       client.connect(config);
+      skipHostKeyProofs(client);
     } catch (err) {
       fail(new TransportError('config', name, `cannot connect to ${where}: ${(err as Error).message}`));
     }
   });
+}
+
+type GlobalRequestHandler = (protocol: unknown, name: string, wantReply: boolean, data: unknown) => void;
+
+/**
+ * OpenSSH servers announce all their host keys after authentication (hostkeys-00), and ssh2
+ * answers every announcement by asking the server to sign each key and verifying the
+ * signatures: one more round trip, one signature per host key on the target and one
+ * verification on the controller, per connection. kvmconf checks the one key of the key
+ * exchange against known_hosts and never learns keys from the announcement, so it is
+ * ignored (OpenSSH sends it without asking for a reply). Reaches into ssh2's protocol
+ * handlers (ssh2 is pinned); when they are not where expected, nothing changes.
+ */
+function skipHostKeyProofs(client: SshClient): void {
+  const handlers = (client as unknown as { _protocol?: { _handlers?: Record<string, GlobalRequestHandler> } })._protocol?._handlers;
+  const original = handlers?.GLOBAL_REQUEST;
+  if (!handlers || typeof original !== 'function') return;
+  handlers.GLOBAL_REQUEST = (protocol, name, wantReply, data) => {
+    if (name === 'hostkeys-00@openssh.com' && !wantReply) return;
+    original(protocol, name, wantReply, data);
+  };
 }
 
 function forwardOut(client: SshClient, r: ResolvedSshConfig, name: string, bastion: string): Promise<Duplex> {

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/engine/remote-lib.js';
+import { READ_FN, REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/engine/remote-lib.js';
 
 function run(commands: string[], env: Record<string, string> = {}) {
   return spawnSync('/bin/sh', ['-c', `${REMOTE_LIB}\nset -e\n${commands.join('\n')}`], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -86,7 +86,7 @@ test('kc_set_choice reads the bracket back', () => {
 
 test('catFileProbe and parseFileBlock round-trip content exactly', () => {
   const { dir } = sandbox();
-  for (const content of ['a\nb\n', 'no newline', '', '\n\n', hostile]) {
+  for (const content of ['a\nb\n', 'no newline', '', '\n\n', '  lead and trail  \n\tx\\y \\\n-n\n', hostile]) {
     const path = join(dir, 'f');
     writeFileSync(path, content);
     const out = spawnSync('/bin/sh', ['-c', catFileProbe(path)], { encoding: 'utf8' }).stdout;
@@ -94,4 +94,12 @@ test('catFileProbe and parseFileBlock round-trip content exactly', () => {
   }
   const absent = spawnSync('/bin/sh', ['-c', catFileProbe(join(dir, 'nope'))], { encoding: 'utf8' }).stdout;
   assert.equal(parseFileBlock(absent), null);
+});
+
+test('kc_read joins a file\'s lines with spaces using builtins only; an unreadable file gives status 1', () => {
+  const { dir } = sandbox();
+  writeFileSync(join(dir, 'v'), 'always [madvise] never\nsecond\tline');
+  const out = spawnSync('/bin/sh', ['-c', `${READ_FN}\nkc_read "$1"; echo "$?[$kc_v]"; kc_read "$1.nope"; echo "$?[$kc_v]"`, 'sh', join(dir, 'v')], { encoding: 'utf8' });
+  assert.equal(out.stdout, '0[always [madvise] never second\tline]\n1[]\n');
+  assert.equal(out.stderr, '');
 });

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { sysctl } from '../../modules/sysctl.js';
+import { parseSysctlProbe, sysctlLoadOrder, sysctlPath, sysctlProbe } from '../../modules/lib/sysctl-conf.js';
 import { fixture } from '../helpers/paths.js';
 import { plan, schemaAccepts } from '../helpers/plan.js';
 
@@ -47,4 +50,38 @@ test('hostile keys, values and files are rejected by the schema', () => {
   assert.equal(schemaAccepts(sysctl, { settings, file: '/etc/sysctl.d/../../etc/passwd' }), false);
   assert.equal(schemaAccepts(sysctl, { settings, file: '/etc/sysctl.d/95-mine.conf' }), true);
   assert.equal(schemaAccepts(sysctl, { settings, name: 'vm.swappiness', value: 1 }), false, 'settings and name together');
+});
+
+test('every boot-time file is listed; the parser keeps what systemd-sysctl loads, in its order', () => {
+  const output = [
+    'file /etc/sysctl.d/50-pid-max.conf',
+    'file /etc/sysctl.d/99-local.conf',
+    'file /usr/lib/sysctl.d/50-pid-max.conf',
+    'file /usr/lib/sysctl.d/10-early.conf',
+    'file /etc/sysctl.conf',
+    'runtime vm.swappiness 10',
+    'setting /etc/sysctl.d/99-local.conf vm.swappiness 60',
+    // Hidden by /etc/sysctl.d/50-pid-max.conf (same name, higher priority), which sets nothing.
+    'setting /usr/lib/sysctl.d/50-pid-max.conf vm.swappiness 70',
+    'setting /usr/lib/sysctl.d/10-early.conf vm.swappiness 5',
+    'setting /etc/sysctl.conf vm/swappiness 1',
+    '@@owned',
+    '@@file-absent',
+    '',
+  ].join('\n');
+  const { warnings } = plan(sysctl, { name: 'vm.swappiness', value: 10 }, output);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!.message, /vm.swappiness: \/etc\/sysctl.conf is loaded after \/etc\/sysctl.d\/90-kvmconf.conf and sets 1/);
+  assert.deepEqual(
+    sysctlLoadOrder(['/etc/sysctl.d/50-a.conf', '/etc/sysctl.d/99-z.conf', '/run/sysctl.d/60-b.conf', '/usr/lib/sysctl.d/50-a.conf', '/usr/lib/sysctl.d/10-c.conf', '/etc/sysctl.conf']),
+    ['/usr/lib/sysctl.d/10-c.conf', '/etc/sysctl.d/50-a.conf', '/run/sysctl.d/60-b.conf', '/etc/sysctl.d/99-z.conf', '/etc/sysctl.conf'],
+  );
+});
+
+test('the probe reads multi-digit /proc/sys values whole (a one-byte read gets only the first digit)', () => {
+  const keys = ['kernel.pid_max', 'vm.swappiness', 'kernel.osrelease'];
+  const output = spawnSync('/bin/sh', ['-c', `(\n${sysctlProbe(keys, '/etc/sysctl.d/90-kvmconf-test-absent.conf')}\n) </dev/null`], { encoding: 'utf8' }).stdout;
+  const state = parseSysctlProbe(output, keys);
+  for (const key of keys) assert.equal(state.runtime[key], readFileSync(sysctlPath(key), 'utf8').trim().split(/\s+/).join(' '), key);
+  assert.equal(state.file, null);
 });
