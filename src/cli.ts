@@ -57,6 +57,11 @@ export function buildProgram(): Command {
     .option('--list-hosts', 'print the hosts each play targets, and stop (no host is contacted)')
     .option('--list-tasks', 'print the tasks each play runs, and stop (no host is contacted)')
     .option('--detailed-exitcode', 'apply: exit 2 when changes were made, 3 when only pending ones remain')
+    .addOption(new Option('--reboot <when>', "reboot hosts whose changes wait for one (overrides the plays' reboot)").choices(['never', 'pending']))
+    .addOption(new Option('--reload <when>', "reload kernel modules whose changes wait for it (overrides the plays' reload)").choices(['never', 'pending']))
+    .addOption(new Option('--guests <policy>', "running domains before a reboot or reload: refuse, or shutdown and start again (overrides the plays' guests policy)").choices(['refuse', 'shutdown']))
+    .option('--reboot-timeout <seconds>', "time a rebooting host has to come back (overrides the plays' reboot_timeout)", positiveInt('--reboot-timeout'))
+    .option('--retry-file <file>', 'apply: where to list the hosts that did not finish (default: PLAYBOOK.retry beside the playbook)')
     .option('--no-color', 'never colour the output')
     .action(async (playbook, options) => (await import('./commands/apply.js')).applyCommand(playbook, options));
 

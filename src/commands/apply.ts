@@ -1,6 +1,7 @@
 /** `kvmconf apply [--check]`: the main job. */
 import { writeFileSync } from 'node:fs';
 import { loadPlaybook, type Playbook } from '../config/playbook.js';
+import { retryFileText, unfinishedHosts } from '../engine/finish-plan.js';
 import { runPlaybook } from '../engine/runner.js';
 import type { RunReport } from '../engine/results.js';
 import { renderText } from '../report/text.js';
@@ -25,7 +26,27 @@ interface ApplyFlags extends ConnectionFlags {
   format: 'text' | 'json' | 'junit';
   report?: string[];
   detailedExitcode?: boolean;
+  reboot?: 'never' | 'pending';
+  reload?: 'never' | 'pending';
+  guests?: 'refuse' | 'shutdown';
+  rebootTimeout?: number;
+  retryFile?: string;
   color: boolean;
+}
+
+/** Apply mode: the hosts that did not finish go to the retry file (`--limit @FILE` resumes there). */
+function writeRetryFile(report: RunReport, playbookFile: string, flags: ApplyFlags): void {
+  if (report.mode !== 'apply') return;
+  const hosts = unfinishedHosts(report);
+  if (!hosts.length) return;
+  const file = flags.retryFile ?? playbookFile.replace(/\.ya?ml$/, '') + '.retry';
+  try {
+    writeFileSync(file, retryFileText(hosts));
+    report.retryFile = file;
+    process.stderr.write(`kvmconf: ${hosts.length} host(s) did not finish; resume with --limit @${file}\n`);
+  } catch (error) {
+    process.stderr.write(`kvmconf: warning: cannot write the retry file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+  }
 }
 
 function render(report: RunReport, format: ApplyFlags['format'], flags: ApplyFlags): string {
@@ -81,6 +102,12 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     connection: connectionDefaults(flags),
     warn,
     detailedExitCode: flags.detailedExitcode ?? false,
+    finish: {
+      ...(flags.reboot ? { reboot: flags.reboot } : {}),
+      ...(flags.reload ? { reload: flags.reload } : {}),
+      ...(flags.rebootTimeout ? { rebootTimeoutS: flags.rebootTimeout } : {}),
+      ...(flags.guests ? { guests: flags.guests } : {}),
+    },
     toolVersion: TOOL_VERSION,
     fleetChecks,
     events: {
@@ -91,9 +118,11 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
       },
       hostPhase: (host, phase) => progress?.hostPhase(host, phase),
       hostDone: (host) => progress?.hostDone(host.host, host.status),
+      hostNote: (host, text) => process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}kvmconf: ${host}: ${text}\n`),
     },
   });
   progress?.stop();
+  writeRetryFile(report, playbookFile, flags);
   writeReports(report, flags.report ?? []);
   process.stdout.write(render(report, flags.format, flags));
   process.exitCode = report.exitCode;

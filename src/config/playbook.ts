@@ -27,9 +27,39 @@ export interface Play {
   serial: Array<number | string>;
   maxFailPercentage: number;
   tags: string[];
+  /** What kvmconf may do to finish pending work (reboot, module reload) and how guests are treated. */
+  finish: FinishPolicy;
   tasks: Task[];
   where: SourceLocation;
 }
+
+export type Allow = 'never' | 'pending';
+
+/** refuse: running domains hold the host; shutdown: ACPI shutdown, restarted after; command: the user's hook gates it. */
+export type GuestsPolicyName = 'refuse' | 'shutdown' | 'command';
+
+export interface GuestsPolicy {
+  policy: GuestsPolicyName;
+  /** Seconds to wait for every domain to shut off (shutdown), or for the hook to end (command). */
+  timeoutS: number;
+  /** shutdown: destroy domains still running after the timeout. */
+  force: boolean;
+  /** command: run on the host (as the play's user, with become); exit 0 lets the reboot or reload go on. */
+  command?: string;
+  /** libvirt connection whose domains are listed, stopped and started again. */
+  uri: string;
+}
+
+export interface FinishPolicy {
+  reboot: Allow;
+  reload: Allow;
+  /** Seconds a host has to come back after a reboot (new boot_id, SSH answering). */
+  rebootTimeoutS: number;
+  guests: GuestsPolicy;
+}
+
+export const DEFAULT_GUESTS: GuestsPolicy = { policy: 'refuse', timeoutS: 120, force: false, uri: 'qemu:///system' };
+export const DEFAULT_FINISH: FinishPolicy = { reboot: 'never', reload: 'never', rebootTimeoutS: 600, guests: DEFAULT_GUESTS };
 
 export interface Playbook {
   file: string;
@@ -39,6 +69,24 @@ export interface Playbook {
 
 const TASK_KEYWORDS = ['name', 'tags'];
 const tags = { anyOf: [{ type: 'string', pattern: '^[A-Za-z0-9_.-]+$' }, { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' } }] };
+const allow = { enum: ['never', 'pending'] };
+const guests = {
+  anyOf: [
+    { enum: ['refuse', 'shutdown'] },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy'],
+      properties: {
+        policy: { enum: ['refuse', 'shutdown', 'command'] },
+        timeout: { type: 'integer', minimum: 1 },
+        force: { type: 'boolean' },
+        command: { type: 'string', minLength: 1 },
+        uri: { type: 'string', pattern: '^[a-z][a-z0-9+]*://[^\\s\'"]*$' },
+      },
+    },
+  ],
+};
 const batch = { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^([1-9][0-9]?|100)%$' }] };
 
 export const PLAY_SCHEMA = {
@@ -52,6 +100,10 @@ export const PLAY_SCHEMA = {
     vars: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
     serial: { anyOf: [batch, { type: 'array', items: batch, minItems: 1 }] },
     max_fail_percentage: { type: 'number', minimum: 0, maximum: 100 },
+    reboot: allow,
+    reload: allow,
+    reboot_timeout: { type: 'integer', minimum: 1 },
+    guests,
     tags,
     /** Ansible's module_defaults: parameters every task of that module in the play starts from. */
     module_defaults: { type: 'object', additionalProperties: { type: 'object' } },
@@ -138,6 +190,34 @@ function loadTask(
   return { task, errors };
 }
 
+/** The play's finishing options (schema-valid input), with the defaults filled in. */
+export function loadFinish(play: Record<string, unknown>): FinishPolicy {
+  const raw = play.guests;
+  const written = typeof raw === 'string' ? { policy: raw } : isMapping(raw) ? raw : {};
+  const guests: GuestsPolicy = {
+    policy: (written.policy as GuestsPolicyName | undefined) ?? DEFAULT_GUESTS.policy,
+    timeoutS: (written.timeout as number | undefined) ?? DEFAULT_GUESTS.timeoutS,
+    force: (written.force as boolean | undefined) ?? DEFAULT_GUESTS.force,
+    uri: (written.uri as string | undefined) ?? DEFAULT_GUESTS.uri,
+    ...(typeof written.command === 'string' ? { command: written.command } : {}),
+  };
+  return {
+    reboot: (play.reboot as Allow | undefined) ?? DEFAULT_FINISH.reboot,
+    reload: (play.reload as Allow | undefined) ?? DEFAULT_FINISH.reload,
+    rebootTimeoutS: (play.reboot_timeout as number | undefined) ?? DEFAULT_FINISH.rebootTimeoutS,
+    guests,
+  };
+}
+
+/** `guests: {policy: command}` needs its command; a command with another policy is a mistake. */
+function guestsErrors(play: Record<string, unknown>, index: number, source: YamlSource): InputError[] {
+  const raw = play.guests;
+  if (!isMapping(raw)) return [];
+  if (raw.policy === 'command' && typeof raw.command !== 'string') return [new InputError("guests: policy 'command' needs a 'command' to run", source.locate([index, 'guests']))];
+  if (raw.policy !== 'command' && raw.command !== undefined) return [new InputError(`guests: 'command' is only used with policy 'command', not '${String(raw.policy)}'`, source.locate([index, 'guests', 'command']))];
+  return [];
+}
+
 export function loadPlaybook(file: string, modules: Map<string, Module>): Playbook {
   // YAML 1.1 as Ansible reads playbooks: `become: yes`, `enabled: no` are booleans.
   const source = readYaml(file, ANSIBLE_YAML);
@@ -148,8 +228,9 @@ export function loadPlaybook(file: string, modules: Map<string, Module>): Playbo
     const habits = ansiblePlayKeys(raw, index, source);
     const withoutHabits = isMapping(raw) && habits.length ? Object.fromEntries(Object.entries(raw).filter(([key]) => !ANSIBLE_ONLY_KEYWORDS[key] || key in PLAY_SCHEMA.properties)) : raw;
     const playErrors = [...habits, ...validateAt(PLAY_SCHEMA, withoutHabits, source, [index])];
-    errors.push(...playErrors);
     const play = (raw ?? {}) as Record<string, unknown>;
+    if (!playErrors.length) playErrors.push(...guestsErrors(play, index, source));
+    errors.push(...playErrors);
     const tasks: Task[] = [];
     const { defaults, errors: defaultErrors } = loadModuleDefaults(play, index, source, modules);
     errors.push(...defaultErrors);
@@ -169,6 +250,7 @@ export function loadPlaybook(file: string, modules: Map<string, Module>): Playbo
       serial: play.serial === undefined ? [] : (Array.isArray(play.serial) ? play.serial : [play.serial]) as Array<number | string>,
       maxFailPercentage: (play.max_fail_percentage as number | undefined) ?? 100,
       tags: toList(play.tags),
+      finish: loadFinish(play),
       tasks,
       where: source.locate([index]),
     });

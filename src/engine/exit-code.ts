@@ -3,7 +3,8 @@
  *   0  in desired state (apply: converged)
  *   1  error: bad input, or a host failed or was unreachable
  *   2  --check found drift; apply --detailed-exitcode made changes
- *   3  the only remaining difference is pending (reboot, module reload, guest restart)
+ *   3  the only remaining difference is pending (reboot, module reload, guest restart);
+ *      apply also exits 3 when the play allowed a reboot or reload and a host's guests policy held it
  *   4  interrupted (Ctrl-C) before every host finished
  */
 import type { RunReport } from './results.js';
@@ -15,6 +16,7 @@ export function exitCode(report: RunReport, detailed: boolean): number {
   if (summary.failed || summary.unreachable) return EXIT.error;
   if (report.interrupted) return EXIT.interrupted;
   if (report.mode === 'check') return summary.changed ? EXIT.drift : summary.pending ? EXIT.pending : EXIT.ok;
-  if (!detailed) return EXIT.ok;
+  const held = report.hosts.some((host) => host.finish?.status === 'held');
+  if (!detailed) return held ? EXIT.pending : EXIT.ok;
   return summary.changed ? EXIT.drift : summary.pending ? EXIT.pending : EXIT.ok;
 }

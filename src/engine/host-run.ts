@@ -38,7 +38,7 @@ export function shellCommand(become: boolean): string {
 /** A host-level failure whose message is meant for the user as it is. */
 export class HostFailure extends Error {}
 
-function checkBecome(result: ExecResult, mark: string, become: boolean): void {
+export function checkBecome(result: ExecResult, mark: string, become: boolean): void {
   if (result.stdout.includes(mark)) return;
   const stderr = result.stderr.trim();
   if (become && /^sudo:/m.test(stderr)) {
@@ -47,7 +47,7 @@ function checkBecome(result: ExecResult, mark: string, become: boolean): void {
   throw new HostFailure(`the remote shell produced no output (exit ${result.code ?? result.signal}): ${stderr.split('\n').slice(0, 3).join(' | ') || 'no error message'}`);
 }
 
-interface Planned {
+export interface Planned {
   facts: HostFacts;
   tasks: Array<{ task: PreparedTask; actual: unknown; changes: Change[]; diagnostics: Diagnostic[]; error?: string }>;
 }
@@ -68,7 +68,7 @@ export async function gather(transport: Transport, become: boolean, probes: Arra
   return { facts: parseFacts(factsOutput.output), outputs };
 }
 
-async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: number): Promise<Planned> {
+export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: number): Promise<Planned> {
   const probes = job.tasks.map((task, index) => ({ id: `t${index}`, script: task.module.probe(task.params) }));
   const { facts, outputs } = await gather(transport, job.become, probes, timeoutMs);
   const context = (diagnostics: Diagnostic[]): PlanContext => ({

@@ -45,9 +45,43 @@ export interface HostReport {
   error?: string;
   /** Apply steps as they ran (apply mode only). */
   steps?: StepOutcome[];
-  /** Remote commands executed on this host (gather + apply + verify: at most 3). */
+  /** Remote commands executed on this host (gather + apply + verify: at most 3, more when a reboot or reload finishes it). */
   execCount: number;
   durationMs: number;
+  /** What was done (or, in check mode, would be done) to finish pending work; absent when nothing was to finish. */
+  finish?: FinishReport;
+}
+
+/**
+ * planned: check mode, this is what apply would do; done: finished and verified;
+ * held: not done, the guests policy (refuse, a failed hook, guests that would not stop) kept it pending;
+ * failed: the host did not come back, came back with drift, or a step failed; interrupted: Ctrl-C came first.
+ */
+export type FinishStatus = 'planned' | 'done' | 'held' | 'failed' | 'interrupted';
+
+export interface FinishReport {
+  action: 'reboot' | 'reload';
+  status: FinishStatus;
+  /** Why held, failed or interrupted; for planned, what apply would do with the guests. */
+  reason?: string;
+  guests: 'refuse' | 'shutdown' | 'command';
+  /** `module target` of the pending changes the action finishes. */
+  finishes: string[];
+  /** Running domains that hold the host (refuse), or that were still running after the hook. */
+  heldBy?: string[];
+  bootIdBefore?: string;
+  bootIdAfter?: string;
+  /** Reboot: from issuing it until the host was back and verified; reload: the reload pass. */
+  durationMs?: number;
+  /** Kernel modules reloaded (reload). */
+  reloaded?: string[];
+  guestsStopped?: Array<{ name: string; how: 'shutdown' | 'destroy' }>;
+  /** Domains started again after the host was verified, in their previous order. */
+  guestsStarted?: string[];
+  /** Tokens of /proc/cmdline that the reboot made true. */
+  cmdline?: string[];
+  /** The guests hook's exit status and output (policy command). */
+  hook?: { exitCode: number | null; output: string };
 }
 
 export type Summary = Record<HostStatus, number>;
@@ -64,6 +98,8 @@ export interface RunReport {
   hosts: HostReport[];
   summary: Summary;
   exitCode: number;
+  /** Apply mode: the file listing every host that did not finish (`--limit @FILE` resumes there). */
+  retryFile?: string;
 }
 
 export function emptySummary(): Summary {

@@ -13,7 +13,9 @@ import { InputError, InputErrors } from '../errors.js';
 import type { ConnectionSpec, Transport } from '../transport/types.js';
 import { connect } from '../transport/connect.js';
 import { prepareTasks, type TagFilter } from './prepare.js';
-import { runHost, type HostJob } from './host-run.js';
+import { runHost, type HostJob, type HostRunOptions } from './host-run.js';
+import { finishHost, wantsFinish } from './finish.js';
+import { withOverrides, type FinishOverrides } from './finish-plan.js';
 import { runFleetChecks } from './fleet-checks.js';
 import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus } from './results.js';
 import { exitCode } from './exit-code.js';
@@ -27,6 +29,8 @@ export interface RunOptions extends PlanOptions {
   warn?: (message: string) => void;
   detailedExitCode: boolean;
   toolVersion: string;
+  /** Command-line overrides of the plays' reboot, reload, reboot_timeout and guests options. */
+  finish?: FinishOverrides;
   /** Replaces the real transport (tests count execs through it). */
   connectTransport?: (spec: ConnectionSpec) => Promise<Transport>;
   events?: RunEvents;
@@ -34,8 +38,10 @@ export interface RunOptions extends PlanOptions {
 
 export interface RunEvents {
   playStarted?(play: Play, hosts: string[]): void;
-  hostPhase?(host: string, phase: 'connect' | 'gather' | 'apply' | 'verify'): void;
+  hostPhase?(host: string, phase: 'connect' | 'gather' | 'apply' | 'verify' | 'finish'): void;
   hostDone?(report: HostReport): void;
+  /** What a host does while it is finished (guest shutdown, reboot, back): one line for the operator. */
+  hostNote?(host: string, text: string): void;
 }
 
 /** Splits hosts into batches as Ansible's serial does: numbers or percentages, the last size repeating. */
@@ -130,7 +136,7 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
   const onSignal = (): void => {
     if (stopping) process.exit(130); // a second Ctrl-C stops at once
     stopping = true;
-    process.stderr.write('\nkvmconf: stopping: no new hosts start; running applies finish their current step (Ctrl-C again to abort)\n');
+    process.stderr.write('\nkvmconf: stopping: no new hosts start and no new reboot; running applies finish their current step, rebooting hosts are awaited and verified (Ctrl-C again to abort)\n');
     for (const transport of running) transport.interrupt();
   };
   process.on('SIGINT', onSignal);
@@ -148,13 +154,14 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
           continue;
         }
         const limit = pLimit(options.forks);
+        const finish = withOverrides(play.finish, options.finish);
         const batchReports = await Promise.all(
           batch.map((host) =>
             limit(async () => {
               if (stopping) return skipped(host, play.name, 'interrupted before this host started');
               const spec = specs.get(host)!;
               let current: Transport | undefined;
-              const report = await runHost(jobs.get(host)!, {
+              const hostOptions: HostRunOptions = {
                 mode: options.mode,
                 commandTimeoutMs: options.commandTimeoutMs,
                 connect: () => (options.connectTransport ?? connect)(spec),
@@ -165,7 +172,21 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
                   current = transport;
                   if (transport) running.add(transport);
                 },
-              });
+              };
+              const job = jobs.get(host)!;
+              const report = await runHost(job, hostOptions);
+              if (wantsFinish(report, finish)) {
+                options.events?.hostPhase?.(host, 'finish');
+                await finishHost(job, report, {
+                  policy: finish,
+                  mode: options.mode,
+                  commandTimeoutMs: options.commandTimeoutMs,
+                  connect: hostOptions.connect,
+                  stopping: () => stopping,
+                  runPass: () => runHost(job, hostOptions),
+                  note: (text) => options.events?.hostNote?.(host, text),
+                });
+              }
               options.events?.hostDone?.(report);
               return report;
             }),
@@ -174,7 +195,8 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
         reports.push(...batchReports);
         const failures = batchReports.filter((r) => r.status === 'failed' || r.status === 'unreachable');
         failures.forEach((r) => failedHosts.add(r.host));
-        if (batch.length && (failures.length * 100) / batch.length > play.maxFailPercentage) aborted = true;
+        // Check mode is never cut short: every host's drift is reported.
+        if (options.mode === 'apply' && batch.length && (failures.length * 100) / batch.length > play.maxFailPercentage) aborted = true;
       }
     }
   } finally {

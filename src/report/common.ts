@@ -3,14 +3,15 @@
  * how a change is written on one line, how durations read.
  */
 import type { Change } from '../module.js';
-import type { ChangeResult, ChangeStatus, Mode, TaskReport } from '../engine/results.js';
+import type { ChangeResult, ChangeStatus, FinishReport, Mode, TaskReport } from '../engine/results.js';
 
 export type TaskState = 'ok' | 'changed' | 'pending' | 'failed' | 'skipped';
 
 export const TASK_STATES: readonly TaskState[] = ['ok', 'changed', 'pending', 'failed', 'skipped'];
 
+/** Still waiting: a pending change that a reboot or reload (the host's finish) has not made true. */
 export function isPendingChange(change: ChangeResult): boolean {
-  return change.status === 'pending' || (change.scope === 'pending' && change.status !== 'failed');
+  return change.status === 'pending' || (change.scope === 'pending' && change.status !== 'failed' && change.status !== 'applied');
 }
 
 /**
@@ -58,9 +59,11 @@ export function unexpectedStatus(change: ChangeResult, mode: Mode): ChangeStatus
 /** `sysctl vm.swappiness: 60 -> 10 (runtime)`, plus ` [failed]` when the status is not the usual one. */
 export function changeLine(change: ChangeResult, mode: Mode): string {
   const status = unexpectedStatus(change, mode);
+  // A pending change the host's reboot or reload made true says so, never "pending".
+  const scope = change.scope === 'pending' && change.status === 'applied' ? `done by ${change.pendingOn ?? 'finish'}` : scopeLabel(change);
   return (
     `${change.module} ${change.target}: ${formatValue(change.before)} -> ${formatValue(change.after)}` +
-    ` (${scopeLabel(change)})${status ? ` [${status}]` : ''}`
+    ` (${scope})${status ? ` [${status}]` : ''}`
   );
 }
 
@@ -85,4 +88,20 @@ export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<s
 
 export function plural(count: number, word: string): string {
   return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+/** The finish of a host in plain lines: the outcome first, then how it was done. */
+export function describeFinish(finish: FinishReport): string[] {
+  const head =
+    finish.status === 'planned' ? `would ${finish.action}` : finish.status === 'done' ? `${finish.action} done` : `${finish.action} ${finish.status}`;
+  const timing = finish.durationMs === undefined ? '' : ` in ${formatDuration(finish.durationMs)}`;
+  const lines = [`${head}${timing}${finish.reason ? `: ${finish.reason}` : ''}`];
+  if (finish.bootIdAfter) lines.push(`boot_id ${finish.bootIdBefore} -> ${finish.bootIdAfter}`);
+  if (finish.cmdline?.length) lines.push(`/proc/cmdline now has ${finish.cmdline.join(' ')}`);
+  if (finish.reloaded?.length) lines.push(`reloaded ${finish.reloaded.join(', ')}`);
+  if (finish.guestsStopped?.length) lines.push(`guests stopped: ${finish.guestsStopped.map((g) => `${g.name} (${g.how})`).join(', ')}`);
+  if (finish.guestsStarted?.length) lines.push(`guests started again: ${finish.guestsStarted.join(', ')}`);
+  if (finish.hook) lines.push(`guests command exited ${finish.hook.exitCode ?? 'without a status'}`);
+  if (finish.status === 'planned' || finish.status === 'held') lines.push(`finishes ${finish.finishes.join(', ')}`);
+  return lines;
 }

@@ -8,9 +8,12 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Key order per object kind; keys not listed follow in alphabetical order. */
 const KEY_ORDER: Record<string, readonly string[]> = {
-  report: ['version', 'tool', 'toolVersion', 'mode', 'playbook', 'startedAt', 'durationMs', 'interrupted', 'exitCode', 'summary', 'hosts'],
+  report: ['version', 'tool', 'toolVersion', 'mode', 'playbook', 'startedAt', 'durationMs', 'interrupted', 'exitCode', 'retryFile', 'summary', 'hosts'],
   summary: ['ok', 'changed', 'pending', 'failed', 'unreachable', 'skipped'],
-  host: ['host', 'play', 'status', 'error', 'durationMs', 'execCount', 'tasks', 'steps'],
+  host: ['host', 'play', 'status', 'error', 'durationMs', 'execCount', 'tasks', 'steps', 'finish'],
+  finish: ['action', 'status', 'reason', 'guests', 'finishes', 'heldBy', 'bootIdBefore', 'bootIdAfter', 'durationMs', 'reloaded', 'guestsStopped', 'guestsStarted', 'cmdline', 'hook'],
+  guest: ['name', 'how'],
+  hook: ['exitCode', 'output'],
   task: ['name', 'module', 'tags', 'error', 'diagnostics', 'changes'],
   diagnostic: ['severity', 'message'],
   change: ['module', 'target', 'scope', 'status', 'before', 'after', 'pendingOn', 'reason', 'diff'],
@@ -27,6 +30,9 @@ const CHILD_KIND: Record<string, string> = {
   changes: 'change',
   diff: 'diff',
   steps: 'step',
+  finish: 'finish',
+  guestsStopped: 'guest',
+  hook: 'hook',
 };
 
 function ordered(value: unknown, kind: string | undefined): Json | undefined {

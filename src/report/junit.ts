@@ -4,7 +4,7 @@
  * a host error is an error; pending-only changes pass (the exit code carries them).
  */
 import type { ChangeResult, HostReport, Mode, RunReport, TaskReport } from '../engine/results.js';
-import { changeLine, groupBy, isPendingChange, taskState } from './common.js';
+import { changeLine, describeFinish, groupBy, isPendingChange, taskState } from './common.js';
 import { stripAnsi } from './style.js';
 import { describeTask } from './text.js';
 
@@ -61,7 +61,18 @@ function ranCases(host: HostReport, mode: Mode): TestCase[] {
     if (host.error !== undefined && !tasks.some((task) => task.changes.length > 0 || task.error !== undefined)) continue;
     cases.push(moduleCase(host.host, module, tasks, mode));
   }
+  if (host.finish) cases.push(finishCase(host));
   return cases;
+}
+
+/** The reboot or reload: failed is a failure, held or interrupted a skip (the exit code carries it), planned and done pass. */
+function finishCase(host: HostReport): TestCase {
+  const finish = host.finish!;
+  const lines = describeFinish(finish);
+  const base: TestCase = { classname: host.host, name: finish.action, timeMs: 0, systemOut: lines.join('\n') };
+  if (finish.status === 'failed') return { ...base, failure: { message: firstLine(lines[0] ?? ''), type: 'finish', body: lines.join('\n') } };
+  if (finish.status === 'held' || finish.status === 'interrupted') return { ...base, skipped: lines[0] ?? finish.status };
+  return base;
 }
 
 function connectionCase(host: HostReport, error: string): TestCase {

@@ -6,7 +6,7 @@
 import type { HostStatus } from '../engine/results.js';
 import { formatDuration } from './common.js';
 
-export type Phase = 'connect' | 'gather' | 'apply' | 'verify';
+export type Phase = 'connect' | 'gather' | 'apply' | 'verify' | 'finish';
 
 /** The part of a NodeJS.WriteStream progress uses. */
 export interface ProgressStream {

@@ -6,7 +6,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { FileDiff } from '../module.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, RunReport, TaskReport } from '../engine/results.js';
 import type { StepOutcome } from '../engine/script.js';
-import { changeLine, countTaskStates, formatDuration, groupBy, plural, taskState, TASK_STATES } from './common.js';
+import { changeLine, countTaskStates, describeFinish, formatDuration, groupBy, plural, taskState, TASK_STATES } from './common.js';
 import type { TaskState } from './common.js';
 import { createStyle, paintStatus, statusPaint } from './style.js';
 import type { Style } from './style.js';
@@ -48,7 +48,16 @@ function renderHost(host: HostReport, context: Context): string[] {
     ...(host.error === undefined ? [] : errorLines(host.error, context.style)),
     ...host.tasks.flatMap((task) => taskLines(task, context)),
     ...(host.steps ?? []).flatMap((step) => stepLines(step, context)),
+    ...finishLines(host, context.style),
   ];
+}
+
+/** `  finish: reboot done in 24.1s`, then how (boot_id, /proc/cmdline tokens, guests) beneath. */
+function finishLines(host: HostReport, style: Style): string[] {
+  if (!host.finish) return [];
+  const [first = '', ...rest] = describeFinish(host.finish);
+  const paint = host.finish.status === 'done' ? style.green : host.finish.status === 'planned' ? (text: string) => text : host.finish.status === 'failed' ? style.red : style.yellow;
+  return [`  ${style.bold('finish')}: ${paint(first)}`, ...rest.map((line) => `    ${style.dim(line)}`)];
 }
 
 function hostHeader(host: HostReport, { style, verbose }: Context): string {

@@ -59,6 +59,8 @@ interface Hop {
   names: string[];
   knownHosts: Array<{ file: string; entries: KnownHostsEntry[] }>;
   credentials: Credentials;
+  /** `TYPE SHA256:...` of the key the host presented, once connected. */
+  presentedKey?: string;
 }
 
 function errnoCode(err: unknown): string | undefined {
@@ -287,6 +289,7 @@ function connectHop(hop: Hop, name: string, sock: Duplex | undefined, via: strin
       keepaliveCountMax: r.keepaliveCountMax,
       authHandler: authHandler as unknown as ConnectConfig['authHandler'],
       hostVerifier: (key: Buffer, verify: (valid: boolean) => void): void => {
+        hop.presentedKey = `${keyBlobType(key)} ${fingerprintSha256(key)}`;
         checkHostKey(hop, key, name).then(
           (err) => {
             hostKeyError = err;
@@ -354,6 +357,7 @@ interface Running {
 
 class SshTransport implements Transport {
   readonly label: string;
+  hostKey: string | undefined;
   private count = 0;
   private closed = false;
   private lastError: string | undefined;
@@ -580,5 +584,7 @@ export async function connectSsh(spec: ConnectionSpec): Promise<Transport> {
   }
   const client = clients.pop() as SshClient;
   const bastionLabel = hops.length > 1 ? ` via ${hops.slice(0, -1).map((h) => `${h.resolved.user}@${endpoint(h.resolved)}`).join(',')}` : '';
-  return new SshTransport(name, client, clients, `ssh ${target.user}@${endpoint(target)}${bastionLabel}`);
+  const transport = new SshTransport(name, client, clients, `ssh ${target.user}@${endpoint(target)}${bastionLabel}`);
+  transport.hostKey = hops[hops.length - 1]!.presentedKey;
+  return transport;
 }

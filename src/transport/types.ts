@@ -45,6 +45,8 @@ export interface Transport {
   readonly label: string;
   /** Number of exec() calls made on this transport: the engine promises three per apply. */
   readonly execCount: number;
+  /** SSH only: `TYPE SHA256:...` of the host key the target presented (compared again after a reboot). */
+  readonly hostKey?: string | undefined;
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
   /** Sends SIGINT to the running command, if any (graceful stop between apply steps). */
   interrupt(): void;

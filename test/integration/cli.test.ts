@@ -181,3 +181,22 @@ test('unknown options and missing arguments exit 1', () => {
   assert.equal(kvmconf('apply', '--chek', inSync).status, 1);
   assert.equal(kvmconf('apply').status, 1);
 });
+
+test('check mode is never cut short by serial and max_fail_percentage; apply stops there and lists the hosts to resume', () => {
+  const inventory = playbook('one-down.yaml', 'all:\n  hosts:\n    down: { ansible_host: 127.0.0.1, ansible_port: 1 }\n    localhost: { ansible_connection: local }\n');
+  const rolling = playbook('rolling.yaml', `- hosts: all\n  serial: 1\n  max_fail_percentage: 0\n  reboot: pending\n  tasks:\n    - thp: {enabled: ${current}, persist: false}\n`);
+  const check = kvmconf('apply', '--check', '--format', 'json', rolling, '-i', inventory);
+  assert.equal(check.status, 1, check.stderr);
+  assert.deepEqual(JSON.parse(check.stdout).hosts.map((h: { host: string; status: string }) => `${h.host} ${h.status}`), ['down unreachable', 'localhost ok']);
+
+  const retry = join(dir, 'rolling.retry');
+  const run = kvmconf('apply', '--format', 'json', '--retry-file', retry, rolling, '-i', inventory);
+  assert.equal(run.status, 1, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.deepEqual(report.hosts.map((h: { host: string; status: string }) => `${h.host} ${h.status}`), ['down unreachable', 'localhost skipped']);
+  assert.equal(report.retryFile, retry);
+  assert.match(run.stderr, new RegExp(`2 host\\(s\\) did not finish; resume with --limit @${retry}`));
+  assert.equal(readFileSync(retry, 'utf8'), '# hosts that did not finish; resume with --limit @FILE\ndown\nlocalhost\n');
+  const resumed = kvmconf('apply', '--check', '--format', 'json', '--limit', `@${retry},!down`, rolling, '-i', inventory);
+  assert.deepEqual(JSON.parse(resumed.stdout).hosts.map((h: { host: string }) => h.host), ['localhost']);
+});
