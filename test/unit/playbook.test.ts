@@ -49,12 +49,12 @@ test("Ansible's habits: YAML 1.1 booleans, FQCN module names, and an answer for 
   );
   assert.deepEqual(errors, [
     "site.yaml:2:3 ($[0].gather_facts): 'gather_facts' is Ansible's, not kvmconf's | kvmconf always gathers what its modules need, in one round trip per host: remove 'gather_facts'",
-    "site.yaml:3:3 ($[0].handlers): 'handlers' is Ansible's, not kvmconf's | kvmconf has no handlers: changes that need a reboot, module reload or guest restart are reported as pending (exit 3); libvirt_domain restarts guests with 'restart: true'",
+    "site.yaml:3:3 ($[0].handlers): 'handlers' is Ansible's, not kvmconf's | kvmconf has no handlers: changes that need a reboot, module reload or guest restart are reported as pending (exit 3), or finished by the play's 'reboot: pending' and 'reload: pending'; libvirt_domain restarts guests with 'restart: true'",
     "site.yaml:5:7 ($[0].tasks[0][\"ansible.posix.sysctl\"]): unknown module 'ansible.posix.sysctl' | did you mean kvmconf's 'sysctl'? (kvmconf modules have short names)",
     "site.yaml:7:7 ($[0].tasks[1].when): 'when' is Ansible's, not kvmconf's | kvmconf plays are declarative: select hosts with inventory groups (hosts: or --limit) and give per-host values with group or host vars, instead of 'when'",
     "site.yaml:9:7 ($[0].tasks[2].loop): 'loop' is Ansible's, not kvmconf's | kvmconf plays are declarative: list every key in one task instead of a 'loop' (sysctl: a 'settings:' map; hugepages: 'pools:'; io_scheduler: a device pattern)",
     "site.yaml:10:7 ($[0].tasks[2].register): 'register' is Ansible's, not kvmconf's | kvmconf has no task results to register: every task reports its changes in the run report (--format json)",
-    "site.yaml:11:7 ($[0].tasks[2].notify): 'notify' is Ansible's, not kvmconf's | kvmconf has no handlers: a change that needs a reboot, module reload or guest restart is reported as pending (exit 3); libvirt_domain restarts guests with 'restart: true'",
+    "site.yaml:11:7 ($[0].tasks[2].notify): 'notify' is Ansible's, not kvmconf's | kvmconf has no handlers: a change that needs a reboot, module reload or guest restart is reported as pending (exit 3), or finished by the play's 'reboot: pending' and 'reload: pending'; libvirt_domain restarts guests with 'restart: true'",
   ]);
 });
 
