@@ -14,8 +14,6 @@ import { join } from 'node:path';
 import { startVm, stopAll, writeInventory, type Vm } from '../lab/lab.js';
 import { changeKeys, kvmconf } from '../helpers/cli-run.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from '../helpers/test-domain.js';
-import { TRANSITIONS, TransitionMatrix } from '../helpers/libvirt-transitions.js';
-import { FACTS_PROBE, parseFacts } from '../../src/engine/facts.js';
 
 const DOMAIN = 'kvmconf-e2e';
 const DISK = `/var/lib/libvirt/images/${DOMAIN}.raw`;
@@ -171,18 +169,4 @@ test('7. ethtool on the VM\'s own virtio NIC: persisted, idempotent, and the que
   const tooMany = await kvmconf(['apply', file, '-i', inventory]);
   assert.equal(tooMany.code, 1, tooMany.stdout);
   assert.match(tooMany.stdout, /combined 2 is above the pre-set maximum 1/);
-});
-
-test('8. transition matrix, two-node rows: a nodeset moves live only in restrictive mode (or as the first policy); check predicted every case', async () => {
-  const exec = async (script: string) => {
-    const result = await vm.ssh('sh -s', { input: script, timeoutMs: 600_000 });
-    if (result.code !== 0) throw new Error(`sh exited ${result.code}: ${result.stderr}`);
-    return result.stdout;
-  };
-  const facts = parseFacts(await exec(FACTS_PROBE));
-  const matrix = new TransitionMatrix({ exec, facts, dir: '/var/lib/libvirt/images' }, 'kvmconf-mx', TRANSITIONS.filter((row) => row.nodes === 2));
-  await matrix.play(1);
-  console.log(matrix.report());
-  assert.ok(matrix.results.length > 0, 'the matrix ran cases');
-  assert.deepEqual(matrix.results.filter((r) => r.error).map((r) => `${r.setting} ${r.from} -> ${r.to} (${r.running ? 'running' : 'shut off'}): ${r.error}`), []);
 });
