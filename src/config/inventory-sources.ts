@@ -4,7 +4,7 @@
  * recursively, skipping what Ansible skips), or a comma-separated host list
  * (`-i 'hv1,hv2:2222,'`). group_vars/ and host_vars/ are read beside each source.
  */
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, InputErrors } from '../errors.js';
 import { HostPatternError, parseHostPattern } from './host-ranges.js';
@@ -13,20 +13,11 @@ import type { Inventory } from './inventory.js';
 import { InventoryBuilder, resolveInventory } from './inventory-model.js';
 import { isMapping } from './inventory-vars.js';
 import { ScriptInventoryReader } from './script-inventory.js';
-import { InventoryFile, YamlInventoryReader, loadVarsFiles, readText } from './yaml-inventory.js';
+import { InventoryFile, YamlInventoryReader, loadVarsFiles, pathKind, readText } from './yaml-inventory.js';
 
 /** Names Ansible skips inside an inventory folder (INVENTORY_IGNORE_EXTS and the vars folders). */
 const IGNORED_NAMES = /^\.|^(host_vars|group_vars|vars_plugins)$|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.ini|\.cfg|\.retry)$/;
 const YAML_EXTENSIONS = /\.(ya?ml|json)$/;
-
-function pathKind(path: string): 'file' | 'dir' | undefined {
-  try {
-    const stat = statSync(path);
-    return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** An executable program, not a data file that merely has its x bit set. */
 function isScript(file: string, text: string): boolean {

@@ -331,14 +331,15 @@ const VARS_EXTENSIONS = ['.yml', '.yaml', '.json'];
  */
 function varsFilesOf(base: string): string[] {
   for (const path of ['', ...VARS_EXTENSIONS].map((ext) => base + ext)) {
-    const kind = kindOfPath(path);
+    const kind = pathKind(path);
     if (kind === 'file') return [path];
     if (kind === 'dir') return filesUnder(path);
   }
   return [];
 }
 
-function kindOfPath(path: string): 'file' | 'dir' | undefined {
+/** What is at a path: a file, a folder, or nothing readable. */
+export function pathKind(path: string): 'file' | 'dir' | undefined {
   try {
     const stat = statSync(path);
     return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : undefined;
@@ -354,7 +355,7 @@ function filesUnder(folder: string): string[] {
     .flatMap((entry) => {
       const path = join(folder, entry);
       const ext = extname(entry);
-      const kind = kindOfPath(path);
+      const kind = pathKind(path);
       if (kind === 'dir') return ext ? [] : filesUnder(path);
       return kind === 'file' && (!ext || VARS_EXTENSIONS.includes(ext)) ? [path] : [];
     });
