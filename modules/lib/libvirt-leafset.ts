@@ -11,6 +11,9 @@ import { parseDeviceWeights } from './libvirt-probe.js';
 
 const VCPU: Step[] = [{ name: 'vcpu' }];
 
+/** The virsh option of a libvirt tunable: hard_limit -> --hard-limit. */
+const optionOf = (key: string) => `--${key.replace(/_/g, '-')}`;
+
 function vcpuLeaves(params: DomainParams): Leaf[] {
   const vcpu = params.vcpu;
   if (!vcpu) return [];
@@ -303,8 +306,6 @@ function hugepagesLeaf(wanted: false | { sizeKiB?: number; nodeset?: string }): 
   };
 }
 
-const memtuneFlag = (key: MemtuneKey) => `--${key.replace(/_/g, '-')}`;
-
 /**
  * memtune on a running domain. hard_limit and swap_hard_limit travel together (libvirt
  * checks hard <= swap on the pair and orders the cgroup writes itself); a limit below
@@ -313,7 +314,7 @@ const memtuneFlag = (key: MemtuneKey) => `--${key.replace(/_/g, '-')}`;
  */
 function memtuneOp(params: DomainParams, key: MemtuneKey): LiveOp {
   const limits = key === 'soft_limit' ? [key] : (['hard_limit', 'swap_hard_limit'] as const).filter((k) => params.memtune?.[k] !== undefined);
-  const args = (want: string) => limits.flatMap((k) => [memtuneFlag(k), k === key ? want : String(params.memtune![k])]);
+  const args = (want: string) => limits.flatMap((k) => [optionOf(k), k === key ? want : String(params.memtune![k])]);
   const belowUse = (_live: string, want: string, view: LiveView) =>
     key !== 'soft_limit' && view.tools.rssKiB !== undefined && Number(want) < view.tools.rssKiB
       ? `the guest's qemu process uses ${view.tools.rssKiB} KiB now: a lower ${key} is refused by the kernel or makes it reclaim and OOM-kill the guest; the guest takes it when it starts`
@@ -365,15 +366,15 @@ function interfaceLeaves(params: DomainParams, inactive: Element, live: Element 
   });
 }
 
+const diskStep = (target: string): Step => ({ name: 'disk', child: { name: 'target', attr: 'dev', value: target } });
+
 /** Throttling of one disk; a disk only in the persistent config (attached with --config) gets it when the guest starts. */
 function iotuneOp(target: string, key: string): LiveOp {
-  const set = (want: string) => ['--device', target, `--${key.replace(/_/g, '-')}`, want];
+  const set = (want: string) => ['--device', target, optionOf(key), want];
   const detached = (_live: string, _want: string, view: LiveView) =>
     findPath(view.root, [{ name: 'devices' }, diskStep(target)]) ? undefined : `disk ${target} is not attached to the running domain; it takes the limit when the guest starts`;
   return fieldOp('blkdeviotune', key, set, (tools) => tools.blkdeviotune[target]?.[key], detached, ['--device', target]);
 }
-
-const diskStep = (target: string): Step => ({ name: 'disk', child: { name: 'target', attr: 'dev', value: target } });
 
 function diskLeaves(params: DomainParams, inactive: Element): Leaf[] {
   return (params.disks ?? []).flatMap((disk) => {

@@ -151,28 +151,28 @@ function persistCommands(params: DomainParams, domain: DomainActual, change: Cha
   ];
 }
 
-/** Commands for one change of a domain; pending changes have none. */
 /**
  * The guard of a live step: the domain still runs as the instance that was read (same
  * uuid, same domain id), as the sha256 guard does for the persistent config.
  */
-function sameInstance(params: DomainParams, domain: DomainActual): string {
-  const live = parseXml(domain.live!);
+function sameInstance(params: DomainParams, name: string, live: Element): string {
   const uuid = textOf(findPath(live, [{ name: 'uuid' }])) ?? '';
   const id = live.getAttribute('id') ?? '';
-  if (!/^[0-9a-f-]{36}$/.test(uuid) || !/^[0-9]+$/.test(id)) throw new Error(`${domain.name}: the live XML has no uuid or domain id to guard the live changes with`);
-  return `kc_lv_same ${quote(params.uri)} ${quote(domain.name)} ${uuid} ${id}`;
+  if (!/^[0-9a-f-]{36}$/.test(uuid) || !/^[0-9]+$/.test(id)) throw new Error(`${name}: the live XML has no uuid or domain id to guard the live changes with`);
+  return `kc_lv_same ${quote(params.uri)} ${quote(name)} ${uuid} ${id}`;
 }
 
+/** Commands for one change of a domain; pending changes have none. */
 export function domainCommands(change: Change, params: DomainParams, domain: DomainActual): string[] {
   if (change.scope === 'pending') return [];
   const { key } = splitTarget(change.target);
+  const live = domain.live ? parseXml(domain.live) : null;
   if (key === 'restart') {
-    return [DOMAIN_LIB, sameInstance(params, domain), `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`];
+    return [DOMAIN_LIB, sameInstance(params, domain.name, live!), `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`];
   }
-  const leaves = buildLeaves(params, parseXml(domain.inactive!), domain.live ? parseXml(domain.live) : null);
+  const leaves = buildLeaves(params, parseXml(domain.inactive!), live);
   if (change.scope === 'persist') return persistCommands(params, domain, change, leaves);
   const leaf = leaves.find((l) => l.key === key);
   if (!leaf?.live) throw new Error(`internal error: no live setter for ${change.target}`);
-  return [DOMAIN_LIB, sameInstance(params, domain), ...leaf.live.commands(`virsh -c ${quote(params.uri)}`, domain.name, leaf.want)];
+  return [DOMAIN_LIB, sameInstance(params, domain.name, live!), ...leaf.live.commands(`virsh -c ${quote(params.uri)}`, domain.name, leaf.want)];
 }
