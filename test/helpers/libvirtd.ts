@@ -1,23 +1,30 @@
 /**
  * Test fixture: a real libvirtd (Debian's libvirt-daemon-system, packages listed in
- * LIBVIRT_APT_PACKAGES beside this file) for the libvirt integration test. There is no
+ * LIBVIRT_APT_PACKAGES beside this file) for the libvirt integration tests. There is no
  * systemd in the test container, so the daemons are started by hand, as root:
  *   /usr/sbin/virtlogd -d -p DIR/virtlogd.pid   (qemu's console log goes through it)
  *   /usr/sbin/libvirtd -d -p DIR/libvirtd.pid   (its default config; qemu:///system)
  * then `virsh -c qemu:///system version` is polled until it answers. A daemon that is
- * already running (socket answering) is used as it is and left running. If libvirtd
- * cannot be started, start() throws with the reason: the test fails, it is not skipped.
+ * already running is used as it is and left running. If libvirtd cannot be started,
+ * start() throws with the reason: the test fails, it is not skipped.
+ *
+ * Several test files run at once and share the daemons: each registers its process
+ * under STATE_DIR, start and stop hold a lock there, and the daemons this fixture
+ * started end only when the last registered process stops (or has died).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const URI = 'qemu:///system';
+const STATE_DIR = '/run/kvmconf-test-libvirtd';
+const LOCK = join(STATE_DIR, 'lock');
+const USERS = join(STATE_DIR, 'users');
+const STARTED = join(STATE_DIR, 'started.json');
 
 export interface Libvirtd {
   uri: string;
-  /** True when this fixture started the daemons (and stop() ends them). */
+  /** True when the daemons run because this fixture started them. */
   started: boolean;
   stop(): void;
 }
@@ -63,25 +70,91 @@ function udevKvmPermissions(): void {
   chmodSync('/dev/kvm', 0o660);
 }
 
-export function startLibvirtd(): Libvirtd {
-  if (process.getuid?.() !== 0) throw new Error('the libvirt integration test needs root (it starts libvirtd and defines domains)');
-  if (answers()) return { uri: URI, started: false, stop: () => undefined };
+/** Is a process with this command name alive? (/proc, so no procps is needed.) */
+function processRunning(name: string): boolean {
+  return readdirSync('/proc').some((entry) => {
+    if (!/^\d+$/.test(entry)) return false;
+    try {
+      return readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs fn while holding the fixture's lock (a directory: mkdir is atomic). */
+function locked<T>(fn: () => T): T {
+  mkdirSync(USERS, { recursive: true });
+  for (let waited = 0; ; waited += 100) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      if (waited > 120_000) rmSync(LOCK, { recursive: true, force: true }); // a holder that died
+      sleep(100);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+/** The processes still using the daemons (dead ones are dropped). */
+function liveUsers(): number[] {
+  const pids = readdirSync(USERS).map(Number);
+  for (const pid of pids.filter((p) => !alive(p))) unlinkSync(join(USERS, String(pid)));
+  return pids.filter(alive);
+}
+
+function startDaemons(): void {
   udevKvmPermissions();
-  const dir = mkdtempSync(join(tmpdir(), 'kvmconf-libvirtd-'));
-  const virtlogd = existsSync('/run/libvirt/virtlogd-sock') ? undefined : startDaemon('/usr/sbin/virtlogd', join(dir, 'virtlogd.pid'));
-  const libvirtd = startDaemon('/usr/sbin/libvirtd', join(dir, 'libvirtd.pid'));
+  // A socket file can outlive its virtlogd; only a running process counts.
+  const virtlogd = processRunning('virtlogd') ? undefined : startDaemon('/usr/sbin/virtlogd', join(STATE_DIR, 'virtlogd.pid'));
+  const libvirtd = answers() ? undefined : startDaemon('/usr/sbin/libvirtd', join(STATE_DIR, 'libvirtd.pid'));
+  if (virtlogd === undefined && libvirtd === undefined) return;
+  writeFileSync(STARTED, JSON.stringify({ libvirtd, virtlogd }));
   for (let i = 0; i < 100 && !answers(); i++) sleep(200);
-  const stop = () => {
-    kill(libvirtd);
-    kill(virtlogd);
-    rmSync(dir, { recursive: true, force: true });
-  };
   if (!answers()) {
     const why = spawnSync('virsh', ['-c', URI, 'version'], { encoding: 'utf8' }).stderr;
-    stop();
+    stopDaemons();
     throw new Error(`libvirtd did not answer on ${URI} within 20 s: ${why}`);
   }
-  return { uri: URI, started: true, stop };
+}
+
+function stopDaemons(): void {
+  if (!existsSync(STARTED)) return;
+  const { libvirtd, virtlogd } = JSON.parse(readFileSync(STARTED, 'utf8')) as { libvirtd?: number; virtlogd?: number };
+  kill(libvirtd);
+  kill(virtlogd);
+  for (let i = 0; i < 100 && [libvirtd, virtlogd].some((pid) => pid && alive(pid)); i++) sleep(100);
+  unlinkSync(STARTED);
+}
+
+export function startLibvirtd(): Libvirtd {
+  if (process.getuid?.() !== 0) throw new Error('the libvirt integration test needs root (it starts libvirtd and defines domains)');
+  const me = join(USERS, String(process.pid));
+  const started = locked(() => {
+    writeFileSync(me, '');
+    if (!answers() || !processRunning('virtlogd')) startDaemons();
+    return existsSync(STARTED);
+  });
+  const stop = () =>
+    locked(() => {
+      rmSync(me, { force: true });
+      if (liveUsers().length === 0) stopDaemons();
+    });
+  return { uri: URI, started, stop };
 }
 
 /** Runs virsh and returns stdout; throws with stderr. */
