@@ -19,9 +19,17 @@ const repeat = (value: string, previous: string[] = []): string[] => [...previou
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
+/** Vault passwords, for every command that reads inventories, vars files or playbooks. */
+function vaultOptions(command: Command): Command {
+  return command
+    .option('--vault-password-file <file>', 'vault password file, or an executable that prints it (repeatable; default: ansible.cfg vault_password_file)', repeat)
+    .option('--vault-id <id>', 'vault password as LABEL@FILE or LABEL@prompt (repeatable)', repeat)
+    .option('-J, --ask-vault-pass', 'ask for the vault password');
+}
+
 /** Options shared by every command that connects to hosts. */
 function connectionOptions(command: Command): Command {
-  return command
+  return vaultOptions(command)
     .option('-i, --inventory <source>', 'Ansible inventory: YAML, INI, script, folder or host list (repeatable; required unless --local)', repeat)
     .option('--local', 'work on this machine, without SSH (instead of -i)')
     .option('-l, --limit <pattern>', "only hosts matching PATTERN (host, group, glob, ~regex, '!excluded', '&both', comma lists, @file)")
@@ -31,7 +39,9 @@ function connectionOptions(command: Command): Command {
     .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
     .option('--connect-timeout <seconds>', 'SSH connect timeout (default: ansible.cfg timeout, else 15)', positiveInt('--connect-timeout'))
     .option('--timeout <seconds>', 'time limit of each remote round trip', positiveInt('--timeout'), 600)
-    .option('-f, --forks <n>', 'hosts handled at once (default: ansible.cfg forks, else 50)', positiveInt('--forks'));
+    .option('-f, --forks <n>', 'hosts handled at once (default: ansible.cfg forks, else 50)', positiveInt('--forks'))
+    .option('-k, --ask-pass', 'ask for the SSH login password (hosts without ansible_ssh_pass; keys are tried first)')
+    .option('-K, --ask-become-pass', 'ask for the sudo password (hosts without ansible_become_password)');
 }
 
 export function buildProgram(): Command {
@@ -75,8 +85,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'text']).default('json'))
     .action(async (hosts, options) => (await import('./commands/facts.js')).factsCommand(hosts, options));
 
-  program
-    .command('validate')
+  vaultOptions(program.command('validate'))
     .description('check a playbook and inventory completely without connecting to any host')
     .argument('<playbook>', 'playbook YAML file')
     .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
@@ -89,8 +98,7 @@ export function buildProgram(): Command {
     .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
     .action(async (playbook, options) => (await import('./commands/validate.js')).validateCommand(playbook, options));
 
-  program
-    .command('inventory')
+  vaultOptions(program.command('inventory'))
     .description('print the resolved inventory, as ansible-inventory does')
     .option('-i, --inventory <source>', 'Ansible inventory (repeatable; required unless --local)', repeat)
     .option('--local', 'this machine (instead of -i)')

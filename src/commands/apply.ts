@@ -13,7 +13,7 @@ import { InputError, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
-import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, runSecrets, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
   extraVars?: string[];
@@ -81,6 +81,7 @@ function warnUnknownTags(playbook: Playbook, flags: ApplyFlags): void {
 }
 
 export async function applyCommand(playbookFile: string, flags: ApplyFlags): Promise<void> {
+  const secrets = await runSecrets(flags);
   const inventory = inventoryFrom(flags);
   const extra = extraVars(flags.extraVars);
   const playbook = loadPlaybook(playbookFile, modules);
@@ -99,7 +100,8 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     skipTags: flags.skipTags,
     forks: forksOf(flags),
     commandTimeoutMs: flags.timeout * 1000,
-    connection: connectionDefaults(flags),
+    connection: connectionDefaults(flags, secrets),
+    ...(secrets.becomePassword && { becomePassword: secrets.becomePassword }),
     warn,
     detailedExitCode: flags.detailedExitcode ?? false,
     finish: {

@@ -5,9 +5,10 @@
  */
 import { InputError, didYouMean } from '../errors.js';
 import type { Inventory } from '../config/inventory.js';
-import { inventoryFrom } from './shared.js';
+import { inventoryFrom, runSecrets } from './shared.js';
+import type { SecretFlags } from './secrets.js';
 
-interface InventoryFlags {
+interface InventoryFlags extends SecretFlags {
   inventory?: string[];
   local?: boolean;
   list?: boolean;
@@ -51,6 +52,7 @@ export function inventoryGraph(inventory: Inventory, start = 'all'): string {
 export async function inventoryCommand(flags: InventoryFlags): Promise<void> {
   const chosen = [flags.list, flags.graph, flags.host].filter((flag) => flag !== undefined && flag !== false).length;
   if (chosen !== 1) throw new InputError('give exactly one of --list, --graph [GROUP], --host NAME');
+  await runSecrets(flags);
   const inventory = inventoryFrom(flags);
   if (flags.host !== undefined) {
     const host = inventory.hosts.get(flags.host);

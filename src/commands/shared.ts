@@ -5,8 +5,9 @@ import { loadInventory, localInventory, type ConnectionDefaults, type Inventory 
 import type { HostKeyChecking } from '../transport/types.js';
 import { InputError } from '../errors.js';
 import { loadAnsibleConfig, type AnsibleConfig } from '../config/ansible-cfg.js';
+import { readSecrets, type RunSecrets, type SecretFlags } from './secrets.js';
 
-export interface ConnectionFlags {
+export interface ConnectionFlags extends SecretFlags {
   /** Inventory sources, each `-i` in order. */
   inventory?: string[];
   local?: boolean;
@@ -39,6 +40,11 @@ function ansibleConfig(): AnsibleConfig {
 /** Hosts handled at once: the flag, else ansible.cfg's forks, else 50. */
 export function forksOf(flags: { forks?: number }): number {
   return flags.forks ?? ansibleConfig().forks?.value ?? 50;
+}
+
+/** Prompts for and loads the run's passwords; call before reading the inventory (it may be vaulted). */
+export function runSecrets(flags: SecretFlags): Promise<RunSecrets> {
+  return readSecrets(flags, ansibleConfig());
 }
 
 export function warn(message: string): void {
@@ -76,7 +82,7 @@ export function inventoryFrom(flags: { inventory?: string[]; local?: boolean }):
  * `host_key_checking = False` there is a deliberate setting, honoured with a warning;
  * it never overrides --host-key-checking.
  */
-export function connectionDefaults(flags: ResolveFlags): ConnectionDefaults {
+export function connectionDefaults(flags: ResolveFlags, secrets: RunSecrets = {}): ConnectionDefaults {
   const config = ansibleConfig();
   let hostKeyChecking = flags.hostKeyChecking ?? 'strict';
   if (flags.hostKeyChecking === undefined && config.hostKeyChecking) {
@@ -91,6 +97,7 @@ export function connectionDefaults(flags: ResolveFlags): ConnectionDefaults {
     ...(flags.knownHosts ? { knownHostsFile: resolve(flags.knownHosts) } : {}),
     ...(privateKey ? { privateKeyFile: privateKey } : {}),
     ...(user ? { user } : {}),
+    ...(secrets.sshPassword ? { password: secrets.sshPassword } : {}),
     connectTimeoutMs: (flags.connectTimeout ?? config.timeout?.value ?? 15) * 1000,
     keepaliveIntervalMs: 15_000,
   };

@@ -2,9 +2,11 @@
 import { extraVars } from '../config/extra-vars.js';
 import { loadPlaybook, playbookSchema } from '../config/playbook.js';
 import { planPlaybook, plannedHosts, resolveConnections } from '../engine/runner.js';
-import { connectionDefaults, fleetChecks, inventoryFrom, modules, warn, warnNoHosts, type ResolveFlags } from './shared.js';
+import type { SecretFlags } from './secrets.js';
+import { connectionDefaults, fleetChecks, inventoryFrom, modules, runSecrets, warn, warnNoHosts, type ResolveFlags } from './shared.js';
 
-export async function validateCommand(playbookFile: string, flags: ResolveFlags & { extraVars?: string[] }): Promise<void> {
+export async function validateCommand(playbookFile: string, flags: ResolveFlags & SecretFlags & { extraVars?: string[] }): Promise<void> {
+  await runSecrets(flags);
   const inventory = inventoryFrom(flags);
   const playbook = loadPlaybook(playbookFile, modules);
   const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks, extraVars: extraVars(flags.extraVars) });

@@ -27,12 +27,15 @@ export interface AnsibleConfig {
   hostKeyChecking?: AnsibleSetting<boolean>;
   forks?: AnsibleSetting<number>;
   timeout?: AnsibleSetting<number>;
+  vaultPasswordFile?: AnsibleSetting<string>;
+  /** `label@source` entries, as --vault-id takes them. */
+  vaultIdentityList?: AnsibleSetting<string[]>;
   /** Why a file was passed over (a world-writable folder). */
   warnings: string[];
 }
 
 type Key = Exclude<keyof AnsibleConfig, 'file' | 'warnings'>;
-type Kind = 'pathlist' | 'path' | 'string' | 'boolean' | 'integer';
+type Kind = 'pathlist' | 'path' | 'list' | 'string' | 'boolean' | 'integer';
 
 /** [defaults] key, environment variable, value type; relative paths resolve against the file's folder. */
 const SETTINGS: Array<{ key: Key; ini: string; env: string; kind: Kind }> = [
@@ -42,6 +45,8 @@ const SETTINGS: Array<{ key: Key; ini: string; env: string; kind: Kind }> = [
   { key: 'hostKeyChecking', ini: 'host_key_checking', env: 'ANSIBLE_HOST_KEY_CHECKING', kind: 'boolean' },
   { key: 'forks', ini: 'forks', env: 'ANSIBLE_FORKS', kind: 'integer' },
   { key: 'timeout', ini: 'timeout', env: 'ANSIBLE_TIMEOUT', kind: 'integer' },
+  { key: 'vaultPasswordFile', ini: 'vault_password_file', env: 'ANSIBLE_VAULT_PASSWORD_FILE', kind: 'path' },
+  { key: 'vaultIdentityList', ini: 'vault_identity_list', env: 'ANSIBLE_VAULT_IDENTITY_LIST', kind: 'list' },
 ];
 
 const expandHome = (path: string, home: string): string => (path === '~' ? home : path.startsWith('~/') ? join(home, path.slice(2)) : path);
@@ -106,6 +111,7 @@ function typed(kind: Kind, text: string, base: string, home: string, where: Sour
   const path = (item: string): string => resolve(base, expandHome(item.trim(), home));
   if (kind === 'pathlist') return text.split(',').map((item) => item.trim()).filter(Boolean).map(path);
   if (kind === 'path') return path(text);
+  if (kind === 'list') return text.split(',').map((item) => item.trim()).filter(Boolean);
   if (kind === 'string') return text;
   if (kind === 'integer') {
     if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) throw fail('a whole number of at least 1');

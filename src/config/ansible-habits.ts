@@ -43,7 +43,6 @@ export const ANSIBLE_ONLY_KEYWORDS: Record<string, string> = {
   include_tasks: `kvmconf reads one playbook file: put the tasks in the play`,
   import_tasks: `kvmconf reads one playbook file: put the tasks in the play`,
   gather_facts: `kvmconf always gathers what its modules need, in one round trip per host: remove 'gather_facts'`,
-  become_user: `kvmconf becomes root with sudo only: remove 'become_user'`,
   ignore_errors: `a failing task fails its host in kvmconf; other hosts go on (within max_fail_percentage)`,
   changed_when: `kvmconf decides 'changed' from the real state it reads: remove 'changed_when'`,
   failed_when: `kvmconf decides failure from the commands it runs and the state read back: remove 'failed_when'`,

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { isMapping, kindOf, shellWords } from './inventory-vars.js';
+import { fileText } from './vault.js';
 import { ANSIBLE_YAML, parseYaml } from './yaml-source.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -32,7 +33,7 @@ export function parseExtraVars(arg: string): Record<string, unknown> {
     } catch (error) {
       throw new InputError(`-e ${arg}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
-    return mapping(text, file, arg);
+    return mapping(fileText(text, file), file, arg);
   }
   if (/^\s*[{[]/.test(arg)) return mapping(arg, '-e', `'${arg}'`);
   const words = shellWords(arg);

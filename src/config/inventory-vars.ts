@@ -5,6 +5,7 @@
  */
 import { InputError } from '../errors.js';
 import { validateAt } from './schema.js';
+import { VaultText } from './vault.js';
 import type { PathSegment, YamlSource } from './yaml-source.js';
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
@@ -96,7 +97,8 @@ export function checkVars(vars: Record<string, unknown>, source: YamlSource, pat
   const errors: InputError[] = [];
   const checked = Object.fromEntries(
     Object.entries(vars)
-      .filter(([, item]) => !templated(item))
+      // Vaulted values are checked once decrypted, when a host's connection is resolved.
+      .filter(([, item]) => !templated(item) && !(item instanceof VaultText))
       .map(([key, item]) => [key, NUMERIC_VARS.includes(key) && typeof item === 'string' && /^\d+(\.\d+)?$/.test(item) ? Number(item) : item]),
   );
   errors.push(...validateAt(VARS_SCHEMA, checked, source, path));

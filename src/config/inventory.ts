@@ -8,6 +8,9 @@ import { join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ConnectionSpec, HostKeyChecking } from '../transport/types.js';
 import { shellWords, toBoolean } from './inventory-vars.js';
+import { revealed, VaultText } from './vault.js';
+import { Secret } from '../secret.js';
+import type { Become } from '../engine/become.js';
 
 export { loadInventory } from './inventory-sources.js';
 export { shellWords, VARS_SCHEMA } from './inventory-vars.js';
@@ -55,6 +58,8 @@ export interface ConnectionDefaults {
   keepaliveIntervalMs: number;
   privateKeyFile?: string;
   user?: string;
+  /** --ask-pass: the login password of hosts whose inventory gives none. */
+  password?: Secret;
 }
 
 /**
@@ -165,15 +170,9 @@ export function hostKeyChecking(hostName: string, asked: HostKeySetting | undefi
  * the host and the variable (never its value: some are secrets), not a silent no-op.
  */
 const UNSUPPORTED_VARS: Record<string, { allowed?: unknown[]; why: string }> = {
-  ansible_become_method: { allowed: ['sudo'], why: 'kvmconf becomes root with sudo -n only' },
-  ansible_become_user: { allowed: ['root'], why: 'kvmconf becomes root only' },
-  ansible_become_password: { why: 'kvmconf needs sudo without a password (NOPASSWD) or a root login' },
-  ansible_become_pass: { why: 'kvmconf needs sudo without a password (NOPASSWD) or a root login' },
-  ansible_sudo_pass: { why: 'kvmconf needs sudo without a password (NOPASSWD) or a root login' },
-  ansible_ssh_pass: { why: 'kvmconf logs in with keys (files or ssh-agent) only' },
-  ansible_password: { why: 'kvmconf logs in with keys (files or ssh-agent) only' },
+  ansible_become_method: { allowed: ['sudo'], why: 'kvmconf becomes the user with sudo only' },
   ansible_become_exe: { why: 'kvmconf runs sudo' },
-  ansible_become_flags: { why: 'kvmconf runs sudo -n' },
+  ansible_become_flags: { why: 'kvmconf runs sudo -n, or sudo -S when given a password' },
 };
 
 function unsupportedVars(host: InventoryHost): string[] {
@@ -191,20 +190,22 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
   const { vars } = host;
   const dir = host.inventoryDir ?? process.cwd();
   const fail = (message: string): InputError => new InputError(`host '${host.name}': ${message}`);
+  // A vaulted value is a secret: errors say what is wrong with it, never what it is.
+  const shown = (name: string, value: unknown): string => (vars[name] instanceof VaultText ? 'the vaulted value' : JSON.stringify(value));
   const text = (...names: string[]): string | undefined => {
     for (const name of names) {
-      const value = vars[name];
+      const value = revealed(vars[name], `host '${host.name}': ${name}`);
       if (value === undefined || value === null) continue;
-      if (typeof value !== 'string' || value === '') throw fail(`${name} must be a non-empty string, not ${JSON.stringify(value)}`);
+      if (typeof value !== 'string' || value === '') throw fail(`${name} must be a non-empty string, not ${shown(name, value)}`);
       return value;
     }
     return undefined;
   };
   const number = (name: string, valid: (n: number) => boolean, expected: string): number | undefined => {
-    const value = vars[name];
+    const value = revealed(vars[name], `host '${host.name}': ${name}`);
     if (value === undefined || value === null) return undefined;
     const parsed = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-    if (typeof parsed !== 'number' || !valid(parsed)) throw fail(`${name} must be ${expected}, not ${JSON.stringify(value)}`);
+    if (typeof parsed !== 'number' || !valid(parsed)) throw fail(`${name} must be ${expected}, not ${shown(name, value)}`);
     return parsed;
   };
   const inventoryPath = (path: string): string => resolve(dir, expandHome(path));
@@ -239,6 +240,8 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
   let proxyJump = text('kvmconf_proxy_jump') ?? args.proxyJump;
   if (proxyJump?.toLowerCase() === 'none' || proxyJump === '') proxyJump = undefined;
   const user = text('ansible_user', 'ansible_ssh_user') ?? defaults.user;
+  const passwordText = text('ansible_ssh_pass', 'ansible_ssh_password', 'ansible_password');
+  const password = passwordText !== undefined ? new Secret(passwordText) : defaults.password;
 
   return {
     name: host.name,
@@ -247,6 +250,7 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
     ...(port !== undefined && { port }),
     ...(user !== undefined && { user }),
     ...(privateKeyFiles !== undefined && { privateKeyFiles }),
+    ...(password !== undefined && { password }),
     ...(knownHostsFile !== undefined && { knownHostsFile }),
     hostKeyChecking: hostKeyCheckingMode,
     ...(proxyJump !== undefined && { proxyJump }),
@@ -257,9 +261,31 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
 
 /** The host's `ansible_become`, if set: plays and the CLI decide when it is not. */
 export function becomeDefault(host: InventoryHost): boolean | undefined {
-  const value = host.vars.ansible_become;
+  const value = revealed(host.vars.ansible_become, `host '${host.name}': ansible_become`);
   if (value === undefined || value === null) return undefined;
   const flag = toBoolean(value);
   if (flag === undefined) throw new InputError(`host '${host.name}': ansible_become must be a boolean, not ${JSON.stringify(value)}`);
   return flag;
+}
+
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
+
+/**
+ * How a host's scripts run: as the login user (undefined), or through sudo as
+ * ansible_become_user / the play's become_user (root by default), with the sudo password
+ * of ansible_become_password (vaulted or not) or --ask-become-pass. `vars` are the host's
+ * merged variables (inventory, play, extra vars), so `-e ansible_become_user=x` wins.
+ */
+export function becomeFor(hostName: string, vars: Record<string, unknown>, play: { become: boolean; becomeUser?: string }, askedPassword?: Secret): Become | undefined {
+  const fail = (message: string): InputError => new InputError(`host '${hostName}': ${message}`);
+  const value = (name: string): unknown => revealed(vars[name], `host '${hostName}': ${name}`);
+  if (!(play.become || becomeDefault({ name: hostName, vars, groups: [] }))) return undefined;
+  const user = value('ansible_become_user') ?? play.becomeUser ?? 'root';
+  if (typeof user !== 'string' || !USER_NAME.test(user)) throw fail(`ansible_become_user must be a user name, not ${JSON.stringify(user)}`);
+  const passwordName = ['ansible_become_password', 'ansible_become_pass', 'ansible_sudo_pass'].find((name) => vars[name] !== undefined && vars[name] !== null);
+  if (passwordName === undefined) return { user, ...(askedPassword && { password: askedPassword }) };
+  const password = value(passwordName);
+  // The password travels as one line of the script's input (become.ts).
+  if (typeof password !== 'string' || password === '' || /[\n\r\0]/.test(password)) throw fail(`${passwordName} must be one line of text`);
+  return { user, password: new Secret(password) };
 }

@@ -22,6 +22,8 @@ export interface Play {
   name: string;
   hosts: string;
   become: boolean;
+  /** become_user: whom sudo runs the scripts as (root when unset). */
+  becomeUser?: string;
   vars: Record<string, unknown>;
   /** Batch sizes for rolling runs: numbers of hosts or percentages of the play's hosts. */
   serial: Array<number | string>;
@@ -97,6 +99,7 @@ export const PLAY_SCHEMA = {
     name: { type: 'string' },
     hosts: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] },
     become: { type: 'boolean' },
+    become_user: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}\\$?$' },
     vars: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
     serial: { anyOf: [batch, { type: 'array', items: batch, minItems: 1 }] },
     max_fail_percentage: { type: 'number', minimum: 0, maximum: 100 },
@@ -246,6 +249,7 @@ export function loadPlaybook(file: string, modules: Map<string, Module>): Playbo
       name: (play.name as string | undefined) ?? `play ${index + 1}`,
       hosts: toList(play.hosts).join(','),
       become: (play.become as boolean | undefined) ?? false,
+      ...(typeof play.become_user === 'string' && { becomeUser: play.become_user }),
       vars: (play.vars as Record<string, unknown> | undefined) ?? {},
       serial: play.serial === undefined ? [] : (Array.isArray(play.serial) ? play.serial : [play.serial]) as Array<number | string>,
       maxFailPercentage: (play.max_fail_percentage as number | undefined) ?? 100,

@@ -7,6 +7,7 @@
  * values are validated by the module schema like any literal.
  */
 import { InputError, didYouMean, type SourceLocation } from '../errors.js';
+import { revealed } from './vault.js';
 
 const TEMPLATE = /\{\{(.*?)\}\}/gs;
 const WHOLE = /^\{\{(.*?)\}\}$/s;
@@ -31,7 +32,7 @@ function lookup(name: string, vars: Record<string, unknown>): unknown {
     if (value === null || typeof value !== 'object' || !Object.prototype.hasOwnProperty.call(value, part)) return new Undefined(name);
     value = (value as Record<string, unknown>)[part];
   }
-  return value;
+  return revealed(value, `variable '${name}'`);
 }
 
 /** A filter argument or a literal operand: a number, a quoted string, true/false/none. */

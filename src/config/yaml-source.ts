@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, visit, type Document, type DocumentOptions, type ParseOptions, type ScalarTag, type SchemaOptions } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
+import { fileText, VaultText } from './vault.js';
 
 export type PathSegment = string | number;
 
@@ -16,6 +17,8 @@ export function jsonPath(path: PathSegment[]): string {
   return '$' + path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : /^[A-Za-z_][\w]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`)).join('');
 }
 
+const VAULT_TAG: ScalarTag = { tag: '!vault', resolve: (text: string) => new VaultText(text) as unknown as string };
+
 type YamlOptions = ParseOptions & DocumentOptions & SchemaOptions;
 
 const PYYAML_TRUE = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
@@ -24,7 +27,8 @@ const PYYAML_FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
 /**
  * YAML as Ansible reads it (PyYAML, YAML 1.1): `yes`/`no`/`on`/`off` are booleans, `0755`
  * is octal; unlike the yaml package's 1.1 schema, `y` and `n` stay strings, as in PyYAML.
- * Merge keys are left to the readers, which apply them with their own checks.
+ * Merge keys are left to the readers, which apply them with their own checks. `!vault`
+ * strings stay encrypted until used (vault.ts).
  */
 export const ANSIBLE_YAML: YamlOptions = {
   version: '1.1',
@@ -33,7 +37,7 @@ export const ANSIBLE_YAML: YamlOptions = {
     tags.map((tag) => {
       if (typeof tag !== 'object' || tag.tag !== 'tag:yaml.org,2002:bool' || !('test' in tag)) return tag;
       return { ...tag, test: tag.test!.test('true') ? PYYAML_TRUE : PYYAML_FALSE } as ScalarTag;
-    }),
+    }).concat(VAULT_TAG),
 };
 
 export function parseYaml(text: string, file: string, options: YamlOptions = {}): YamlSource {
@@ -67,17 +71,35 @@ export function parseYaml(text: string, file: string, options: YamlOptions = {})
     }
     return { file, path: jsonPath(path) };
   };
+  placeVaultedValues(document, lineCounter, file);
   return { file, data: document.toJS({ maxAliasCount: 100 }), locate };
 }
 
-export function readYaml(file: string, options: YamlOptions = {}): YamlSource {
+/** A file's text, decrypted when it is vaulted as a whole (`ansible-vault encrypt FILE`). */
+export function readText(file: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
   }
-  return parseYaml(text, file, options);
+  return fileText(text, file);
+}
+
+export function readYaml(file: string, options: YamlOptions = {}): YamlSource {
+  return parseYaml(readText(file), file, options);
+}
+
+/** Gives each `!vault` value its file and line, for the errors of its decryption. */
+function placeVaultedValues(document: Document, lineCounter: LineCounter, file: string): void {
+  visit(document, {
+    Scalar(_, node) {
+      if (node.value instanceof VaultText && node.range) {
+        const { line, col } = lineCounter.linePos(node.range[0]);
+        node.value.location = { file, line, column: col };
+      }
+    },
+  });
 }
 
 /** Keys repeated within one mapping, as yaml's uniqueKeys reports them, found with a set per mapping. */

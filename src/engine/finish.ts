@@ -10,7 +10,8 @@
 import type { FinishPolicy } from '../config/playbook.js';
 import type { Transport } from '../transport/types.js';
 import { TransportError } from '../transport/types.js';
-import { checkBecome, gatherAndPlan, HostFailure, shellCommand, type HostJob } from './host-run.js';
+import { execScript, HostFailure } from './become.js';
+import { gatherAndPlan, type HostJob } from './host-run.js';
 import type { ChangeResult, FinishReport, HostReport, Mode } from './results.js';
 import { newMark } from './script.js';
 import {
@@ -63,8 +64,7 @@ class Session {
   /** Runs a script with the play's become; the output after the marker, and the script's exit status. */
   async run(transport: Transport, script: string, timeoutMs = this.ctx.commandTimeoutMs): Promise<string> {
     const mark = newMark();
-    const result = await transport.exec(shellCommand(this.job.become), { stdin: `printf '%s\\n' '${mark}'\n${script}\n`, timeoutMs });
-    checkBecome(result, mark, this.job.become);
+    const result = await execScript(transport, this.job.become, `printf '%s\\n' '${mark}'\n${script}\n`, mark, timeoutMs);
     return result.stdout.slice(result.stdout.indexOf(mark) + mark.length + 1);
   }
 }

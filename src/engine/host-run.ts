@@ -4,7 +4,8 @@
  * Every failure becomes part of the HostReport; nothing here throws to the runner.
  */
 import type { Change, Diagnostic, PlanContext } from '../module.js';
-import type { Transport, ExecResult } from '../transport/types.js';
+import type { Transport } from '../transport/types.js';
+import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError } from '../transport/types.js';
 import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
@@ -14,7 +15,8 @@ import { buildApplyScript, buildGatherScript, newMark, parseApplyOutput, splitSe
 export interface HostJob {
   host: string;
   play: string;
-  become: boolean;
+  /** Who runs the scripts: undefined for the login user. */
+  become: Become | undefined;
   tasks: PreparedTask[];
 }
 
@@ -30,23 +32,6 @@ export interface HostRunOptions {
   onTransport?: (transport: Transport | undefined) => void;
 }
 
-/** The remote command: the batched script arrives on stdin; sudo -n never prompts. */
-export function shellCommand(become: boolean): string {
-  return become ? 'if [ "$(id -u)" = 0 ]; then exec /bin/sh -s; else exec sudo -n -- /bin/sh -s; fi' : 'exec /bin/sh -s';
-}
-
-/** A host-level failure whose message is meant for the user as it is. */
-export class HostFailure extends Error {}
-
-export function checkBecome(result: ExecResult, mark: string, become: boolean): void {
-  if (result.stdout.includes(mark)) return;
-  const stderr = result.stderr.trim();
-  if (become && /^sudo:/m.test(stderr)) {
-    throw new HostFailure(`become failed: ${stderr.split('\n')[0]} (kvmconf runs 'sudo -n': give this user passwordless sudo, or connect as root)`);
-  }
-  throw new HostFailure(`the remote shell produced no output (exit ${result.code ?? result.signal}): ${stderr.split('\n').slice(0, 3).join(' | ') || 'no error message'}`);
-}
-
 export interface Planned {
   facts: HostFacts;
   tasks: Array<{ task: PreparedTask; actual: unknown; changes: Change[]; diagnostics: Diagnostic[]; error?: string }>;
@@ -58,10 +43,9 @@ export interface Gathered {
 }
 
 /** The one read-only round trip: host facts plus every probe, split back per probe id. */
-export async function gather(transport: Transport, become: boolean, probes: Array<{ id: string; script: string }>, timeoutMs: number): Promise<Gathered> {
+export async function gather(transport: Transport, become: Become | undefined, probes: Array<{ id: string; script: string }>, timeoutMs: number): Promise<Gathered> {
   const mark = newMark();
-  const result = await transport.exec(shellCommand(become), { stdin: buildGatherScript([{ id: 'facts', script: FACTS_PROBE }, ...probes], mark), timeoutMs });
-  checkBecome(result, mark, become);
+  const result = await execScript(transport, become, buildGatherScript([{ id: 'facts', script: FACTS_PROBE }, ...probes], mark), mark, timeoutMs);
   const outputs = splitSections(result.stdout, mark);
   const factsOutput = outputs.get('facts');
   if (!factsOutput) throw new HostFailure('gather output is incomplete (facts section missing)');
@@ -165,8 +149,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
   options.onPhase?.('apply');
   let stdout: string;
   try {
-    const result = await transport.exec(shellCommand(job.become), { stdin: buildApplyScript(steps, mark), timeoutMs: options.commandTimeoutMs });
-    checkBecome(result, mark, job.become);
+    const result = await execScript(transport, job.become, buildApplyScript(steps, mark), mark, options.commandTimeoutMs);
     stdout = result.stdout;
   } catch (error) {
     if (!(error instanceof TransportError) || !error.partialStdout) throw error;

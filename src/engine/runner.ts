@@ -7,7 +7,8 @@
 import pLimit from 'p-limit';
 import type { FleetCheck, Module } from '../module.js';
 import type { Playbook, Play } from '../config/playbook.js';
-import { type Inventory, type ConnectionDefaults, connectionSpec, becomeDefault } from '../config/inventory.js';
+import type { Secret } from '../secret.js';
+import { type Inventory, type ConnectionDefaults, connectionSpec, becomeFor } from '../config/inventory.js';
 import { resolvePattern, limitHosts } from '../config/patterns.js';
 import { InputError, InputErrors } from '../errors.js';
 import type { ConnectionSpec, Transport } from '../transport/types.js';
@@ -64,7 +65,7 @@ export function playHosts(play: Play, inventory: Inventory, limit: string | unde
 }
 
 /** Builds every host's job before any connection, so input errors surface before changes. */
-export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter & { extraVars?: Record<string, unknown> }): Map<string, HostJob> {
+export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter & { extraVars?: Record<string, unknown>; becomePassword?: Secret }): Map<string, HostJob> {
   const errors: InputError[] = [];
   const jobs = new Map<string, HostJob>();
   for (const name of hosts) {
@@ -73,7 +74,7 @@ export function planJobs(play: Play, hosts: string[], inventory: Inventory, modu
       // Ansible's precedence for the sources kvmconf has: inventory < play vars < extra vars.
       const vars = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
       const tasks = prepareTasks(play, modules, vars, name, filter);
-      jobs.set(name, { host: name, play: play.name, become: play.become || (becomeDefault(host) ?? false), tasks });
+      jobs.set(name, { host: name, play: play.name, become: becomeFor(name, vars, play, filter.becomePassword), tasks });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       errors.push(error);
@@ -92,6 +93,8 @@ export interface PlanOptions extends TagFilter {
   limit?: string;
   /** `-e` variables, over play and inventory vars. */
   extraVars?: Record<string, unknown>;
+  /** --ask-become-pass: sudo's password for hosts whose variables give none. */
+  becomePassword?: Secret;
   /** Checks spanning hosts, run once every host's tasks are prepared. */
   fleetChecks?: readonly FleetCheck[];
 }

@@ -31,6 +31,7 @@ import {
 import { defaultIdentityFiles, parseProxyJump, resolveSshConfig, type ResolvedSshConfig } from './ssh-config.js';
 import { TransportError, type ConnectionSpec, type ExecOptions, type ExecResult, type HostKeyChecking, type Transport } from './types.js';
 import { CommandOutput, summarizeCommand } from './output.js';
+import type { Secret } from '../secret.js';
 
 const { Client, utils } = ssh2;
 
@@ -39,8 +40,10 @@ export const PASSPHRASE_ENV = 'KVMCONF_SSH_KEY_PASSPHRASE';
 
 /** One way of authenticating, tried in order. */
 interface Credential {
-  /** `agent` or the key file path: shown in the auth failure message. */
+  /** `agent`, the key file path or `password`: shown in the auth failure message. */
   label: string;
+  /** The SSH method it needs the server to accept. */
+  kind: AuthenticationType;
   method(username: string): AnyAuthMethod;
 }
 
@@ -83,7 +86,7 @@ async function loadCredentials(resolved: ResolvedSshConfig): Promise<Credentials
       : agentSetting.toLowerCase() === 'none'
         ? undefined
         : agentSetting;
-  if (agent) list.push({ label: 'agent', method: (username) => ({ type: 'agent', username, agent }) });
+  if (agent) list.push({ label: 'agent', kind: 'publickey', method: (username) => ({ type: 'agent', username, agent }) });
 
   const explicit = resolved.identityFiles;
   const files = [...explicit, ...defaultIdentityFiles().filter((f) => !explicit.includes(f))];
@@ -118,12 +121,27 @@ async function loadCredentials(resolved: ResolvedSshConfig): Promise<Credentials
       skipped.push(`${file} (not a private key)`);
       continue;
     }
-    list.push({ label: file, method: (username) => ({ type: 'publickey', username, key }) });
+    list.push({ label: file, kind: 'publickey', method: (username) => ({ type: 'publickey', username, key }) });
   }
   return { list, skipped };
 }
 
-async function planHop(role: Hop['role'], resolved: ResolvedSshConfig, hostKeyChecking: HostKeyChecking, name: string): Promise<Hop> {
+/**
+ * ansible_ssh_pass / --ask-pass: tried after the keys, as `password` and as
+ * `keyboard-interactive` (the same password for every prompt, as ssh with sshpass does).
+ */
+function passwordCredentials(password: Secret): Credential[] {
+  return [
+    { label: 'password', kind: 'password', method: (username) => ({ type: 'password', username, password: password.reveal() }) },
+    {
+      label: 'keyboard-interactive',
+      kind: 'keyboard-interactive',
+      method: (username) => ({ type: 'keyboard-interactive', username, prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password.reveal())) }),
+    },
+  ];
+}
+
+async function planHop(role: Hop['role'], resolved: ResolvedSshConfig, hostKeyChecking: HostKeyChecking, name: string, password?: Secret): Promise<Hop> {
   if (resolved.proxyCommand !== undefined && role === 'target' && resolved.proxyJump === undefined) {
     throw new TransportError('config', name, `ssh_config sets ProxyCommand for ${resolved.host}, which is not supported: use ProxyJump`);
   }
@@ -137,7 +155,9 @@ async function planHop(role: Hop['role'], resolved: ResolvedSshConfig, hostKeyCh
       throw new TransportError('config', name, `cannot read known_hosts file ${file}: ${(err as Error).message}`);
     }
   }
-  return { role, resolved, hostKeyChecking, names, knownHosts, credentials: await loadCredentials(resolved) };
+  const credentials = await loadCredentials(resolved);
+  if (password) credentials.list.push(...passwordCredentials(password));
+  return { role, resolved, hostKeyChecking, names, knownHosts, credentials };
 }
 
 /**
@@ -235,7 +255,8 @@ function connectHop(hop: Hop, name: string, sock: Duplex | undefined, via: strin
     let serverMethods: AuthenticationType[] | null = null;
     const authHandler = (methodsLeft: AuthenticationType[] | null, _partial: boolean | null, cb: NextAuthHandler): void => {
       serverMethods = methodsLeft;
-      const cred = methodsLeft && !methodsLeft.includes('publickey') ? undefined : hop.credentials.list[next++];
+      while (methodsLeft && next < hop.credentials.list.length && !methodsLeft.includes(hop.credentials.list[next]!.kind)) next++;
+      const cred = hop.credentials.list[next++];
       if (!cred) {
         authExhausted = true;
         cb(false as unknown as AuthenticationType);
@@ -258,7 +279,8 @@ function connectHop(hop: Hop, name: string, sock: Duplex | undefined, via: strin
           if (!authExhausted) return; // a signing failure for one key; the next one is tried
           const skipped = hop.credentials.skipped.length > 0 ? `; skipped: ${hop.credentials.skipped.join(', ')}` : '';
           const agentNote = agentErrors.length > 0 ? `; agent error: ${agentErrors[0]}` : '';
-          const accepts = serverMethods && !serverMethods.includes('publickey') ? `; the server accepts only: ${serverMethods.join(', ')}` : '';
+          const usable = new Set(hop.credentials.list.map((c) => c.kind));
+          const accepts = serverMethods && !serverMethods.some((m) => usable.has(m)) ? `; the server accepts only: ${serverMethods.join(', ')}` : '';
           return fail(
             new TransportError(
               'auth',
@@ -566,7 +588,7 @@ export async function connectSsh(spec: ConnectionSpec): Promise<Transport> {
     if (err instanceof TransportError) throw err;
     throw new TransportError('config', name, (err as Error).message);
   }
-  hops.push(await planHop('target', target, spec.hostKeyChecking, name));
+  hops.push(await planHop('target', target, spec.hostKeyChecking, name, spec.password));
 
   const clients: SshClient[] = [];
   try {

@@ -1,4 +1,5 @@
 /** What every way of reaching a host (SSH, local) offers the engine. */
+import type { Secret } from '../secret.js';
 
 export type HostKeyChecking = 'strict' | 'accept-new' | 'off';
 
@@ -12,6 +13,8 @@ export interface ConnectionSpec {
   port?: number;
   user?: string;
   privateKeyFiles?: string[];
+  /** Login password (ansible_ssh_pass, --ask-pass), tried after the keys. */
+  password?: Secret;
   /** Path of the known_hosts file to check host keys against (default ~/.ssh/known_hosts). */
   knownHostsFile?: string;
   hostKeyChecking: HostKeyChecking;

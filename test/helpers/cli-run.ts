@@ -17,11 +17,12 @@ const reports = mkdtempSync(join(tmpdir(), 'kvmconf-cli-run-'));
 let count = 0;
 
 /** `kvmconf ARGS` in CI mode (plain text), with `--report FILE` for apply; onStderr sees progress as it comes. */
-export function kvmconf(args: string[], onStderr?: (text: string) => void): Promise<CliRun> {
+export function kvmconf(args: string[], onStderr?: (text: string) => void, input?: string): Promise<CliRun> {
   const reportFile = join(reports, `report-${++count}.json`);
   const reportArgs = args[0] === 'apply' ? ['--report', reportFile] : [];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args, ...reportArgs], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+    child.stdin.end(input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InputError, InputErrors } from '../../src/errors.js';
-import { becomeDefault, connectionSpec, loadInventory, localInventory, shellWords, type ConnectionDefaults, type InventoryHost } from '../../src/config/inventory.js';
+import { becomeDefault, becomeFor, connectionSpec, loadInventory, localInventory, shellWords, type ConnectionDefaults, type InventoryHost } from '../../src/config/inventory.js';
 import { ROOT } from '../helpers/paths.js';
+import { inspect } from 'node:util';
+import { Secret } from '../../src/secret.js';
+import { shellCommand } from '../../src/engine/become.js';
 
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'inventory');
@@ -401,16 +404,24 @@ describe('connectionSpec', () => {
 
   test('Ansible connection variables kvmconf does not act on are warned about by name, never by value', () => {
     const warnings: string[] = [];
-    connectionSpec(make({ ansible_become_method: 'su', ansible_become_user: 'root', ansible_become_password: 's3cret', ansible_ssh_pass: 'hunter2' }), bare, warnings);
+    connectionSpec(make({ ansible_become_method: 'su', ansible_become_flags: '-H -S', ansible_become_password: 's3cret', ansible_ssh_pass: 'hunter2' }), bare, warnings);
     assert.deepEqual(warnings, [
-      "host 'hv9': ansible_become_method other than sudo is not supported and is ignored: kvmconf becomes root with sudo -n only",
-      "host 'hv9': ansible_become_password is not supported and is ignored: kvmconf needs sudo without a password (NOPASSWD) or a root login",
-      "host 'hv9': ansible_ssh_pass is not supported and is ignored: kvmconf logs in with keys (files or ssh-agent) only",
+      "host 'hv9': ansible_become_method other than sudo is not supported and is ignored: kvmconf becomes the user with sudo only",
+      "host 'hv9': ansible_become_flags is not supported and is ignored: kvmconf runs sudo -n, or sudo -S when given a password",
     ]);
     assert.doesNotMatch(warnings.join('\n'), /s3cret|hunter2/);
     const fine: string[] = [];
     connectionSpec(make({ ansible_become_method: 'sudo', ansible_become_user: 'root' }), bare, fine);
     assert.deepEqual(fine, []);
+  });
+
+  test('ansible_ssh_pass (or ansible_password) becomes the login password, held as a secret; --ask-pass is the default', () => {
+    const spec = connectionSpec(make({ ansible_ssh_pass: 'hunter2' }), bare);
+    assert.equal(spec.password?.reveal(), 'hunter2');
+    assert.doesNotMatch(JSON.stringify(spec) + String(spec.password) + inspect(spec), /hunter2/);
+    assert.equal(connectionSpec(make({ ansible_password: 'pw2' }), bare).password?.reveal(), 'pw2');
+    assert.equal(connectionSpec(make({}), { ...bare, password: new Secret('asked') }).password?.reveal(), 'asked');
+    assert.equal(connectionSpec(make({}), bare).password, undefined);
   });
 
   test('bad values reaching connectionSpec (e.g. rendered templates) are input errors', () => {
@@ -456,5 +467,44 @@ describe('becomeDefault', () => {
     const inventory = loadInventory(ANSIBLE);
     assert.equal(becomeDefault(host(inventory, 'nas1')), true);
     assert.equal(becomeDefault(host(inventory, 'hv1')), undefined);
+  });
+});
+
+describe('becomeFor', () => {
+  const play = { become: true };
+  test('off unless the play, the host or the command line asks for it', () => {
+    assert.equal(becomeFor('h', {}, { become: false }), undefined);
+    assert.deepEqual(becomeFor('h', { ansible_become: 'yes' }, { become: false }), { user: 'root' });
+    assert.deepEqual(becomeFor('h', {}, play), { user: 'root' });
+  });
+
+  test("the user: the host's ansible_become_user over the play's become_user, root by default", () => {
+    assert.equal(becomeFor('h', {}, { become: true, becomeUser: 'svc' })?.user, 'svc');
+    assert.equal(becomeFor('h', { ansible_become_user: 'ops' }, { become: true, becomeUser: 'svc' })?.user, 'ops');
+    assert.throws(() => becomeFor('h', { ansible_become_user: 'root; id' }, play), /ansible_become_user must be a user name/);
+  });
+
+  test("the password: the host's variables over --ask-become-pass; one line, held as a secret", () => {
+    const asked = new Secret('asked');
+    assert.equal(becomeFor('h', {}, play, asked)?.password, asked);
+    assert.equal(becomeFor('h', { ansible_become_pass: 'mine' }, play, asked)?.password?.reveal(), 'mine');
+    assert.equal(becomeFor('h', { ansible_sudo_pass: 'old' }, play)?.password?.reveal(), 'old');
+    assert.throws(() => becomeFor('h', { ansible_become_password: 'two\nlines' }, play), { message: "host 'h': ansible_become_password must be one line of text" });
+    assert.equal(JSON.stringify(becomeFor('h', { ansible_become_password: 'hidden' }, play)), '{"user":"root","password":"<secret>"}');
+  });
+});
+
+describe('shellCommand', () => {
+  test('without a password: sudo -n, never a prompt; the user quoted', () => {
+    assert.equal(shellCommand(undefined), 'exec /bin/sh -s');
+    assert.equal(shellCommand({ user: 'root' }), 'if [ "$(id -u)" = 0 ]; then exec /bin/sh -s; else exec sudo -n -- /bin/sh -s; fi');
+    assert.match(shellCommand({ user: 'svc$' }), /sudo -u 'svc\$' -n --/);
+  });
+
+  test('with a password: it is read from standard input, never part of the command', () => {
+    const command = shellCommand({ user: 'root', password: new Secret('p4ss') });
+    assert.doesNotMatch(command, /p4ss/);
+    assert.match(command, /^IFS= read -r kc_pw; /);
+    assert.match(command, /\| sudo -S -p '' -- \/bin\/sh -s$/);
   });
 });
