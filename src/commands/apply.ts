@@ -100,7 +100,7 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     skipTags: flags.skipTags,
     forks: forksOf(flags),
     commandTimeoutMs: flags.timeout * 1000,
-    connection: connectionDefaults(flags, secrets),
+    connection: { ...connectionDefaults(flags, secrets), extraVars: extra },
     ...(secrets.becomePassword && { becomePassword: secrets.becomePassword }),
     warn,
     detailedExitCode: flags.detailedExitcode ?? false,

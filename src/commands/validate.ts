@@ -9,9 +9,10 @@ export async function validateCommand(playbookFile: string, flags: ResolveFlags 
   await runSecrets(flags);
   const inventory = inventoryFrom(flags);
   const playbook = loadPlaybook(playbookFile, modules);
-  const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks, extraVars: extraVars(flags.extraVars) });
+  const extra = extraVars(flags.extraVars);
+  const plays = planPlaybook(playbook, inventory, modules, { limit: flags.limit, fleetChecks, extraVars: extra });
   const hosts = plannedHosts(plays);
-  resolveConnections(hosts, inventory, connectionDefaults(flags), warn);
+  resolveConnections(hosts, inventory, { ...connectionDefaults(flags), extraVars: extra }, warn);
   for (const { play, jobs } of plays) {
     if (!jobs.size) warnNoHosts(play);
     for (const job of jobs.values()) {

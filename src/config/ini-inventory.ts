@@ -7,7 +7,7 @@
  */
 import { InputError, type SourceLocation } from '../errors.js';
 import { HostPatternError, parseHostPattern } from './host-ranges.js';
-import type { InventoryBuilder } from './inventory-model.js';
+import { assignVars, type InventoryBuilder } from './inventory-model.js';
 import { checkVars } from './inventory-vars.js';
 import { iniValue } from './python-literal.js';
 import { nameProblem } from './yaml-inventory.js';
@@ -153,7 +153,8 @@ export class IniInventoryReader {
       const known = this.builder.hosts.has(name);
       const host = this.builder.host(name, this.dir, this.group);
       if (!known && pattern.port !== undefined) host.vars.ansible_port = pattern.port;
-      Object.assign(host.vars, vars);
+      const where = this.where();
+      assignVars(host.vars, vars, () => where);
     }
   }
 
@@ -162,7 +163,8 @@ export class IniInventoryReader {
     if (equals < 0) throw new InputError(`expected key=value in [${this.group}:vars], got '${line}'`, this.where());
     const vars = { [line.slice(0, equals).trim()]: iniValue(line.slice(equals + 1).trim()) };
     this.check(vars);
-    this.builder.setGroupVars(this.group, vars);
+    const where = this.where();
+    this.builder.setGroupVars(this.group, vars, () => where);
   }
 
   private childLine(line: string): void {

@@ -39,6 +39,28 @@ export interface HostDefinition {
   dir: string;
 }
 
+/** Where each variable of a vars object was written, for errors found after the merge. */
+const ORIGINS = new WeakMap<object, Map<string, SourceLocation>>();
+
+/** Object.assign for inventory variables, remembering where each one was written. */
+export function assignVars(target: Record<string, unknown>, vars: Record<string, unknown>, locate: (key: string) => SourceLocation): void {
+  Object.assign(target, vars);
+  let origins = ORIGINS.get(target);
+  if (!origins) ORIGINS.set(target, (origins = new Map()));
+  for (const key of Object.keys(vars)) origins.set(key, locate(key));
+}
+
+/** Where the variable that won the merge came from: the last layer that sets it. */
+function originIn(layers: Array<Record<string, unknown> | undefined>): (key: string) => SourceLocation | undefined {
+  return (key) => {
+    for (let index = layers.length - 1; index >= 0; index--) {
+      const layer = layers[index];
+      if (layer && Object.prototype.hasOwnProperty.call(layer, key)) return ORIGINS.get(layer)?.get(key);
+    }
+    return undefined;
+  };
+}
+
 interface Edge {
   parent: string;
   child: string;
@@ -91,11 +113,11 @@ export class InventoryBuilder {
   }
 
   /** Group variables; `ansible_group_priority` orders groups and is not a variable, as in Ansible. */
-  setGroupVars(name: string, vars: Record<string, unknown>): void {
+  setGroupVars(name: string, vars: Record<string, unknown>, locate: (key: string) => SourceLocation): void {
     const group = this.group(name);
     const { ansible_group_priority: priority, ...rest } = vars;
     if (priority !== undefined && Number.isInteger(Number(priority))) group.priority = Number(priority);
-    Object.assign(group.vars, rest);
+    assignVars(group.vars, rest, locate);
   }
 
   /** A group that is its own descendant, reported at the `children` entry closing the loop. */
@@ -166,13 +188,13 @@ export function resolveInventory(builder: InventoryBuilder, file: string): Inven
     if ([...member].every((name) => name === 'all' || name === 'ungrouped')) member.add('ungrouped');
     else member.delete('ungrouped');
     const ranked = [...member].filter((name) => name !== 'all').sort(order);
-    const vars: Record<string, unknown> = { ...all.vars };
-    for (const name of ranked) Object.assign(vars, groups.get(name)!.vars);
-    for (let source = 0; source < sources; source++) Object.assign(vars, all.fileVars[source]);
-    for (let source = 0; source < sources; source++) for (const name of ranked) Object.assign(vars, groups.get(name)!.fileVars[source]);
-    Object.assign(vars, host.vars);
-    for (let source = 0; source < sources; source++) Object.assign(vars, host.fileVars[source]);
-    hosts.set(host.name, { name: host.name, vars, groups: [...member].sort(), inventoryDir: host.dir });
+    const layers: Array<Record<string, unknown> | undefined> = [all.vars, ...ranked.map((name) => groups.get(name)!.vars)];
+    for (let source = 0; source < sources; source++) layers.push(all.fileVars[source]);
+    for (let source = 0; source < sources; source++) for (const name of ranked) layers.push(groups.get(name)!.fileVars[source]);
+    layers.push(host.vars);
+    for (let source = 0; source < sources; source++) layers.push(host.fileVars[source]);
+    const vars: Record<string, unknown> = Object.assign({}, ...layers);
+    hosts.set(host.name, { name: host.name, vars, groups: [...member].sort(), inventoryDir: host.dir, origin: originIn(layers) });
   }
 
   const inventoryGroups = new Map<string, InventoryGroup>();

@@ -5,10 +5,11 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, type SourceLocation } from '../errors.js';
 import type { ConnectionSpec, HostKeyChecking } from '../transport/types.js';
 import { shellWords, toBoolean } from './inventory-vars.js';
 import { revealed, VaultText } from './vault.js';
+import { hasTemplate, render } from './template.js';
 import { Secret } from '../secret.js';
 import type { Become } from '../engine/become.js';
 
@@ -23,6 +24,8 @@ export interface InventoryHost {
   groups: string[];
   /** Folder of the inventory file: relative paths in vars resolve against it (default: cwd). */
   inventoryDir?: string;
+  /** Where a variable of `vars` was written (file, line), for errors found at connect time. */
+  origin?: (name: string) => SourceLocation | undefined;
 }
 
 export interface InventoryGroup {
@@ -60,6 +63,8 @@ export interface ConnectionDefaults {
   user?: string;
   /** --ask-pass: the login password of hosts whose inventory gives none. */
   password?: Secret;
+  /** -e variables: they win over the inventory's connection variables. */
+  extraVars?: Record<string, unknown>;
 }
 
 /**
@@ -126,17 +131,17 @@ interface HostKeySetting {
 }
 
 /** What the host's variables ask of host key checking, with the variable that asks. */
-function inventoryHostKeyChecking(vars: Record<string, unknown>, args: SshArgs, fail: (message: string) => InputError): HostKeySetting | undefined {
+function inventoryHostKeyChecking(vars: Record<string, unknown>, args: SshArgs, fail: (message: string, name: string) => InputError): HostKeySetting | undefined {
   const checking = vars.kvmconf_host_key_checking;
   if (checking !== undefined && checking !== null) {
-    if (checking !== 'strict' && checking !== 'accept-new' && checking !== 'off') throw fail(`kvmconf_host_key_checking must be strict, accept-new or off, not ${typeof checking === 'string' ? `'${checking}'` : JSON.stringify(checking)}`);
+    if (checking !== 'strict' && checking !== 'accept-new' && checking !== 'off') throw fail(`kvmconf_host_key_checking must be strict, accept-new or off, not ${typeof checking === 'string' ? `'${checking}'` : JSON.stringify(checking)}`, 'kvmconf_host_key_checking');
     return { mode: checking, source: `kvmconf_host_key_checking: ${checking}` };
   }
   let found: HostKeySetting | undefined;
   for (const name of ['ansible_host_key_checking', 'ansible_ssh_host_key_checking']) {
     if (vars[name] === undefined || vars[name] === null) continue;
     const flag = toBoolean(vars[name]);
-    if (flag === undefined) throw fail(`${name} must be a boolean, not ${JSON.stringify(vars[name])}`);
+    if (flag === undefined) throw fail(`${name} must be a boolean, not ${JSON.stringify(vars[name])}`, name);
     if (!flag) found ??= { mode: 'off', source: `${name}: ${JSON.stringify(vars[name])}` };
   }
   if (found) return found;
@@ -187,31 +192,39 @@ function unsupportedVars(host: InventoryHost): string[] {
  * check) are appended to `warnings` when given.
  */
 export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults, warnings?: string[]): ConnectionSpec {
-  const { vars } = host;
+  // -e beats every inventory variable, connection variables included, as in Ansible.
+  const vars = defaults.extraVars ? { ...host.vars, ...defaults.extraVars } : host.vars;
   const dir = host.inventoryDir ?? process.cwd();
-  const fail = (message: string): InputError => new InputError(`host '${host.name}': ${message}`);
+  const origin = (name: string): SourceLocation | undefined =>
+    defaults.extraVars && Object.prototype.hasOwnProperty.call(defaults.extraVars, name) ? { file: '-e', path: name } : host.origin?.(name);
+  const fail = (message: string, name?: string): InputError => new InputError(`host '${host.name}': ${message}`, name === undefined ? undefined : origin(name));
   // A vaulted value is a secret: errors say what is wrong with it, never what it is.
   const shown = (name: string, value: unknown): string => (vars[name] instanceof VaultText ? 'the vaulted value' : JSON.stringify(value));
+  /** The variable as it will be used: decrypted, and rendered when it holds `{{ templates }}`. */
+  const valueOf = (name: string): unknown => {
+    const value = revealed(vars[name], `host '${host.name}': ${name}`);
+    return hasTemplate(value) ? render(value, vars, origin(name) ?? { file: host.name, path: name }) : value;
+  };
   const text = (...names: string[]): string | undefined => {
     for (const name of names) {
-      const value = revealed(vars[name], `host '${host.name}': ${name}`);
+      const value = valueOf(name);
       if (value === undefined || value === null) continue;
-      if (typeof value !== 'string' || value === '') throw fail(`${name} must be a non-empty string, not ${shown(name, value)}`);
+      if (typeof value !== 'string' || value === '') throw fail(`${name} must be a non-empty string, not ${shown(name, value)}`, name);
       return value;
     }
     return undefined;
   };
   const number = (name: string, valid: (n: number) => boolean, expected: string): number | undefined => {
-    const value = revealed(vars[name], `host '${host.name}': ${name}`);
+    const value = valueOf(name);
     if (value === undefined || value === null) return undefined;
     const parsed = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-    if (typeof parsed !== 'number' || !valid(parsed)) throw fail(`${name} must be ${expected}, not ${shown(name, value)}`);
+    if (typeof parsed !== 'number' || !valid(parsed)) throw fail(`${name} must be ${expected}, not ${shown(name, value)}`, name);
     return parsed;
   };
   const inventoryPath = (path: string): string => resolve(dir, expandHome(path));
 
   const connection = text('ansible_connection') ?? 'ssh';
-  if (connection !== 'ssh' && connection !== 'local') throw fail(`ansible_connection must be ssh or local, not '${connection}'`);
+  if (connection !== 'ssh' && connection !== 'local') throw fail(`ansible_connection must be ssh or local, not '${connection}'`, 'ansible_connection');
   const isPort = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535;
   const port = number('ansible_port', isPort, 'a port number 1..65535') ?? number('ansible_ssh_port', isPort, 'a port number 1..65535');
   const timeout = number('ansible_ssh_timeout', (n) => n > 0, 'a number of seconds');
@@ -221,7 +234,7 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
     const value = text(name);
     if (value === undefined) continue;
     const split = shellWords(value);
-    if (!split) throw fail(`${name} has an unbalanced quote: ${value}`);
+    if (!split) throw fail(`${name} has an unbalanced quote: ${value}`, name);
     const found = parseSshArgs(split);
     // ssh keeps the first value it is given for an option; so do we.
     args.proxyJump ??= found.proxyJump;

@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { InputError } from '../errors.js';
-import type { InventoryBuilder } from './inventory-model.js';
+import { assignVars, type InventoryBuilder } from './inventory-model.js';
 import { checkVars, isMapping, kindOf } from './inventory-vars.js';
 import type { YamlSource } from './yaml-source.js';
 
@@ -58,7 +58,7 @@ export class ScriptInventoryReader {
       const vars = hostvars === undefined ? runScript(this.file, ['--host', name]) : (hostvars[name] ?? {});
       if (!isMapping(vars)) throw this.error(`the variables of host '${name}' must be an object, not a ${kindOf(vars)}`);
       this.check(vars, `_meta.hostvars.${name}`);
-      Object.assign(this.builder.host(name, this.dir).vars, vars);
+      assignVars(this.builder.host(name, this.dir).vars, vars, (variable) => ({ file: this.file, path: `_meta.hostvars.${name}.${variable}` }));
     }
   }
 
@@ -80,7 +80,7 @@ export class ScriptInventoryReader {
     if ('vars' in data) {
       if (!isMapping(data.vars)) throw this.error(`group '${name}': vars must be an object, not a ${kindOf(data.vars)}`);
       this.check(data.vars, `${name}.vars`);
-      this.builder.setGroupVars(name, data.vars);
+      this.builder.setGroupVars(name, data.vars, (variable) => ({ file: this.file, path: `${name}.vars.${variable}` }));
     }
     if ('children' in data) {
       if (!Array.isArray(data.children) || !data.children.every((child) => typeof child === 'string')) throw this.error(`group '${name}': children must be a list of group names`);

@@ -9,7 +9,7 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Docum
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import { HostPatternError, parseHostPattern, type HostPattern } from './host-ranges.js';
 import { checkVars, isMapping, kindOf } from './inventory-vars.js';
-import type { GroupDefinition, InventoryBuilder } from './inventory-model.js';
+import { assignVars, type GroupDefinition, type InventoryBuilder } from './inventory-model.js';
 import { validateAt } from './schema.js';
 import { ANSIBLE_YAML, jsonPath, parseYaml, readText, type PathSegment, type YamlSource } from './yaml-source.js';
 
@@ -200,7 +200,7 @@ export class YamlInventoryReader {
     for (const [key, item] of Object.entries(value)) {
       if (key === 'hosts') this.walkHosts(group, item, [...path, key]);
       else if (key === 'vars') {
-        this.builder.setGroupVars(name, loadVars(input, item, [...path, key], `'vars' of group '${name}'`, this.builder.errors));
+        this.builder.setGroupVars(name, loadVars(input, item, [...path, key], `'vars' of group '${name}'`, this.builder.errors), (variable) => input.locate([...path, key, variable]));
       }
       else if (key === 'children') this.walkChildren(group, item, [...path, key]);
     }
@@ -243,7 +243,7 @@ export class YamlInventoryReader {
         continue;
       }
       const loaded = loadVars(input, vars, [...path, name], `host '${name}'`, this.builder.errors);
-      for (const host of hosts) Object.assign(host.vars, loaded);
+      for (const host of hosts) assignVars(host.vars, loaded, (variable) => input.locate([...path, name, variable]));
     }
   }
 
@@ -309,7 +309,7 @@ function varsFiles(folder: string, name: string, errors: InputError[]): Record<s
       else throw error;
       continue;
     }
-    Object.assign(vars, loadVars(input, input.source.data, [], 'a variables file', errors));
+    assignVars(vars, loadVars(input, input.source.data, [], 'a variables file', errors), (variable) => input.locate([variable]));
   }
   return vars;
 }

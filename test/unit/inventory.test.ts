@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { homedir } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError, InputErrors } from '../../src/errors.js';
 import { becomeDefault, becomeFor, connectionSpec, loadInventory, localInventory, shellWords, type ConnectionDefaults, type InventoryHost } from '../../src/config/inventory.js';
@@ -506,5 +507,40 @@ describe('shellCommand', () => {
     assert.doesNotMatch(command, /p4ss/);
     assert.match(command, /^IFS= read -r kc_pw; /);
     assert.match(command, /\| sudo -S -p '' -- \/bin\/sh -s$/);
+  });
+});
+
+describe('connection variables checked where they were written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmconf-origin-'));
+  mkdirSync(join(dir, 'group_vars'));
+  writeFileSync(join(dir, 'hosts.yml'), 'all:\n  hosts:\n    hv1:\n      ansible_port: "{{ base_port | int }}"\n    hv2:\n      ansible_port: "{{ custom }}"\n    hv3:\n  vars:\n    custom: abc\n');
+  writeFileSync(join(dir, 'group_vars', 'all.yml'), 'base_port: 2200\nansible_user: "{{ missing }}"\n');
+  writeFileSync(join(dir, 'hosts.ini'), '[hv]\nhv7 ansible_host=10.0.0.7\n\n[hv:vars]\nansible_port="{{ nope }}"\n');
+  const defaults: ConnectionDefaults = { hostKeyChecking: 'strict', connectTimeoutMs: 1000, keepaliveIntervalMs: 1000 };
+  const errorOf = (file: string, name: string, extra?: Record<string, unknown>): string => {
+    try {
+      connectionSpec(host(loadInventory([join(dir, file)]), name), { ...defaults, ...(extra && { extraVars: extra }) });
+    } catch (error) {
+      assert.ok(error instanceof InputError);
+      return error.message;
+    }
+    return assert.fail('no error');
+  };
+
+  test('a templated value is rendered with the host variables; -e wins over the inventory', () => {
+    const inventory = loadInventory([join(dir, 'hosts.yml')]);
+    const spec = (name: string, extraVars?: Record<string, unknown>) => connectionSpec(host(inventory, name), { ...defaults, ...(extraVars && { extraVars }) });
+    assert.throws(() => spec('hv1'), /undefined variable 'missing'/);
+    assert.equal(spec('hv1', { missing: 'ops' }).port, 2200);
+    assert.equal(spec('hv1', { missing: 'ops' }).user, 'ops');
+    assert.equal(spec('hv3', { ansible_user: 'root' }).user, 'root');
+    assert.equal(spec('hv3', { ansible_user: 'root', ansible_port: '2222' }).port, 2222);
+  });
+
+  test('a bad value names the file, line and variable it came from (or -e)', () => {
+    assert.match(errorOf('hosts.yml', 'hv3'), /group_vars\/all\.yml:2:\d+ \(\$\.ansible_user\): undefined variable 'missing'/);
+    assert.match(errorOf('hosts.yml', 'hv2', { missing: 'x' }), /hosts\.yml:6:\d+ \(\$\.all\.hosts\.hv2\.ansible_port\): host 'hv2': ansible_port must be a port number 1\.\.65535, not "abc"/);
+    assert.match(errorOf('hosts.yml', 'hv3', { missing: 'x', ansible_port: 'none' }), /^-e \(ansible_port\): host 'hv3': ansible_port must be a port number/);
+    assert.match(errorOf('hosts.ini', 'hv7'), /hosts\.ini:5: undefined variable 'nope'/);
   });
 });
