@@ -3,7 +3,7 @@
  * `host:port` keys), and the group_vars/ and host_vars/ files beside every inventory
  * source. Every mistake is reported with file, line, column and JSON path, in one pass.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
@@ -11,6 +11,7 @@ import { HostPatternError, parseHostPattern, type HostPattern } from './host-ran
 import { checkVars, isMapping, kindOf } from './inventory-vars.js';
 import type { GroupDefinition, InventoryBuilder } from './inventory-model.js';
 import { validateAt } from './schema.js';
+import { readInputFile } from './input-file.js';
 import { ANSIBLE_YAML, jsonPath, parseYaml, type PathSegment, type YamlSource } from './yaml-source.js';
 
 const NAME_CHARS = /^[A-Za-z0-9_.:-]+$/;
@@ -28,13 +29,7 @@ export function nameProblem(kind: 'host' | 'group', name: string): string | unde
   return `invalid ${kind} name '${name}': ${bad} not allowed (use letters, digits and _ . : -)`;
 }
 
-export function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
-  }
-}
+export const readText = (file: string): string => readInputFile(file);
 
 /**
  * One YAML file, kept twice: as data with locations (YamlSource), and as a syntax tree
