@@ -200,3 +200,21 @@ test('check mode is never cut short by serial and max_fail_percentage; apply sto
   const resumed = kvmconf('apply', '--check', '--format', 'json', '--limit', `@${retry},!down`, rolling, '-i', inventory);
   assert.deepEqual(JSON.parse(resumed.stdout).hosts.map((h: { host: string }) => h.host), ['localhost']);
 });
+
+test('an unwritable --report path is refused before any host is contacted: exit 1, nothing done', () => {
+  const inventory = playbook('down.yaml', 'all:\n  hosts:\n    down: { ansible_host: 127.0.0.1, ansible_port: 1 }\n');
+  for (const [report, code] of [[join(dir, 'no-such-dir', 'r.json'), 'ENOENT'], [dir, 'EISDIR']] as const) {
+    const run = kvmconf('apply', '--report', report, drifted, '-i', inventory);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`^kvmconf: --report ${report}: cannot write there: ${code}\n    nothing was done`));
+    assert.doesNotMatch(run.stderr, /unreachable|down/, 'no host was contacted');
+    assert.equal(run.stdout, '');
+  }
+});
+
+test('a report that cannot be written at the end is an error naming it; stdout keeps the report and its own exit code', () => {
+  const run = kvmconf('apply', '--check', '--local', '--format', 'json', '--report', '/dev/full', drifted);
+  assert.equal(run.status, 1, 'a lost report is an error, not drift');
+  assert.match(run.stderr, /kvmconf: error: cannot write report \/dev\/full: ENOSPC \(the run's own exit code is 2\)/);
+  assert.equal(JSON.parse(run.stdout).exitCode, 2, 'the report on stdout is complete');
+});
