@@ -218,3 +218,20 @@ test('a report that cannot be written at the end is an error naming it; stdout k
   assert.match(run.stderr, /kvmconf: error: cannot write report \/dev\/full: ENOSPC \(the run's own exit code is 2\)/);
   assert.equal(JSON.parse(run.stdout).exitCode, 2, 'the report on stdout is complete');
 });
+
+test('hostile YAML through the CLI: an alias bomb and JavaScript internals as variables are input errors with file:line, a BOM is read past', () => {
+  let bomb = '- hosts: all\n  vars:\n    l0: &l0 [x, x, x, x, x, x, x, x, x]\n';
+  for (let i = 1; i < 10; i++) bomb += `    l${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(', ')}]\n`;
+  const bombFile = playbook('bomb.yaml', `${bomb}  tasks:\n    - thp: {enabled: never, persist: false}\n`);
+  const exploded = kvmconf('validate', '--local', bombFile);
+  assert.equal(exploded.status, 1);
+  assert.match(exploded.stderr, new RegExp(`^kvmconf: ${bombFile}:4:\\d+: YAML aliases expand too far`));
+  assert.doesNotMatch(exploded.stderr, /internal error|ReferenceError|    at /);
+  for (const name of ['__proto__', 'constructor', 'toString']) {
+    const run = kvmconf('validate', '--local', playbook(`${name}.yaml`, `- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: "{{ ${name} }}"}\n`));
+    assert.equal(run.status, 1, name);
+    assert.match(run.stderr, new RegExp(`:3:\\d+ \\(\\$\\[0\\]\\.tasks\\[0\\]\\.sysctl\\): undefined variable '${name}'`));
+  }
+  const bom = kvmconf('validate', '--local', playbook('bom.yaml', `\uFEFF- hosts: all\n  tasks:\n    - thp: {enabled: never, persist: false}\n`));
+  assert.equal(bom.status, 0, bom.stderr);
+});
