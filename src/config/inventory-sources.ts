@@ -13,7 +13,8 @@ import type { Inventory } from './inventory.js';
 import { InventoryBuilder, resolveInventory } from './inventory-model.js';
 import { isMapping } from './inventory-vars.js';
 import { ScriptInventoryReader } from './script-inventory.js';
-import { InventoryFile, YamlInventoryReader, loadVarsFiles, pathKind, readText } from './yaml-inventory.js';
+import { InventoryFile, YamlInventoryReader, loadVarsFiles, pathKind } from './yaml-inventory.js';
+import { readInputFile } from './input-file.js';
 
 /** Names Ansible skips inside an inventory folder (INVENTORY_IGNORE_EXTS and the vars folders). */
 const IGNORED_NAMES = /^\.|^(host_vars|group_vars|vars_plugins)$|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.ini|\.cfg|\.retry)$/;
@@ -52,7 +53,7 @@ function collect(builder: InventoryBuilder, read: () => void): void {
 
 function readFile(builder: InventoryBuilder, file: string): void {
   collect(builder, () => {
-    const text = readText(file);
+    const text = readInputFile(file);
     const dir = dirname(resolve(file));
     if (isScript(file, text)) new ScriptInventoryReader(builder, file, dir).read();
     else if (looksLikeYaml(file, text)) new YamlInventoryReader(builder, new InventoryFile(file, text), dir).read();

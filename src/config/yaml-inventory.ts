@@ -29,8 +29,6 @@ export function nameProblem(kind: 'host' | 'group', name: string): string | unde
   return `invalid ${kind} name '${name}': ${bad} not allowed (use letters, digits and _ . : -)`;
 }
 
-export const readText = (file: string): string => readInputFile(file);
-
 /**
  * One YAML file, kept twice: as data with locations (YamlSource), and as a syntax tree
  * for what the data loses: whether a key was a string at all, and how it was written.
@@ -45,7 +43,7 @@ export class InventoryFile {
     readonly file: string,
     text?: string,
   ) {
-    this.content = text ?? readText(file);
+    this.content = text ?? readInputFile(file);
     // Inventories and vars files are Ansible's own data: read them as Ansible does.
     this.source = parseYaml(this.content, file, ANSIBLE_YAML);
     // Unique keys were checked by parseYaml above (in one pass; yaml's own check is quadratic).
