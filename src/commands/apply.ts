@@ -1,5 +1,6 @@
 /** `kvmconf apply [--check]`: the main job. */
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { loadPlaybook, type Playbook } from '../config/playbook.js';
 import { retryFileText, unfinishedHosts } from '../engine/finish-plan.js';
 import { runPlaybook } from '../engine/runner.js';
@@ -13,6 +14,7 @@ import { InputError, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
+import { EXIT } from '../engine/exit-code.js';
 import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, runSecrets, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
 
 interface ApplyFlags extends ConnectionFlags {
@@ -55,14 +57,44 @@ function render(report: RunReport, format: ApplyFlags['format'], flags: ApplyFla
   return renderText(report, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false });
 }
 
-function writeReports(report: RunReport, files: string[]): void {
+const reason = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+
+/** Why FILE could not be written as a report, checked without creating it; undefined when it can. */
+function reportPathProblem(file: string): string | undefined {
+  try {
+    const stat = statSync(file, { throwIfNoEntry: false });
+    if (stat?.isDirectory()) return 'EISDIR';
+    accessSync(stat ? file : dirname(file), stat ? constants.W_OK : constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    return reason(error);
+  }
+}
+
+/** Before any host is contacted: a run that changed hosts must not lose its report to a bad path. */
+function checkReportPaths(files: string[]): void {
+  for (const file of files) {
+    const problem = reportPathProblem(file);
+    if (problem) throw new InputError(`--report ${file}: cannot write there: ${problem}`, undefined, 'nothing was done; give a writable path');
+  }
+}
+
+/**
+ * Writes every report, each failure an error naming its path. The run's exit code is
+ * kept when it already says the run did not finish cleanly (1 error, 4 interrupted);
+ * otherwise a lost report makes it 1, so no script reads success or drift without it.
+ */
+function writeReports(report: RunReport, files: string[]): number {
+  let code = report.exitCode;
   for (const file of files) {
     try {
       writeFileSync(file, file.endsWith('.xml') ? renderJunit(report) : renderJson(report));
     } catch (error) {
-      throw new InputError(`cannot write report ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      process.stderr.write(`kvmconf: error: cannot write report ${file}: ${reason(error)} (the run's own exit code is ${report.exitCode})\n`);
+      if (code !== EXIT.interrupted) code = EXIT.error;
     }
   }
+  return code;
 }
 
 /** Tags Ansible gives meaning to without any task carrying them. */
@@ -91,6 +123,7 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     process.stdout.write(listPlan(playbook, inventory, options));
     return;
   }
+  checkReportPaths(flags.report ?? []);
   let progress: Progress | undefined;
   const report = await runPlaybook(playbook, inventory, modules, {
     mode: flags.check ? 'check' : 'apply',
@@ -125,7 +158,7 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
   });
   progress?.stop();
   writeRetryFile(report, playbookFile, flags);
-  writeReports(report, flags.report ?? []);
+  const code = writeReports(report, flags.report ?? []);
   process.stdout.write(render(report, flags.format, flags));
-  process.exitCode = report.exitCode;
+  process.exitCode = code;
 }

@@ -7,10 +7,11 @@
  * As in Ansible, ./ansible.cfg in a world-writable directory is ignored: anyone could
  * have put it there, and it can name the inventory and switch host key checking off.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, type SourceLocation } from '../errors.js';
+import { readInputFile } from './input-file.js';
 
 export interface AnsibleSetting<T> {
   value: T;
@@ -131,13 +132,7 @@ export function loadAnsibleConfig(env: NodeJS.ProcessEnv = process.env, cwd = pr
     (config as unknown as Record<string, AnsibleSetting<unknown>>)[key] = { value, origin };
   };
   if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
-    }
-    const defaults = parseDefaults(text, file);
+    const defaults = parseDefaults(readInputFile(file), file);
     for (const setting of SETTINGS) {
       const found = defaults.get(setting.ini);
       if (found && found.value !== '') set(setting.key, typed(setting.kind, found.value, dirname(file), home, { file, line: found.line, path: setting.ini }), `${file}:${found.line}`);

@@ -4,11 +4,11 @@
  * `@FILE` (a YAML or JSON file). Repeatable; a later one wins. They have the highest
  * precedence of all variables, over play vars and inventory vars.
  */
-import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { isMapping, kindOf, shellWords } from './inventory-vars.js';
 import { fileText } from './vault.js';
 import { ANSIBLE_YAML, parseYaml } from './yaml-source.js';
+import { readInputFile } from './input-file.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -27,13 +27,7 @@ function mapping(text: string, file: string, origin: string): Record<string, unk
 export function parseExtraVars(arg: string): Record<string, unknown> {
   if (arg.startsWith('@')) {
     const file = arg.slice(1);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new InputError(`-e ${arg}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-    return mapping(fileText(text, file), file, arg);
+    return mapping(fileText(readInputFile(file, 'cannot read -e @FILE'), file), file, arg);
   }
   if (/^\s*[{[]/.test(arg)) return mapping(arg, '-e', `'${arg}'`);
   const words = shellWords(arg);

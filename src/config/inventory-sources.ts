@@ -4,7 +4,7 @@
  * recursively, skipping what Ansible skips), or a comma-separated host list
  * (`-i 'hv1,hv2:2222,'`). group_vars/ and host_vars/ are read beside each source.
  */
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, InputErrors } from '../errors.js';
 import { HostPatternError, parseHostPattern } from './host-ranges.js';
@@ -113,7 +113,7 @@ export function loadInventory(sources: string | string[]): Inventory {
 
 function readError(path: string): string {
   try {
-    readFileSync(path);
+    statSync(path);
     return 'not a file or folder';
   } catch (error) {
     return (error as NodeJS.ErrnoException).code ?? (error as Error).message;

@@ -12,11 +12,11 @@
  * As in Ansible, the plain terms are united first, then the intersections apply, then the
  * exclusions; a pattern of only `&`/`!` terms starts from all hosts.
  */
-import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import picomatch from 'picomatch';
 import { InputError, didYouMean, type SourceLocation } from '../errors.js';
 import type { Inventory } from './inventory.js';
+import { readInputFile } from './input-file.js';
 
 export interface ResolveOptions {
   /** Return [] instead of raising when the pattern, or one of its terms, matches nothing. */
@@ -165,13 +165,7 @@ export function limitHosts(hosts: string[], limit: string | undefined, inventory
     const term = part.trim();
     if (!term.startsWith('@')) return [term];
     const file = term.slice(1);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new InputError(`cannot read limit file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
-    }
-    const lines = text
+    const lines = readInputFile(file, 'cannot read limit file')
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line !== '' && !line.startsWith('#'));

@@ -29,7 +29,7 @@ class Undefined {
 function lookup(name: string, vars: Record<string, unknown>): unknown {
   let value: unknown = vars;
   for (const part of name.split('.')) {
-    if (value === null || typeof value !== 'object' || !Object.prototype.hasOwnProperty.call(value, part)) return new Undefined(name);
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return new Undefined(name);
     value = (value as Record<string, unknown>)[part];
   }
   return revealed(value, `variable '${name}'`);

@@ -1,8 +1,8 @@
 /** YAML files read with positions kept, so every later error can name file, line and column. */
-import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, visit, type Document, type DocumentOptions, type ParseOptions, type ScalarTag, type SchemaOptions } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import { fileText, VaultText } from './vault.js';
+import { readInputFile } from './input-file.js';
 
 export type PathSegment = string | number;
 
@@ -72,18 +72,28 @@ export function parseYaml(text: string, file: string, options: YamlOptions = {})
     return { file, path: jsonPath(path) };
   };
   placeVaultedValues(document, lineCounter, file);
-  return { file, data: document.toJS({ maxAliasCount: 100 }), locate };
+  return { file, data: toData(document, file, lineCounter), locate };
 }
 
-/** A file's text, decrypted when it is vaulted as a whole (`ansible-vault encrypt FILE`). */
-export function readText(file: string): string {
-  let text: string;
+/** Expansions an alias may make; a "billion laughs" file would otherwise fill the heap. */
+const MAX_ALIAS_COUNT = 100;
+
+/** The document as plain data; an alias bomb is an input error at its first alias, not yaml's ReferenceError. */
+function toData(document: Document, file: string, lineCounter: LineCounter): unknown {
   try {
-    text = readFileSync(file, 'utf8');
+    return document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
-    throw new InputError(`cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { file });
+    if (!(error instanceof ReferenceError && /alias count/i.test(error.message))) throw error;
+    let first: number | undefined;
+    visit(document, { Alias: (_, alias) => { first ??= alias.range?.[0]; } });
+    const { line, col } = lineCounter.linePos(first ?? 0);
+    throw new InputError(`YAML aliases expand too far (over ${MAX_ALIAS_COUNT} copies per alias): refused as a possible alias bomb ("billion laughs")`, { file, line, column: col }, 'write the repeated values out, or use fewer nested aliases');
   }
-  return fileText(text, file);
+}
+
+/** A file's text (size-checked, see input-file.ts), decrypted when it is vaulted as a whole (`ansible-vault encrypt FILE`). */
+export function readText(file: string): string {
+  return fileText(readInputFile(file), file);
 }
 
 export function readYaml(file: string, options: YamlOptions = {}): YamlSource {

@@ -6,7 +6,7 @@
 import type { Change, Diagnostic, PlanContext } from '../module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
-import { TransportError } from '../transport/types.js';
+import { TransportError, type TransportErrorKind } from '../transport/types.js';
 import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, TaskReport } from './results.js';
@@ -80,6 +80,9 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
 
 const isPending = (change: Change): boolean => change.scope === 'pending';
 
+/** Transport failures after the host was reached: the host failed, it is not unreachable. */
+const HOST_REACHED = new Set<TransportErrorKind>(['timeout', 'dropped', 'output-limit']);
+
 function taskReports(planned: Planned, statusOf: (change: Change, taskIndex: number) => ChangeResult['status']): TaskReport[] {
   return planned.tasks.map(({ task, changes, diagnostics, error }, index) => ({
     name: task.name,
@@ -132,7 +135,7 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
       }
     }
   } catch (error) {
-    report.status = error instanceof TransportError && error.kind !== 'timeout' && error.kind !== 'dropped' ? 'unreachable' : 'failed';
+    report.status = error instanceof TransportError && !HOST_REACHED.has(error.kind) ? 'unreachable' : 'failed';
     report.error = error instanceof TransportError || error instanceof HostFailure ? error.message.replace(`${job.host}: `, '') : `internal error: ${(error as Error).stack}`;
   } finally {
     options.onTransport?.(undefined);

@@ -2,7 +2,8 @@
  * Shell functions every apply script carries, and the TypeScript helpers modules call
  * to use them. Keeping file writes here means every module gets the same guarantees:
  * atomic replace, a timestamped backup outside config folders, owner and mode kept,
- * a guard against the file having changed since gather, and a read-back.
+ * a guard against the file having changed since gather, a read-back, and no symbolic
+ * link ever replaced by a file (see SYMLINK_REFUSAL).
  */
 import { createHash } from 'node:crypto';
 import { quote } from '../shell.js';
@@ -11,13 +12,30 @@ export const BACKUP_DIR = '/var/backups/kvmconf';
 /** Shell expansion of the backup folder; KC_BACKUP_DIR moves it (tests point it at a temp dir). */
 const BACKUP_ROOT = '${KC_BACKUP_DIR:-' + BACKUP_DIR + '}';
 
+/**
+ * Why a symbolic link at a file kvmconf writes is refused rather than followed or
+ * replaced: replacing /etc/sysctl.d/99-sysctl.conf (a link to ../sysctl.conf on Debian)
+ * cuts the real file out of the boot, and writing through would change a file the
+ * playbook never named. As with Ansible's copy and template without follow=yes, the
+ * link is not written through; unlike them, it is not silently replaced either.
+ */
+const SYMLINK_ADVICE = 'kvmconf neither replaces a link with a file nor writes through it; point the task at the real file, or replace the link with a regular file';
+
+export function symlinkRefusal(path: string, target: string): string {
+  return `${path} is a symbolic link to ${target || '(unreadable)'}: ${SYMLINK_ADVICE}`;
+}
+
 /** POSIX sh; runs on dash, bash and busybox sh. */
 export const REMOTE_LIB = String.raw`
 kc_fail() { printf 'kvmconf: %s\n' "$*" >&2; exit 1; }
+kc_link_target() { readlink -f "$1" 2>/dev/null || readlink "$1"; }
+# kc_no_link PATH: refuse a symbolic link (the probe refuses it first; this catches one made since).
+kc_no_link() { if [ -L "$1" ]; then kc_fail "$1 is a symbolic link to $(kc_link_target "$1"): ${SYMLINK_ADVICE}"; fi; }
 kc_sha() { if [ -e "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo absent; fi; }
 # kc_write_file PATH MODE EXPECTED_SHA CONTENT: replace PATH atomically if it still has EXPECTED_SHA.
 kc_write_file() {
   kc_path=$1 kc_mode=$2 kc_expect=$3 kc_content=$4
+  kc_no_link "$kc_path"
   kc_now=$(kc_sha "$kc_path")
   [ "$kc_expect" = any ] || [ "$kc_now" = "$kc_expect" ] || kc_fail "$kc_path changed since it was read (sha256 $kc_now); re-run to plan against the new content"
   kc_dir=$(dirname "$kc_path")
@@ -37,6 +55,7 @@ kc_write_file() {
 }
 # kc_remove_file PATH EXPECTED_SHA: delete a file kvmconf owns, keeping a backup.
 kc_remove_file() {
+  kc_no_link "$1"
   [ -e "$1" ] || return 0
   [ "$2" = any ] || [ "$(kc_sha "$1")" = "$2" ] || kc_fail "$1 changed since it was read"
   kc_backup="${BACKUP_ROOT}$1.$(date -u +%Y%m%dT%H%M%SZ)"
@@ -95,14 +114,23 @@ export const READ_FN = `kc_read() { kc_v=; [ -r "$1" ] || return 1; kc_s=; while
 /** kc_cat FILE: the file's bytes on stdout, a last line without newline kept so (NUL bytes dropped). */
 export const CAT_FN = `kc_cat() { kc_l=; while IFS= read -r kc_l; do printf '%s\\n' "$kc_l"; done < "$1"; [ -z "$kc_l" ] || printf '%s' "$kc_l"; }`;
 
-/** Probe fragment that prints a file's content between markers, or ABSENT; see parseFileBlock. */
+/** Probe fragment that prints a file's content between markers, ABSENT, or a symbolic link's target; see parseFileBlock. */
 export function catFileProbe(path: string): string {
-  return `${CAT_FN}\nif [ -f ${quote(path)} ]; then echo '@@file-present'; kc_cat ${quote(path)}; echo; echo '@@file-end'; else echo '@@file-absent'; fi`;
+  const p = quote(path);
+  const link = `echo '@@file-symlink'; printf '%s\\n' ${p}; { readlink -f ${p} || readlink ${p}; } 2>/dev/null`;
+  return `${CAT_FN}\nif [ -L ${p} ]; then ${link}; elif [ -f ${p} ]; then echo '@@file-present'; kc_cat ${p}; echo; echo '@@file-end'; else echo '@@file-absent'; fi`;
 }
 
-/** Reads what catFileProbe printed: the exact content (trailing-newline faithful) or null. */
+/**
+ * Reads what catFileProbe printed: the exact content (trailing-newline faithful) or null.
+ * Throws for a symbolic link, so check and apply both fail the task before any write.
+ */
 export function parseFileBlock(lines: string): string | null {
   if (lines.startsWith('@@file-absent')) return null;
+  if (lines.startsWith('@@file-symlink\n')) {
+    const [, path = '', target = ''] = lines.split('\n', 3);
+    throw new Error(symlinkRefusal(path, target));
+  }
   const start = lines.indexOf('@@file-present\n');
   const end = lines.lastIndexOf('\n@@file-end');
   if (start < 0 || end < 0) throw new Error('file probe output is truncated');

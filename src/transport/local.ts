@@ -45,18 +45,22 @@ export function createLocalTransport(name: string): Transport {
         if (timer) clearTimeout(timer);
         settle();
       };
-      const output = new CommandOutput(options, () => done, (error) => {
-        finish(() => reject(error));
+      /** SIGTERM to the command's group, SIGKILL if it is still there 2 s later. */
+      const stop = (): void => {
         signalGroup(child, 'SIGTERM');
+        killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), 2000);
+        killTimer.unref();
+      };
+      const output = new CommandOutput(name, options, () => done, (error) => {
+        finish(() => reject(error));
+        stop();
       });
 
       if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
         const ms = options.timeoutMs;
         timer = setTimeout(() => {
           finish(() => reject(new TransportError('timeout', name, `command exceeded its timeout of ${ms} ms: ${summarizeCommand(command)}`, output.end().stdout)));
-          signalGroup(child, 'SIGTERM');
-          killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), 2000);
-          killTimer.unref();
+          stop();
         }, ms);
       }
 

@@ -441,7 +441,7 @@ class SshTransport implements Transport {
         sendSignal(ch, 'TERM');
         ch.close();
       };
-      const output = new CommandOutput(options, () => done, (error) => {
+      const output = new CommandOutput(name, options, () => done, (error) => {
         finish(() => reject(error));
         stopChannel();
       });

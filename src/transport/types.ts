@@ -33,6 +33,8 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Called with each stdout chunk as it arrives (progress, partial results on a drop). */
   onStdout?: (chunk: string) => void;
+  /** Output limit of this command (stdout and stderr together); default MAX_OUTPUT_BYTES (output.ts). */
+  maxOutputBytes?: number;
 }
 
 export interface ExecResult {
@@ -63,6 +65,7 @@ export type TransportErrorKind =
   | 'auth'
   | 'timeout'
   | 'dropped'
+  | 'output-limit'
   | 'config';
 
 /** A failure to reach or talk to a host; `kind` drives reporting (unreachable vs failed). */

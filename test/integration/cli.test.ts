@@ -200,3 +200,38 @@ test('check mode is never cut short by serial and max_fail_percentage; apply sto
   const resumed = kvmconf('apply', '--check', '--format', 'json', '--limit', `@${retry},!down`, rolling, '-i', inventory);
   assert.deepEqual(JSON.parse(resumed.stdout).hosts.map((h: { host: string }) => h.host), ['localhost']);
 });
+
+test('an unwritable --report path is refused before any host is contacted: exit 1, nothing done', () => {
+  const inventory = playbook('down.yaml', 'all:\n  hosts:\n    down: { ansible_host: 127.0.0.1, ansible_port: 1 }\n');
+  for (const [report, code] of [[join(dir, 'no-such-dir', 'r.json'), 'ENOENT'], [dir, 'EISDIR']] as const) {
+    const run = kvmconf('apply', '--report', report, drifted, '-i', inventory);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`^kvmconf: --report ${report}: cannot write there: ${code}\n    nothing was done`));
+    assert.doesNotMatch(run.stderr, /unreachable|down/, 'no host was contacted');
+    assert.equal(run.stdout, '');
+  }
+});
+
+test('a report that cannot be written at the end is an error naming it; stdout keeps the report and its own exit code', () => {
+  const run = kvmconf('apply', '--check', '--local', '--format', 'json', '--report', '/dev/full', drifted);
+  assert.equal(run.status, 1, 'a lost report is an error, not drift');
+  assert.match(run.stderr, /kvmconf: error: cannot write report \/dev\/full: ENOSPC \(the run's own exit code is 2\)/);
+  assert.equal(JSON.parse(run.stdout).exitCode, 2, 'the report on stdout is complete');
+});
+
+test('hostile YAML through the CLI: an alias bomb and JavaScript internals as variables are input errors with file:line, a BOM is read past', () => {
+  let bomb = '- hosts: all\n  vars:\n    l0: &l0 [x, x, x, x, x, x, x, x, x]\n';
+  for (let i = 1; i < 10; i++) bomb += `    l${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(', ')}]\n`;
+  const bombFile = playbook('bomb.yaml', `${bomb}  tasks:\n    - thp: {enabled: never, persist: false}\n`);
+  const exploded = kvmconf('validate', '--local', bombFile);
+  assert.equal(exploded.status, 1);
+  assert.match(exploded.stderr, new RegExp(`^kvmconf: ${bombFile}:4:\\d+: YAML aliases expand too far`));
+  assert.doesNotMatch(exploded.stderr, /internal error|ReferenceError|    at /);
+  for (const name of ['__proto__', 'constructor', 'toString']) {
+    const run = kvmconf('validate', '--local', playbook(`${name}.yaml`, `- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: "{{ ${name} }}"}\n`));
+    assert.equal(run.status, 1, name);
+    assert.match(run.stderr, new RegExp(`:3:\\d+ \\(\\$\\[0\\]\\.tasks\\[0\\]\\.sysctl\\): undefined variable '${name}'`));
+  }
+  const bom = kvmconf('validate', '--local', playbook('bom.yaml', `\uFEFF- hosts: all\n  tasks:\n    - thp: {enabled: never, persist: false}\n`));
+  assert.equal(bom.status, 0, bom.stderr);
+});

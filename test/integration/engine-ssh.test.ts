@@ -12,6 +12,7 @@ import { TEST_MODULES } from '../helpers/file-module.js';
 import { loadInventory } from '../../src/config/inventory.js';
 import { loadPlaybook } from '../../src/config/playbook.js';
 import { runPlaybook, type RunOptions } from '../../src/engine/runner.js';
+import { MAX_OUTPUT_BYTES } from '../../src/transport/output.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kvmconf-engine-'));
 chmodSync(work, 0o700); // only root (through sudo) can write here
@@ -133,4 +134,19 @@ test('an unknown host key makes the host unreachable and the others still run', 
   assert.equal(byHost.bad!.status, 'unreachable');
   assert.match(byHost.bad!.error!, /host key .* is not in/);
   assert.equal(report.exitCode, 1);
+});
+
+test('a host whose commands print without end fails at the output limit, naming itself and the limit; memory stays bounded', { timeout: 120_000 }, async () => {
+  const flood = await startSshd({ config: ['ForceCommand exec yes'] });
+  try {
+    const before = process.memoryUsage().rss;
+    const report = await run(playbookFor(`test_file: {path: ${join(work, 'flood.conf')}, content: x}`), inventoryFor('flood', flood), 'check');
+    const host = report.hosts[0]!;
+    assert.equal(host.status, 'failed', 'reached, then failed: not unreachable');
+    assert.equal(host.error, `host flood sent more than ${MAX_OUTPUT_BYTES} bytes of output for one command; the command was stopped`);
+    assert.equal(report.exitCode, 1);
+    assert.ok(process.memoryUsage().rss - before < 4 * MAX_OUTPUT_BYTES, 'memory stays bounded');
+  } finally {
+    await flood.stop();
+  }
 });

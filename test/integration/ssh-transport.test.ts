@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { createLocalTransport } from '../../src/transport/local.js';
 import { connectSsh } from '../../src/transport/ssh.js';
 import { TransportError, type ConnectionSpec, type Transport } from '../../src/transport/types.js';
+import { MAX_OUTPUT_BYTES } from '../../src/transport/output.js';
 import { freePort, generateKey, run, startSshd, type SshdInstance } from '../helpers/sshd.js';
 
 // Keep the tests away from the real ~/.ssh (config, keys, known_hosts) and any agent.
@@ -47,6 +48,26 @@ async function knownHosts(...lines: string[]): Promise<string> {
   const f = path('known_hosts');
   await writeFile(f, lines.map((l) => `${l}\n`).join(''));
   return f;
+}
+
+const MIB = 1024 * 1024;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` for up to 10 s. */
+async function waitFor(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`timed out waiting: ${what}`);
 }
 
 /** Asserts that `promise` rejects with a TransportError of `kind`; returns it. */
@@ -121,6 +142,19 @@ describe('ssh transport: commands', () => {
       // stdin is closed even when none is given: a reader sees EOF instead of hanging.
       const empty = await t.exec('wc -c', { timeoutMs: 5_000 });
       assert.equal(empty.stdout.trim(), '0');
+    });
+  });
+
+  test('a host printing without end is stopped at the output limit with a clear error, memory bounded; the connection still works', { timeout: 60_000 }, async () => {
+    await withTransport(specFor(srv, await knownHosts(srv.hostKeyLine)), async (t) => {
+      const before = process.memoryUsage().rss;
+      const err = await rejectsWith(t.exec('echo first; exec yes', { maxOutputBytes: 8 * MIB, timeoutMs: 60_000 }), 'output-limit');
+      assert.equal(err.message, `hv-test: host hv-test sent more than ${8 * MIB} bytes of output for one command; the command was stopped`);
+      assert.ok(err.partialStdout.startsWith('first\ny\n') && err.partialStdout.length <= 8 * MIB, 'what came before the limit is kept, no more');
+      assert.ok(process.memoryUsage().rss - before < 200 * MIB, 'memory stays bounded');
+      await rejectsWith(t.exec('exec yes >&2', { maxOutputBytes: MIB, timeoutMs: 60_000 }), 'output-limit');
+      assert.equal((await t.exec('echo still here')).stdout, 'still here\n');
+      await waitFor(async () => (await t.exec(`pgrep -x -u ${srv.user} yes || true`)).stdout === '', 'the remote command ended');
     });
   });
 
@@ -608,6 +642,18 @@ describe('local transport', () => {
     assert.equal(killed.code, null);
     assert.equal(killed.signal, 'SIGTERM');
     assert.equal(t.execCount, 3);
+    await t.close();
+  });
+
+  test('output past MAX_OUTPUT_BYTES stops the command and its group with a clear error; memory stays bounded', { timeout: 60_000 }, async () => {
+    const t = createLocalTransport('localhost');
+    const pidFile = path('pid');
+    const before = process.memoryUsage().rss;
+    const err = await rejectsWith(t.exec(`echo $$ > ${pidFile}; yes | cat`), 'output-limit');
+    assert.equal(err.message, `localhost: host localhost sent more than ${MAX_OUTPUT_BYTES} bytes of output for one command; the command was stopped`);
+    assert.ok(process.memoryUsage().rss - before < 4 * MAX_OUTPUT_BYTES, 'memory stays bounded');
+    const group = Number(await readFile(pidFile, 'utf8'));
+    await waitFor(async () => !alive(-group), 'the command and its pipeline ended');
     await t.close();
   });
 

@@ -21,5 +21,5 @@ test('mistakes are input errors naming the argument', () => {
   assert.throws(() => parseExtraVars('pages'), { message: "-e 'pages': expected key=value, got 'pages'" });
   assert.throws(() => parseExtraVars('[1, 2]'), { message: "-e '[1, 2]': extra vars must be a mapping of names to values, not a list" });
   assert.throws(() => parseExtraVars('bad-name=1'), /'bad-name' is not a variable name/);
-  assert.throws(() => parseExtraVars('@/nonexistent/vars.yaml'), { message: '-e @/nonexistent/vars.yaml: cannot read: ENOENT' });
+  assert.throws(() => parseExtraVars('@/nonexistent/vars.yaml'), { message: '/nonexistent/vars.yaml: cannot read -e @FILE: ENOENT' });
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, chmodSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, chmodSync, existsSync, lstatSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { READ_FN, REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/engine/remote-lib.js';
@@ -102,4 +102,31 @@ test('kc_read joins a file\'s lines with spaces using builtins only; an unreadab
   const out = spawnSync('/bin/sh', ['-c', `${READ_FN}\nkc_read "$1"; echo "$?[$kc_v]"; kc_read "$1.nope"; echo "$?[$kc_v]"`, 'sh', join(dir, 'v')], { encoding: 'utf8' });
   assert.equal(out.stdout, '0[always [madvise] never second\tline]\n1[]\n');
   assert.equal(out.stderr, '');
+});
+
+test('kc_write_file and kc_remove_file refuse a symbolic link made after gather: link and target untouched', () => {
+  const { dir, backups } = sandbox();
+  const target = join(dir, 'sysctl.conf');
+  writeFileSync(target, 'vm.swappiness = 60\n');
+  const link = join(dir, '99-sysctl.conf');
+  symlinkSync('sysctl.conf', link);
+  for (const command of [writeFileCommand(link, 'new\n', 'vm.swappiness = 60\n'), writeFileCommand(link, 'new\n'), removeFileCommand(link)]) {
+    const result = run([command], { KC_BACKUP_DIR: backups });
+    assert.equal(result.status, 1, command);
+    assert.match(result.stderr, new RegExp(`^kvmconf: ${link} is a symbolic link to ${target}: kvmconf neither replaces a link with a file nor writes through it`));
+    assert.equal(lstatSync(link).isSymbolicLink(), true);
+    assert.equal(readFileSync(target, 'utf8'), 'vm.swappiness = 60\n');
+  }
+  assert.equal(existsSync(backups), false, 'nothing backed up: nothing was about to change');
+});
+
+test('catFileProbe reports a symbolic link (dangling too) and parseFileBlock refuses it, naming the link and its target', () => {
+  const { dir } = sandbox();
+  writeFileSync(join(dir, 'real.conf'), 'x\n');
+  symlinkSync('real.conf', join(dir, 'link.conf'));
+  symlinkSync('nowhere.conf', join(dir, 'dangling.conf'));
+  for (const [name, target] of [['link.conf', 'real.conf'], ['dangling.conf', 'nowhere.conf']] as const) {
+    const out = spawnSync('/bin/sh', ['-c', catFileProbe(join(dir, name))], { encoding: 'utf8' }).stdout;
+    assert.throws(() => parseFileBlock(out), { message: `${join(dir, name)} is a symbolic link to ${join(dir, target)}: kvmconf neither replaces a link with a file nor writes through it; point the task at the real file, or replace the link with a regular file` });
+  }
 });
