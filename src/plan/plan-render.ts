@@ -5,7 +5,7 @@
 import type { PlanFile, PlanHost } from './plan-file.js';
 import type { RunReport } from '../engine/results.js';
 import { emptySummary } from '../engine/results.js';
-import { renderText, commandLines } from '../report/text.js';
+import { renderText } from '../report/text.js';
 import { changeLine } from '../report/common.js';
 
 /** Where the plan came from, one `label: value` line each. */
@@ -59,7 +59,8 @@ function hostMarkdown(host: PlanHost): string[] {
   for (const task of host.tasks) {
     for (const change of task.changes) {
       lines.push(`- ${code(changeLine(change, 'check'))}${change.reason ? ` — ${change.reason}` : ''}`);
-      if (change.commands?.length) lines.push('', ...fenced(commandLines(change.commands).map((line) => line.replace(/^\$ /, ''))).map((line) => `  ${line}`), '');
+      // The commands verbatim: a reviewer can copy them, a multi-line quoted value stays exact.
+      if (change.commands?.length) lines.push('', ...fenced(change.commands.flatMap((command) => command.split('\n'))).map((line) => `  ${line}`), '');
     }
     for (const diagnostic of task.diagnostics) lines.push(`- ${diagnostic.severity}: ${diagnostic.message}`);
     if (task.error) lines.push(`- **error** in ${task.name}: ${task.error}`);
