@@ -126,7 +126,10 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
 
 const isPending = (change: Change): boolean => change.scope === 'pending';
 
-/** Task reports of a plan; `withCommands` adds what each change will run (check mode: the reviewable plan). */
+/** Check mode shows what each change will run; applying a saved plan, what it ran (an audit trail to hold against the plan). */
+const listsCommands = (options: HostRunOptions): boolean => options.mode === 'check' || options.saved !== undefined;
+
+/** Task reports of a plan; `withCommands` adds each change's commands. */
 function taskReports(planned: Planned, statusOf: (change: Change, taskIndex: number) => ChangeResult['status'], withCommands = false): TaskReport[] {
   return planned.tasks.map(({ task, changes, commands, diagnostics, error }, index) => ({
     name: task.name,
@@ -205,7 +208,7 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
       if (refusal) return Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
       planned = fromSaved(saved!, planned);
     }
-    report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), options.mode === 'check');
+    report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
     if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
     report.status = statusFromTasks(report.tasks, 'check');
     if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
@@ -250,7 +253,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     if (isPending(change)) return 'pending';
     const status = statusByChange.get(change);
     return status === 'ok' ? 'applied' : status === 'failed' ? 'failed' : 'not-run';
-  });
+  }, listsCommands(options));
   const failed = outcomes.find((outcome) => outcome.status === 'failed');
   if (failed || report.error || interrupted) {
     report.tasks = applied;

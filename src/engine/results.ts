@@ -18,7 +18,7 @@ export type ChangeStatus = 'planned' | 'applied' | 'pending' | 'failed' | 'not-r
 
 export interface ChangeResult extends Change {
   status: ChangeStatus;
-  /** Check mode: the shell commands apply runs for this change (none for pending ones). */
+  /** Check mode: the shell commands apply runs for this change; applying a saved plan: those it ran (none for pending ones). */
   commands?: string[];
 }
 
