@@ -13,9 +13,9 @@ import { InputError, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
-import { connectionDefaults, fleetChecks, forksOf, inventorySources, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
-import { loadInventory, localInventory, type Inventory } from '../config/inventory.js';
-import { buildPlan, checkPlanInputs, checkPlanUsable, parseDuration, planDocument, savedHosts, validatePlan, writePlan, type PlanFile } from '../plan/plan-file.js';
+import { connectionDefaults, fleetChecks, forksOf, inventorySources, loadSources, modules, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
+import type { Inventory } from '../config/inventory.js';
+import { LOCAL_SOURCE, buildPlan, checkPlanInputs, checkPlanUsable, parseDuration, planDocument, savedHosts, validatePlan, writePlan, type PlanFile } from '../plan/plan-file.js';
 
 interface ApplyFlags extends ConnectionFlags {
   extraVars?: string[];
@@ -92,7 +92,7 @@ export async function applyCommand(target: string, flags: ApplyFlags): Promise<v
   if (plan !== undefined) return applyPlan(target, validatePlan(plan, target), flags);
   if (flags.out && !flags.check) throw new InputError('--out writes a plan, which only --check makes', undefined, 'make the plan with apply --check --out FILE, then apply it with apply FILE');
   const sources = inventorySources(flags);
-  const inventory = sources === 'local' ? localInventory() : loadInventory(sources);
+  const inventory = loadSources(sources);
   const extra = extraVars(flags.extraVars);
   const playbook = loadPlaybook(target, modules);
   warnUnknownTags(playbook, flags);
@@ -127,7 +127,7 @@ async function applyPlan(file: string, plan: PlanFile, flags: ApplyFlags): Promi
   const missing = plan.extraVarsOmitted.filter((name) => !(name in extra));
   if (missing.length) throw new InputError(`${file} left out the secret variables ${missing.join(', ')}: give them again with -e`);
   const sources = plan.inventory.map((input) => input.source);
-  const inventory: Inventory = sources[0] === '--local' ? localInventory() : loadInventory(sources);
+  const inventory = loadSources(sources[0] === LOCAL_SOURCE ? 'local' : sources);
   const playbook = loadPlaybook(plan.playbook.source, modules);
   const report = await run(playbook, inventory, flags, { limit: plan.limit, tags: plan.tags, skipTags: plan.skipTags, extraVars: extra, savedPlan: savedHosts(plan) });
   finishRun(report, flags);

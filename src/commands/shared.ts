@@ -59,9 +59,10 @@ export function warnNoHosts(play: { name: string; hosts: string }): void {
  * bastion), so this machine is only a target when `--local` says so.
  */
 export function inventoryFrom(flags: { inventory?: string[]; local?: boolean }): Inventory {
-  const sources = inventorySources(flags);
-  return sources === 'local' ? localInventory() : loadInventory(sources);
+  return loadSources(inventorySources(flags));
 }
+
+export const loadSources = (sources: string[] | 'local'): Inventory => (sources === 'local' ? localInventory() : loadInventory(sources));
 
 /** The inventory sources a run reads (what a saved plan records), or 'local' for --local. */
 export function inventorySources(flags: { inventory?: string[]; local?: boolean }): string[] | 'local' {

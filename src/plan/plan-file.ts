@@ -5,7 +5,7 @@
  * validated on read; a plan is only usable by the kvmconf version that made it.
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { compile } from '../config/schema.js';
 import { sha256, type Fingerprint } from '../engine/fingerprint.js';
@@ -16,8 +16,14 @@ import { PLAN_SCHEMA } from './plan-schema.js';
 export const PLAN_FORMAT = 'kvmconf-plan';
 export const PLAN_FORMAT_VERSION = 1;
 
+/** The inventory source standing for --local. */
+export const LOCAL_SOURCE = '--local';
+
 export interface PlanInput {
-  /** Absolute path of a file or folder, a host list as given, or `--local`. */
+  /**
+   * A file or folder as the command line named it (relative to where kvmconf ran, so a plan
+   * made in one CI job applies in another checkout), a host list, or `--local`.
+   */
   source: string;
   /** Of the file's bytes, a folder's files (path and content), or the host list text. */
   sha256: string;
@@ -71,10 +77,9 @@ export function inputHash(source: string): PlanInput {
   } catch {
     return { source, sha256: sha256(source) };
   }
-  const path = resolve(source);
-  if (!stat.isDirectory()) return { source: path, sha256: sha256(readFileSync(path).toString('latin1')) };
-  const files = (readdirSync(path, { recursive: true, encoding: 'utf8' }) as string[]).sort().filter((name) => statSync(join(path, name)).isFile());
-  return { source: path, sha256: sha256(files.map((name) => `${name}\0${readFileSync(join(path, name)).toString('latin1')}`).join('\0')) };
+  if (!stat.isDirectory()) return { source, sha256: sha256(readFileSync(source).toString('latin1')) };
+  const files = (readdirSync(source, { recursive: true, encoding: 'utf8' }) as string[]).sort().filter((name) => statSync(join(source, name)).isFile());
+  return { source, sha256: sha256(files.map((name) => `${name}\0${readFileSync(join(source, name)).toString('latin1')}`).join('\0')) };
 }
 
 function hostEntry(report: HostReport, playIndex: number): PlanHost {
@@ -97,7 +102,7 @@ export function buildPlan(report: RunReport, plays: ReadonlyArray<{ name: string
     toolVersion: inputs.toolVersion,
     createdAt: now.toISOString(),
     playbook: inputHash(inputs.playbook),
-    inventory: inputs.inventory === 'local' ? [{ source: '--local', sha256: sha256('--local') }] : inputs.inventory.map(inputHash),
+    inventory: inputs.inventory === 'local' ? [{ source: LOCAL_SOURCE, sha256: sha256(LOCAL_SOURCE) }] : inputs.inventory.map(inputHash),
     ...(inputs.limit ? { limit: inputs.limit } : {}),
     ...(inputs.tags?.length ? { tags: inputs.tags } : {}),
     ...(inputs.skipTags?.length ? { skipTags: inputs.skipTags } : {}),
@@ -183,9 +188,13 @@ export function checkPlanUsable(plan: PlanFile, file: string, toolVersion: strin
 
 /** Refuses a plan whose playbook or inventory changed since: its hosts and tasks would not be the reviewed ones. */
 export function checkPlanInputs(plan: PlanFile): void {
-  for (const input of [plan.playbook, ...plan.inventory.filter((entry) => entry.source !== '--local')]) {
+  for (const input of [plan.playbook, ...plan.inventory.filter((entry) => entry.source !== LOCAL_SOURCE)]) {
     if (inputHash(input.source).sha256 !== input.sha256) {
-      throw new InputError(`${input.source} changed since the plan was made (sha256 differs): the plan's hosts and tasks may not be the ones it lists`, undefined, 'make a new plan with apply --check --out');
+      throw new InputError(
+        `${input.source} changed since the plan was made (sha256 differs): the plan's hosts and tasks may not be the ones it lists`,
+        undefined,
+        `paths are relative to the folder the plan was made in (this is ${process.cwd()}); else make a new plan with apply --check --out`,
+      );
     }
   }
 }
