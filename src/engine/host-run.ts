@@ -103,11 +103,12 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
   });
   const hashes: string[] = [];
   const tasks = job.tasks.map((task, index): PlannedTask => {
-    const failed = (error: string): PlannedTask => ({ task, actual: undefined, changes: [], commands: [], diagnostics, error });
     const checks = task.module.rules?.(task.params, facts) ?? [];
     const diagnostics = [...(task.notes ?? []), ...checks.filter((d) => d.severity === 'warning')];
+    const failed = (error: string): PlannedTask => ({ task, actual: undefined, changes: [], commands: [], diagnostics, error });
     const errors = checks.filter((d) => d.severity === 'error');
     const output = outputs.get(`t${index}`);
+    // Hashed from the raw output until parsed: a task that cannot plan still has a state to compare.
     hashes.push(output ? taskHash(task, output.output, undefined) : 'missing');
     if (errors.length) return failed(errors.map((d) => d.message).join('; '));
     if (!output) return failed('probe output missing (gather was cut short)');
