@@ -281,6 +281,16 @@ function factProblems(params: HugepagesParams, facts: HostFacts): string[] {
   return problems;
 }
 
+/**
+ * What a saved plan depends on: pool sizes, mounts and files. Free, reserved and surplus
+ * counts move as guests start and stop, and apply's own read-back guards the sizes it sets.
+ */
+function stableState(actual: HugepagesState): unknown {
+  const sizes = (pools: Record<number, PoolState>) => Object.fromEntries(Object.entries(pools).map(([size, pool]) => [size, pool.nr]));
+  const { meminfo: _counters, global, nodes, ...rest } = actual;
+  return { ...rest, global: sizes(global), nodes: Object.fromEntries(Object.entries(nodes).map(([node, pools]) => [node, sizes(pools)])) };
+}
+
 // ---------------------------------------------------------------- probe
 
 function probeScript(params: HugepagesParams): string {
@@ -466,6 +476,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
   probe: probeScript,
 
   parse: (output) => parseProbe(output),
+  planState: stableState,
 
   diff(params, actual, context) {
     const changes: Change[] = [];

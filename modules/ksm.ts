@@ -27,6 +27,9 @@ const RUN_NAME: Record<string, KsmRun> = { '0': 'stop', '1': 'run', '2': 'unmerg
 /** Statistics and settings the probe reports (in this order). */
 const FILES = ['run', 'merge_across_nodes', 'pages_shared', 'pages_sharing', 'pages_unshared', 'pages_volatile', 'full_scans', 'pages_to_scan', 'sleep_millisecs', 'max_page_sharing', 'use_zero_pages'];
 
+/** Statistics KSM updates as it scans, as opposed to its settings. */
+const COUNTERS = new Set(['pages_shared', 'pages_sharing', 'pages_unshared', 'pages_volatile', 'full_scans']);
+
 export interface KsmParams {
   run?: KsmRun;
   merge_across_nodes?: '0' | '1';
@@ -142,6 +145,9 @@ export const ksm = defineModule<KsmParams, KsmState>({
     }
     return diagnostics;
   },
+
+  /** The merge counters move on their own; a saved plan depends on the settings only. */
+  planState: (actual) => ({ ...actual, values: Object.fromEntries(Object.entries(actual.values).filter(([name]) => !COUNTERS.has(name))) }),
 
   probe: () =>
     [

@@ -54,8 +54,8 @@ export function buildProgram(): Command {
   connectionOptions(
     program
       .command('apply')
-      .description('converge hosts to a playbook; with --check, report drift and change nothing')
-      .argument('<playbook>', 'playbook YAML file'),
+      .description('converge hosts to a playbook; with --check, report drift and change nothing; given a saved plan, run exactly it')
+      .argument('<playbook>', 'playbook YAML file, or a plan file made by --check --out'),
   )
     .option('-e, --extra-vars <vars>', 'variables over all others: key=value, YAML/JSON, or @FILE (repeatable)', repeat)
     .option('-C, --check', 'report what would change; never write')
@@ -73,6 +73,9 @@ export function buildProgram(): Command {
     .option('--reboot-timeout <seconds>', "time a rebooting host has to come back (overrides the plays' reboot_timeout)", positiveInt('--reboot-timeout'))
     .option('--retry-file <file>', 'apply: where to list the hosts that did not finish (default: PLAYBOOK.retry beside the playbook)')
     .option('--no-color', 'never colour the output')
+    .option('-v, --verbose', 'also show the commands each change runs, tasks in desired state, every step and timings')
+    .option('--out <file>', 'with --check: save the plan (changes, their commands, the state planned from) for apply FILE')
+    .option('--plan-max-age <age>', 'applying a plan: refuse it when older than this (e.g. 30m, 24h, 2d)', '24h')
     .action(async (playbook, options) => (await import('./commands/apply.js')).applyCommand(playbook, options));
 
   connectionOptions(
@@ -106,6 +109,14 @@ export function buildProgram(): Command {
     .option('--graph [group]', 'the group tree, from GROUP (default all)')
     .option('--host <name>', "one host's resolved variables (JSON)")
     .action(async (options) => (await import('./commands/inventory.js')).inventoryCommand(options));
+
+  program
+    .command('show')
+    .description('render a plan file made by apply --check --out')
+    .argument('<plan>', 'plan file')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'markdown']).default('text'))
+    .option('--no-color', 'never colour the output')
+    .action(async (plan, options) => (await import('./commands/show.js')).showCommand(plan, options));
 
   program
     .command('schema')

@@ -94,6 +94,12 @@ export interface Module<P = unknown, A = unknown> {
   commands(change: Change, params: P, actual: A): string[];
   /** Kernel command line tokens this task contributes (see KernelArgs). */
   kernelArgs?(params: P): KernelArgs;
+  /**
+   * The part of the parsed state a saved plan depends on, when the probe output also
+   * carries counters that move on their own (free pages, merged pages): a plan is refused
+   * when this changed. Absent: the probe output as a whole.
+   */
+  planState?(actual: A, params: P): unknown;
   /** Files this task owns whole; two tasks of a play owning one file is an input error. */
   ownedFiles?(params: P): string[];
   /** Checks against host facts before anything is written (errors stop the host). */

@@ -3,7 +3,7 @@ import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadPlaybook, type Playbook } from '../config/playbook.js';
 import { retryFileText, unfinishedHosts } from '../engine/finish-plan.js';
-import { runPlaybook } from '../engine/runner.js';
+import { runPlaybook, type RunOptions } from '../engine/runner.js';
 import type { RunReport } from '../engine/results.js';
 import { renderText } from '../report/text.js';
 import { renderJson } from '../report/json.js';
@@ -15,7 +15,10 @@ import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
 import { EXIT } from '../engine/exit-code.js';
-import { connectionDefaults, fleetChecks, forksOf, inventoryFrom, modules, runSecrets, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
+import { connectionDefaults, fleetChecks, forksOf, inventorySources, loadSources, modules, runSecrets, warn, warnNoHosts, type ConnectionFlags } from './shared.js';
+import type { RunSecrets } from './secrets.js';
+import type { Inventory } from '../config/inventory.js';
+import { LOCAL_SOURCE, buildPlan, checkPlanInputs, checkPlanUsable, parseDuration, planDocument, savedHosts, validatePlan, writePlan, type PlanFile } from '../plan/plan-file.js';
 
 interface ApplyFlags extends ConnectionFlags {
   extraVars?: string[];
@@ -34,6 +37,11 @@ interface ApplyFlags extends ConnectionFlags {
   rebootTimeout?: number;
   retryFile?: string;
   color: boolean;
+  verbose?: boolean;
+  /** With --check: write the plan to this file. */
+  out?: string;
+  /** Applying a plan file: the oldest plan accepted (`24h`, `90m`...). */
+  planMaxAge: string;
 }
 
 /** Apply mode: the hosts that did not finish go to the retry file (`--limit @FILE` resumes there). */
@@ -54,7 +62,7 @@ function writeRetryFile(report: RunReport, playbookFile: string, flags: ApplyFla
 function render(report: RunReport, format: ApplyFlags['format'], flags: ApplyFlags): string {
   if (format === 'json') return renderJson(report);
   if (format === 'junit') return renderJunit(report);
-  return renderText(report, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false });
+  return renderText(report, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false, verbose: flags.verbose ?? false });
 }
 
 const reason = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -112,11 +120,15 @@ function warnUnknownTags(playbook: Playbook, flags: ApplyFlags): void {
   }
 }
 
-export async function applyCommand(playbookFile: string, flags: ApplyFlags): Promise<void> {
+export async function applyCommand(target: string, flags: ApplyFlags): Promise<void> {
   const secrets = await runSecrets(flags);
-  const inventory = inventoryFrom(flags);
+  const plan = planDocument(target);
+  if (plan !== undefined) return applyPlan(target, validatePlan(plan, target), flags, secrets);
+  if (flags.out && !flags.check) throw new InputError('--out writes a plan, which only --check makes', undefined, 'make the plan with apply --check --out FILE, then apply it with apply FILE');
+  const sources = inventorySources(flags);
+  const inventory = loadSources(sources);
   const extra = extraVars(flags.extraVars);
-  const playbook = loadPlaybook(playbookFile, modules);
+  const playbook = loadPlaybook(target, modules);
   warnUnknownTags(playbook, flags);
   if (flags.listHosts || flags.listTasks) {
     const options = { limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, hosts: flags.listHosts ?? false, tasks: flags.listTasks ?? false };
@@ -124,18 +136,56 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     return;
   }
   checkReportPaths(flags.report ?? []);
+  const report = await run(playbook, inventory, flags, secrets, { limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, extraVars: extra, fingerprint: Boolean(flags.out) });
+  if (flags.out) {
+    const inputs = { toolVersion: TOOL_VERSION, playbook: target, inventory: sources, limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, extraVars: extra };
+    writePlan(flags.out, buildPlan(report, playbook.plays, inputs));
+    process.stderr.write(`kvmconf: plan written to ${flags.out}; apply it with: kvmconf apply ${flags.out}\n`);
+  }
+  writeRetryFile(report, target, flags);
+  finishRun(report, flags);
+}
+
+/** Options a plan fixes: given again they would make apply run something else than what was reviewed. */
+const PLAN_FIXED = ['inventory', 'local', 'limit', 'tags', 'skipTags', 'check', 'out', 'listHosts', 'listTasks'] as const;
+
+/**
+ * `apply PLAN`: the plan's playbook, inventory and selection, each host refused when its
+ * state no longer matches the plan's fingerprint, the others given exactly the plan's commands.
+ */
+async function applyPlan(file: string, plan: PlanFile, flags: ApplyFlags, secrets: RunSecrets): Promise<void> {
+  const given = PLAN_FIXED.filter((option) => flags[option] !== undefined && flags[option] !== false);
+  if (given.length) throw new InputError(`${file} is a plan: it fixes the inventory, limit, tags and mode; do not give ${given.map(optionName).join(', ')}`);
+  checkPlanUsable(plan, file, TOOL_VERSION, parseDuration(flags.planMaxAge));
+  checkPlanInputs(plan);
+  const extra = { ...plan.extraVars, ...extraVars(flags.extraVars) };
+  const missing = plan.extraVarsOmitted.filter((name) => !(name in extra));
+  if (missing.length) throw new InputError(`${file} left out the secret variables ${missing.join(', ')}: give them again with -e`);
+  const sources = plan.inventory.map((input) => input.source);
+  const inventory = loadSources(sources[0] === LOCAL_SOURCE ? 'local' : sources);
+  const playbook = loadPlaybook(plan.playbook.source, modules);
+  checkReportPaths(flags.report ?? []);
+  const report = await run(playbook, inventory, flags, secrets, { limit: plan.limit, tags: plan.tags, skipTags: plan.skipTags, extraVars: extra, savedPlan: savedHosts(plan) });
+  finishRun(report, flags);
+}
+
+const optionName = (option: string): string => '--' + option.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+
+function finishRun(report: RunReport, flags: ApplyFlags): void {
+  const code = writeReports(report, flags.report ?? []);
+  process.stdout.write(render(report, flags.format, flags));
+  process.exitCode = code;
+}
+
+/** Which hosts and tasks a run covers, and whether it makes or follows a plan. */
+type Selection = Pick<RunOptions, 'limit' | 'tags' | 'skipTags' | 'extraVars' | 'fingerprint' | 'savedPlan'>;
+
+async function run(playbook: Playbook, inventory: Inventory, flags: ApplyFlags, secrets: RunSecrets, selection: Selection): Promise<RunReport> {
   let progress: Progress | undefined;
   const report = await runPlaybook(playbook, inventory, modules, {
+    ...selection,
     mode: flags.check ? 'check' : 'apply',
-    limit: flags.limit,
-    extraVars: extra,
-    tags: flags.tags,
-    skipTags: flags.skipTags,
-    forks: forksOf(flags),
     commandTimeoutMs: flags.timeout * 1000,
-    connection: { ...connectionDefaults(flags, secrets), extraVars: extra },
-    ...(secrets.becomePassword && { becomePassword: secrets.becomePassword }),
-    warn,
     detailedExitCode: flags.detailedExitcode ?? false,
     finish: {
       ...(flags.reboot ? { reboot: flags.reboot } : {}),
@@ -144,6 +194,10 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
       ...(flags.guests ? { guests: flags.guests } : {}),
     },
     toolVersion: TOOL_VERSION,
+    connection: { ...connectionDefaults(flags, secrets), ...(selection.extraVars && { extraVars: selection.extraVars }) },
+    ...(secrets.becomePassword && { becomePassword: secrets.becomePassword }),
+    forks: forksOf(flags),
+    warn,
     fleetChecks,
     events: {
       playStarted: (play, hosts) => {
@@ -157,8 +211,5 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
     },
   });
   progress?.stop();
-  writeRetryFile(report, playbookFile, flags);
-  const code = writeReports(report, flags.report ?? []);
-  process.stdout.write(render(report, flags.format, flags));
-  process.exitCode = code;
+  return report;
 }

@@ -65,14 +65,21 @@ export function warnNoHosts(play: { name: string; hosts: string }): void {
  * bastion), so this machine is only a target when `--local` says so.
  */
 export function inventoryFrom(flags: { inventory?: string[]; local?: boolean }): Inventory {
+  return loadSources(inventorySources(flags));
+}
+
+export const loadSources = (sources: string[] | 'local'): Inventory => (sources === 'local' ? localInventory() : loadInventory(sources));
+
+/** The inventory sources a run reads (what a saved plan records), or 'local' for --local. */
+export function inventorySources(flags: { inventory?: string[]; local?: boolean }): string[] | 'local' {
   if (flags.local && flags.inventory?.length) throw new InputError('--local and -i/--inventory exclude each other', undefined, 'to include this machine in an inventory, give it a host with `ansible_connection: local`');
-  if (flags.local) return localInventory();
-  if (flags.inventory?.length) return loadInventory(flags.inventory);
+  if (flags.local) return 'local';
+  if (flags.inventory?.length) return flags.inventory;
   // An inventory the user configured for Ansible is a deliberate choice too; say which one is used.
   const configured = ansibleConfig().inventory;
   if (configured) {
     process.stderr.write(`kvmconf: inventory ${configured.value.join(', ')} (from ${configured.origin})\n`);
-    return loadInventory(configured.value);
+    return configured.value;
   }
   throw new InputError('no inventory: nothing is targeted by default', undefined, 'name the hosts with -i INVENTORY (or inventory = in ansible.cfg), or use --local to work on this machine');
 }

@@ -10,6 +10,7 @@ import { TransportError, type TransportErrorKind } from '../transport/types.js';
 import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, TaskReport } from './results.js';
+import { factsHash, fileHashes, fingerprintDiff, ownedFileProbes, taskHash, type Fingerprint } from './fingerprint.js';
 import { buildApplyScript, buildGatherScript, newMark, parseApplyOutput, splitSections, type ApplyStep } from './script.js';
 
 export interface HostJob {
@@ -30,11 +31,34 @@ export interface HostRunOptions {
   stopping: () => boolean;
   /** Lets the runner interrupt a running apply (SIGINT -> finish current step). */
   onTransport?: (transport: Transport | undefined) => void;
+  /** Check mode: record the fingerprint of the state planned from (for a saved plan). */
+  fingerprint?: boolean;
+  /** Apply of a saved plan: this host's part of it (null: the plan has none), run instead of a fresh plan. */
+  saved?: SavedHost | null;
+}
+
+/** A host's part of a saved plan, as the engine needs it to refuse or execute it. */
+export interface SavedHost {
+  status: HostStatus;
+  error?: string;
+  fingerprint?: Fingerprint;
+  tasks: Array<Pick<TaskReport, 'name' | 'module' | 'tags' | 'changes' | 'diagnostics' | 'error'>>;
+}
+
+export interface PlannedTask {
+  task: PreparedTask;
+  actual: unknown;
+  changes: Change[];
+  /** The commands of each change, in the order of `changes` (none for pending ones). */
+  commands: string[][];
+  diagnostics: Diagnostic[];
+  error?: string;
 }
 
 export interface Planned {
   facts: HostFacts;
-  tasks: Array<{ task: PreparedTask; actual: unknown; changes: Change[]; diagnostics: Diagnostic[]; error?: string }>;
+  tasks: PlannedTask[];
+  fingerprint?: Fingerprint;
 }
 
 export interface Gathered {
@@ -52,30 +76,37 @@ export async function gather(transport: Transport, become: Become | undefined, p
   return { facts: parseFacts(factsOutput.output), outputs };
 }
 
-export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: number): Promise<Planned> {
+export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: number, fingerprint = false): Promise<Planned> {
   const probes = job.tasks.map((task, index) => ({ id: `t${index}`, script: task.module.probe(task.params) }));
-  const { facts, outputs } = await gather(transport, job.become, probes, timeoutMs);
+  const files = fingerprint ? ownedFileProbes(job.tasks) : [];
+  const { facts, outputs } = await gather(transport, job.become, [...probes, ...files], timeoutMs);
   const context = (diagnostics: Diagnostic[]): PlanContext => ({
     facts,
     tasks: job.tasks.map((task) => ({ module: task.module.name, name: task.name, params: task.params })),
     warn: (message) => diagnostics.push({ severity: 'warning', message }),
   });
-  const tasks = job.tasks.map((task, index) => {
+  const hashes: string[] = [];
+  const tasks = job.tasks.map((task, index): PlannedTask => {
     const checks = task.module.rules?.(task.params, facts) ?? [];
     const diagnostics = [...(task.notes ?? []), ...checks.filter((d) => d.severity === 'warning')];
+    const failed = (error: string): PlannedTask => ({ task, actual: undefined, changes: [], commands: [], diagnostics, error });
     const errors = checks.filter((d) => d.severity === 'error');
-    if (errors.length) return { task, actual: undefined, changes: [], diagnostics, error: errors.map((d) => d.message).join('; ') };
     const output = outputs.get(`t${index}`);
-    if (!output) return { task, actual: undefined, changes: [], diagnostics, error: 'probe output missing (gather was cut short)' };
+    // Hashed from the raw output until parsed: a task that cannot plan still has a state to compare.
+    hashes.push(output ? taskHash(task, output.output, undefined) : 'missing');
+    if (errors.length) return failed(errors.map((d) => d.message).join('; '));
+    if (!output) return failed('probe output missing (gather was cut short)');
     try {
       const actual = task.module.parse(output.output, task.params);
+      hashes[index] = taskHash(task, output.output, actual);
       const changes = task.module.diff(task.params, actual, context(diagnostics));
-      return { task, actual, changes, diagnostics };
+      const commands = changes.map((change) => (isPending(change) ? [] : task.module.commands(change, task.params, actual)));
+      return { task, actual, changes, commands, diagnostics };
     } catch (error) {
-      return { task, actual: undefined, changes: [], diagnostics, error: (error as Error).message };
+      return failed((error as Error).message);
     }
   });
-  return { facts, tasks };
+  return { facts, tasks, ...(fingerprint ? { fingerprint: { facts: factsHash(facts), tasks: hashes, files: fileHashes(files, outputs) } } : {}) };
 }
 
 const isPending = (change: Change): boolean => change.scope === 'pending';
@@ -83,12 +114,16 @@ const isPending = (change: Change): boolean => change.scope === 'pending';
 /** Transport failures after the host was reached: the host failed, it is not unreachable. */
 const HOST_REACHED = new Set<TransportErrorKind>(['timeout', 'dropped', 'output-limit']);
 
-function taskReports(planned: Planned, statusOf: (change: Change, taskIndex: number) => ChangeResult['status']): TaskReport[] {
-  return planned.tasks.map(({ task, changes, diagnostics, error }, index) => ({
+/** Check mode shows what each change will run; applying a saved plan, what it ran (an audit trail to hold against the plan). */
+const listsCommands = (options: HostRunOptions): boolean => options.mode === 'check' || options.saved !== undefined;
+
+/** Task reports of a plan; `withCommands` adds each change's commands. */
+function taskReports(planned: Planned, statusOf: (change: Change, taskIndex: number) => ChangeResult['status'], withCommands = false): TaskReport[] {
+  return planned.tasks.map(({ task, changes, commands, diagnostics, error }, index) => ({
     name: task.name,
     module: task.module.name,
     tags: task.tags,
-    changes: changes.map((change) => ({ ...change, status: statusOf(change, index) })),
+    changes: changes.map((change, at) => ({ ...change, status: statusOf(change, index), ...(withCommands && !isPending(change) ? { commands: commands[at]! } : {}) })),
     diagnostics,
     ...(error ? { error } : {}),
   }));
@@ -103,15 +138,47 @@ function statusFromTasks(tasks: TaskReport[], mode: Mode): HostStatus {
 
 /** Steps in plan order: one per non-pending change, labelled `module target (scope)`. */
 function applySteps(planned: Planned): Array<ApplyStep & { taskIndex: number; change: Change }> {
-  return planned.tasks.flatMap(({ task, actual, changes }, taskIndex) =>
-    changes.filter((change) => !isPending(change)).map((change) => ({
+  return planned.tasks.flatMap(({ changes, commands }, taskIndex) =>
+    changes.flatMap((change, at) => (isPending(change) ? [] : [{
       label: `${change.module} ${change.target} (${change.scope})`,
-      commands: task.module.commands(change, task.params, actual),
+      commands: commands[at]!,
       taskIndex,
       change,
-    })),
+    }])),
   );
 }
+
+/** The planned commands of every change, per task: what a saved plan is compared on. */
+const commandsOf = (tasks: ReadonlyArray<{ changes: ReadonlyArray<Change & { commands?: string[] }> }>): string => JSON.stringify(tasks.map((task) => task.changes.map((change) => change.commands ?? [])));
+
+/**
+ * Why a host's saved plan cannot run on the state just gathered, or undefined when it can.
+ * Re-planning is only a check: a plan whose commands would come out differently is refused too.
+ */
+export function savedPlanRefusal(saved: SavedHost | null, planned: Planned): string | undefined {
+  if (!saved) return 'this host is not in the plan (the playbook or inventory targets it now): make a new plan';
+  if (!saved.fingerprint) return `the plan has no state for this host (it was ${saved.status} when planned${saved.error ? `: ${saved.error}` : ''}): make a new plan`;
+  const differences = fingerprintDiff(saved.fingerprint, planned.fingerprint!, planned.tasks.map(({ task }) => task.name));
+  const replanned = planned.tasks.map(({ changes, commands }) => ({ changes: changes.map((change, at) => ({ ...change, commands: commands[at] })) }));
+  if (!differences.length && commandsOf(replanned) !== commandsOf(saved.tasks)) differences.push('planning again gives other commands than the plan');
+  if (!differences.length) return undefined;
+  return `the state changed since the plan was made: ${differences.join('; ')}; nothing was changed on this host (make a new plan)`;
+}
+
+/** The plan's changes and exactly its commands, in place of the fresh plan's (equal to them once checked). */
+function fromSaved(saved: SavedHost, planned: Planned): Planned {
+  return {
+    ...planned,
+    tasks: planned.tasks.map((task, index) => {
+      const changes = saved.tasks[index]!.changes;
+      return { ...task, changes: changes.map(({ status: _status, commands: _commands, ...change }) => change), commands: changes.map((change) => change.commands ?? []) };
+    }),
+  };
+}
+
+/** A refused host shows the plan's changes, none of them run. */
+const notRun = (saved: SavedHost | null): TaskReport[] =>
+  (saved?.tasks ?? []).map((task) => ({ ...task, changes: task.changes.map(({ commands: _commands, ...change }) => ({ ...change, status: 'not-run' as const })) }));
 
 export async function runHost(job: HostJob, options: HostRunOptions): Promise<HostReport> {
   const started = Date.now();
@@ -122,8 +189,15 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
     transport = await options.connect();
     options.onTransport?.(transport);
     options.onPhase?.('gather');
-    const planned = await gatherAndPlan(transport, job, options.commandTimeoutMs);
-    report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'));
+    const saved = options.saved;
+    let planned = await gatherAndPlan(transport, job, options.commandTimeoutMs, Boolean(options.fingerprint) || saved !== undefined);
+    if (saved !== undefined) {
+      const refusal = savedPlanRefusal(saved, planned);
+      if (refusal) return Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
+      planned = fromSaved(saved!, planned);
+    }
+    report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
+    if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
     report.status = statusFromTasks(report.tasks, 'check');
     if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
     if (options.mode === 'apply' && report.status === 'changed') {
@@ -166,7 +240,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     if (isPending(change)) return 'pending';
     const status = statusByChange.get(change);
     return status === 'ok' ? 'applied' : status === 'failed' ? 'failed' : 'not-run';
-  });
+  }, listsCommands(options));
   const failed = outcomes.find((outcome) => outcome.status === 'failed');
   if (failed || report.error || interrupted) {
     report.tasks = applied;

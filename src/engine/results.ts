@@ -4,6 +4,7 @@
  */
 import type { Change, Diagnostic } from '../module.js';
 import type { StepOutcome } from './script.js';
+import type { Fingerprint } from './fingerprint.js';
 
 export const REPORT_VERSION = 1;
 
@@ -17,6 +18,8 @@ export type ChangeStatus = 'planned' | 'applied' | 'pending' | 'failed' | 'not-r
 
 export interface ChangeResult extends Change {
   status: ChangeStatus;
+  /** Check mode: the shell commands apply runs for this change; applying a saved plan: those it ran (none for pending ones). */
+  commands?: string[];
 }
 
 export interface TaskReport {
@@ -48,6 +51,8 @@ export interface HostReport {
   /** Remote commands executed on this host (gather + apply + verify: at most 3, more when a reboot or reload finishes it). */
   execCount: number;
   durationMs: number;
+  /** Check mode with a saved plan: the state the host was planned from. */
+  fingerprint?: Fingerprint;
   /** What was done (or, in check mode, would be done) to finish pending work; absent when nothing was to finish. */
   finish?: FinishReport;
 }

@@ -14,7 +14,7 @@ import { InputError, InputErrors } from '../errors.js';
 import type { ConnectionSpec, Transport } from '../transport/types.js';
 import { connect } from '../transport/connect.js';
 import { prepareTasks, type TagFilter } from './prepare.js';
-import { runHost, type HostJob, type HostRunOptions } from './host-run.js';
+import { runHost, type HostJob, type HostRunOptions, type SavedHost } from './host-run.js';
 import { finishHost, wantsFinish } from './finish.js';
 import { withOverrides, type FinishOverrides } from './finish-plan.js';
 import { runFleetChecks } from './fleet-checks.js';
@@ -32,6 +32,10 @@ export interface RunOptions extends PlanOptions {
   toolVersion: string;
   /** Command-line overrides of the plays' reboot, reload, reboot_timeout and guests options. */
   finish?: FinishOverrides;
+  /** Check mode: record each host's fingerprint, for a saved plan. */
+  fingerprint?: boolean;
+  /** Apply of a saved plan: each host's part of it by play index (null: not in the plan). */
+  savedPlan?: (playIndex: number, host: string) => SavedHost | null;
   /** Replaces the real transport (tests count execs through it). */
   connectTransport?: (spec: ConnectionSpec) => Promise<Transport>;
   events?: RunEvents;
@@ -147,7 +151,7 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
   try {
     const plays = planPlaybook(playbook, inventory, modules, options);
     const specs = resolveConnections(plannedHosts(plays), inventory, options.connection, options.warn);
-    for (const { play, jobs } of plays) {
+    for (const [playIndex, { play, jobs }] of plays.entries()) {
       const hosts = [...jobs.keys()].filter((host) => !failedHosts.has(host));
       options.events?.playStarted?.(play, hosts);
       let aborted = false;
@@ -169,6 +173,8 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
                 commandTimeoutMs: options.commandTimeoutMs,
                 connect: () => (options.connectTransport ?? connect)(spec),
                 onPhase: (phase) => options.events?.hostPhase?.(host, phase),
+                ...(options.fingerprint ? { fingerprint: true } : {}),
+                ...(options.savedPlan ? { saved: options.savedPlan(playIndex, host) } : {}),
                 stopping: () => stopping,
                 onTransport: (transport) => {
                   if (current) running.delete(current);
@@ -186,7 +192,8 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
                   commandTimeoutMs: options.commandTimeoutMs,
                   connect: hostOptions.connect,
                   stopping: () => stopping,
-                  runPass: () => runHost(job, hostOptions),
+                  // The finishing pass (a module reload) plans afresh: the saved plan ran in the first one.
+                  runPass: () => runHost(job, { ...hostOptions, saved: undefined }),
                   note: (text) => options.events?.hostNote?.(host, text),
                 });
               }

@@ -15,8 +15,10 @@ export interface TextOptions {
   color: boolean;
   /** Show each change's unified diff (files) or -/+ pair (values). */
   diff: boolean;
-  /** Also list tasks already in desired state, every apply step, and per-host timing. */
+  /** Also list each change's commands (check mode), tasks already in desired state, every apply step, and per-host timing. */
   verbose?: boolean;
+  /** Show each change's commands (implied by verbose). */
+  commands?: boolean;
 }
 
 interface Context {
@@ -24,6 +26,7 @@ interface Context {
   style: Style;
   diff: boolean;
   verbose: boolean;
+  commands: boolean;
 }
 
 /** Lines of a failed step's output shown in the report. */
@@ -35,6 +38,7 @@ export function renderText(report: RunReport, options: TextOptions): string {
     style: createStyle(options.color),
     diff: options.diff,
     verbose: options.verbose ?? false,
+    commands: (options.commands ?? false) || (options.verbose ?? false),
   };
   const hosts = [...groupBy(report.hosts, (host) => host.play).values()].flat();
   const blocks = hosts.map((host) => renderHost(host, context));
@@ -73,7 +77,7 @@ function errorLines(message: string, style: Style, prefix = ''): string[] {
 
 /** A task's change lines, reasons, diagnostics and error, uncoloured and without diffs. */
 export function describeTask(task: TaskReport, mode: Mode): string[] {
-  return taskLines(task, { mode, style: createStyle(false), diff: false, verbose: false });
+  return taskLines(task, { mode, style: createStyle(false), diff: false, verbose: false, commands: false });
 }
 
 function taskLines(task: TaskReport, context: Context): string[] {
@@ -92,7 +96,13 @@ function changeLines(change: ChangeResult, context: Context): string[] {
   const lines = [`  ${statusPaint(context.style, change.status)(changeLine(change, context.mode))}`];
   if (change.reason) lines.push(`    ${context.style.dim(change.reason)}`);
   if (context.diff) lines.push(...diffLines(change, context.style).map((line) => `    ${line}`));
+  if (context.commands) lines.push(...commandLines(change.commands ?? []).map((line) => `    ${context.style.dim(line)}`));
   return lines;
+}
+
+/** Commands as a reviewer reads them: `$ ` before each, a multi-line one's further lines indented under it. */
+export function commandLines(commands: readonly string[]): string[] {
+  return commands.flatMap((command) => command.split('\n').map((line, index) => (index ? `  ${line}` : `$ ${line}`)));
 }
 
 /** A FileDiff as a unified diff; otherwise the before and after values as -/+ lines. */

@@ -23,6 +23,7 @@ export const fileModule = defineModule<FileParams, string | null>({
     required: ['path', 'content'],
     properties: { path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' }, content: { type: 'string' }, slow: { type: 'boolean' }, probe_sleep: { type: 'integer' } },
   },
+  ownedFiles: (params) => [params.path],
   probe: (params) => `${params.probe_sleep ? `sleep ${params.probe_sleep}; ` : ''}${catFileProbe(params.path)}`,
   parse: (output) => parseFileBlock(output),
   diff: (params, actual) =>

@@ -235,3 +235,30 @@ test('hostile YAML through the CLI: an alias bomb and JavaScript internals as va
   const bom = kvmconf('validate', '--local', playbook('bom.yaml', `\uFEFF- hosts: all\n  tasks:\n    - thp: {enabled: never, persist: false}\n`));
   assert.equal(bom.status, 0, bom.stderr);
 });
+
+test('saved plans: --check --out writes one, show renders it, apply PLAN runs it; another version, an old plan and options it fixes are refused', () => {
+  const planFile = join(dir, 'reviewed.plan');
+  assert.equal(kvmconf('apply', '--local', '--out', planFile, inSync).status, 1, '--out needs --check');
+  const check = kvmconf('apply', '--check', '--local', '--out', planFile, '-e', 'db_password=hunter2', inSync);
+  assert.equal(check.status, 0, check.stderr);
+  assert.match(check.stderr, /plan written to .*reviewed\.plan; apply it with: kvmconf apply .*reviewed\.plan/);
+  const plan = JSON.parse(readFileSync(planFile, 'utf8'));
+  assert.deepEqual([plan.format, plan.hosts[0].host, plan.extraVarsOmitted], ['kvmconf-plan', 'localhost', ['db_password']]);
+  assert.doesNotMatch(readFileSync(planFile, 'utf8'), /hunter2/);
+  assert.match(kvmconf('show', planFile).stdout, /^plan made .* by kvmconf .*\nplaybook: .*in-sync\.yaml/);
+  assert.match(kvmconf('show', planFile, '--format', 'markdown').stdout, /^# kvmconf plan: 0 of 1 hosts change/);
+  assert.deepEqual(JSON.parse(kvmconf('show', planFile, '--format', 'json').stdout), plan);
+
+  const missing = kvmconf('apply', planFile);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /left out the secret variables db_password: give them again with -e/);
+  const apply = kvmconf('apply', planFile, '-e', 'db_password=hunter2');
+  assert.equal(apply.status, 0, apply.stderr);
+  assert.match(apply.stdout, /localhost +ok=1 changed=0.*\n.*\(apply mode\)/);
+  assert.match(kvmconf('apply', planFile, '--local', '--limit', 'x').stderr, /is a plan: .*do not give --local, --limit/);
+  assert.match(kvmconf('apply', planFile, '--plan-max-age', '0').stderr, /older than --plan-max-age \(0s\)/);
+  writeFileSync(planFile, readFileSync(planFile, 'utf8').replace(/"toolVersion": "[^"]*"/, '"toolVersion": "0.0.1"'));
+  const other = kvmconf('apply', planFile, '-e', 'db_password=hunter2');
+  assert.equal(other.status, 1);
+  assert.match(other.stderr, /made by kvmconf 0\.0\.1, this is kvmconf .*: a plan only runs with the version that made it/);
+});
