@@ -136,6 +136,7 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
     options.onTransport?.(transport);
     options.onPhase?.('gather');
     const planned = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+    Object.assign(report, hostIdentity(planned.facts));
     report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'));
     report.status = statusFromTasks(report.tasks, 'check');
     if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
@@ -204,6 +205,16 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.status = 'failed';
     report.error = `did not converge: ${remaining.map((c) => `${c.module} ${c.target} is ${c.before ?? '(absent)'}, wanted ${c.after ?? '(absent)'}`).join('; ')}`;
   }
+}
+
+/** What tells hosts and boots apart in a report; empty facts are left out. */
+function hostIdentity(facts: HostFacts): Pick<HostReport, 'distribution' | 'kernel' | 'bootId'> {
+  const distribution = [facts.osId === 'unknown' ? '' : facts.osId, facts.osVersion].filter(Boolean).join(' ');
+  return {
+    ...(distribution ? { distribution } : {}),
+    ...(facts.kernel ? { kernel: facts.kernel } : {}),
+    ...(facts.bootId ? { bootId: facts.bootId } : {}),
+  };
 }
 
 function lastLine(output: string): string {
