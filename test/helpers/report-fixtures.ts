@@ -111,3 +111,28 @@ export function applyReport(): RunReport {
   );
 }
 
+
+/** What the synthetic fleet's host number i has: every tenth host is in desired state for thp. */
+export function fleetShape(i: number): { unreachable: boolean; failed: boolean; thpDrift: boolean; pendingReboot: boolean } {
+  const unreachable = i % 100 === 7;
+  return { unreachable, failed: !unreachable && i % 100 === 13, thpDrift: !unreachable && i % 10 !== 0, pendingReboot: !unreachable && i % 4 === 0 };
+}
+
+export const FLEET_GROUPS = ['rack-a', 'rack-b', 'rack-c', 'rack-d'];
+
+export const fleetHostName = (i: number): string => `hv${String(i).padStart(4, '0')}`;
+
+/** A check run over `count` hosts in four racks: thp drift on most, reboots pending, a few failed and unreachable. */
+export function fleetReport(count: number): RunReport {
+  const hosts = Array.from({ length: count }, (_, i) => {
+    const shape = fleetShape(i);
+    const groups = [FLEET_GROUPS[i % FLEET_GROUPS.length]!];
+    if (shape.unreachable) return host(fleetHostName(i), 'unreachable', [], { groups, error: `ssh: connect to host ${fleetHostName(i)} port 22: No route to host` });
+    const thp = task('thp', 'thp', shape.thpDrift ? [change({ module: 'thp', target: 'enabled', before: 'madvise', after: 'never' })] : []);
+    const hugepages = task('hugepages', 'hugepages', [], shape.failed ? { error: 'probe failed: /sys/kernel/mm/hugepages unreadable' } : {});
+    const cmdline = task('kernel command line', 'kernel_cmdline', shape.pendingReboot ? [{ ...thpPending }] : []);
+    const status = shape.failed ? 'failed' : shape.thpDrift ? 'changed' : shape.pendingReboot ? 'pending' : 'ok';
+    return host(fleetHostName(i), status, [task('swappiness', 'sysctl'), thp, hugepages, cmdline], { groups, distribution: 'debian 12', kernel: '6.1.0-18-amd64', bootId: `boot-${i}` });
+  });
+  return report('check', hosts);
+}
