@@ -3,13 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { loadPlaybook, type Playbook } from '../config/playbook.js';
 import { retryFileText, unfinishedHosts } from '../engine/finish-plan.js';
 import { runPlaybook } from '../engine/runner.js';
-import type { RunReport } from '../engine/results.js';
-import { renderText } from '../report/text.js';
-import { renderJson } from '../report/json.js';
-import { renderJunit } from '../report/junit.js';
+import { emptySummary, REPORT_VERSION, type RunReport } from '../engine/results.js';
+import { EXIT } from '../engine/exit-code.js';
+import { formatOfFile, renderReport, type ReportFormat } from '../report/render.js';
 import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
-import { InputError, didYouMean } from '../errors.js';
+import { InputError, InputErrors, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
@@ -23,7 +22,7 @@ interface ApplyFlags extends ConnectionFlags {
   diff?: boolean;
   tags?: string[];
   skipTags?: string[];
-  format: 'text' | 'json' | 'junit';
+  format: ReportFormat;
   report?: string[];
   detailedExitcode?: boolean;
   reboot?: 'never' | 'pending';
@@ -49,20 +48,41 @@ function writeRetryFile(report: RunReport, playbookFile: string, flags: ApplyFla
   }
 }
 
-function render(report: RunReport, format: ApplyFlags['format'], flags: ApplyFlags): string {
-  if (format === 'json') return renderJson(report);
-  if (format === 'junit') return renderJunit(report);
-  return renderText(report, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false });
+function render(report: RunReport, format: ReportFormat, flags: ApplyFlags): string {
+  return renderReport(report, format, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false });
 }
 
+/** Every --report FILE in the format its extension names, and the Markdown summary for GitHub Actions. */
 function writeReports(report: RunReport, files: string[]): void {
-  for (const file of files) {
+  const summary = process.env.GITHUB_STEP_SUMMARY;
+  const targets: Array<[string, ReportFormat, 'w' | 'a']> = [...files.map((file): [string, ReportFormat, 'w'] => [file, formatOfFile(file), 'w'])];
+  // The step summary file is shared by every step of a job: append.
+  if (summary) targets.push([summary, 'markdown', 'a']);
+  for (const [file, format, flag] of targets) {
     try {
-      writeFileSync(file, file.endsWith('.xml') ? renderJunit(report) : renderJson(report));
+      writeFileSync(file, renderReport(report, format), { flag });
     } catch (error) {
       throw new InputError(`cannot write report ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
+}
+
+/** A run stopped by bad input still leaves its reports, so a CI collector finds why. */
+function inputErrorReport(playbookFile: string, flags: ApplyFlags, error: InputError | InputErrors, started: number): RunReport {
+  return {
+    version: REPORT_VERSION,
+    tool: 'kvmconf',
+    toolVersion: TOOL_VERSION,
+    mode: flags.check ? 'check' : 'apply',
+    playbook: playbookFile,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    interrupted: false,
+    hosts: [],
+    summary: emptySummary(),
+    exitCode: EXIT.error,
+    inputError: error.message,
+  };
 }
 
 /** Tags Ansible gives meaning to without any task carrying them. */
@@ -81,6 +101,16 @@ function warnUnknownTags(playbook: Playbook, flags: ApplyFlags): void {
 }
 
 export async function applyCommand(playbookFile: string, flags: ApplyFlags): Promise<void> {
+  const started = Date.now();
+  try {
+    await runApply(playbookFile, flags);
+  } catch (error) {
+    if (error instanceof InputError || error instanceof InputErrors) writeReports(inputErrorReport(playbookFile, flags, error, started), flags.report ?? []);
+    throw error;
+  }
+}
+
+async function runApply(playbookFile: string, flags: ApplyFlags): Promise<void> {
   const inventory = inventoryFrom(flags);
   const extra = extraVars(flags.extraVars);
   const playbook = loadPlaybook(playbookFile, modules);
@@ -109,6 +139,7 @@ export async function applyCommand(playbookFile: string, flags: ApplyFlags): Pro
       ...(flags.guests ? { guests: flags.guests } : {}),
     },
     toolVersion: TOOL_VERSION,
+    inventorySources: flags.local ? ['local'] : (flags.inventory ?? []),
     fleetChecks,
     events: {
       playStarted: (play, hosts) => {

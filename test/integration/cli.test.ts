@@ -58,7 +58,51 @@ test('--format json prints the versioned report on stdout only; --report writes 
   assert.equal(report.hosts[0].tasks[0].changes[0].after, other);
   const xml = readFileSync(junit, 'utf8');
   assert.match(xml, /<testcase [^>]*classname="localhost"[^>]*name="thp"/);
-  assert.match(xml, /<failure /);
+  assert.match(xml, /<failure message="1 change\(s\) to make" type="drift">/);
+});
+
+test('the JSON report records the run settings, each task\'s status and the host\'s kernel and boot_id', () => {
+  const run = kvmconf('apply', '--check', '--local', '--format', 'json', '--tags', 'memory', '--reboot', 'pending', drifted);
+  const report = JSON.parse(run.stdout);
+  assert.deepEqual(report.run.inventory, ['local']);
+  assert.deepEqual(report.run.tags, ['memory']);
+  assert.deepEqual(report.run.plays[0], { name: 'tune', hosts: 'localhost', serial: [], maxFailPercentage: 100, reboot: 'pending', reload: 'never', guests: 'refuse', rebootTimeoutS: 600 });
+  const [host] = report.hosts;
+  assert.equal(host.tasks[0].status, 'changed');
+  assert.equal(host.kernel, readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
+  assert.equal(host.bootId, readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+  assert.ok(host.distribution);
+});
+
+test('bad input still writes every --report file, saying why', () => {
+  const bad = playbook('bad-report.yaml', `- hosts: all\n  tasks:\n    - thp: {enabled: sometimes}\n`);
+  const files = ['input.xml', 'input.json', 'input.md', 'input.html'].map((name) => join(dir, name));
+  const run = kvmconf('apply', '--check', '--local', ...files.flatMap((file) => ['--report', file]), bad);
+  assert.equal(run.status, 1);
+  const [xml, json, md, html] = files.map((file) => readFileSync(file, 'utf8'));
+  assert.match(xml!, /<testcase classname="[^"]*bad-report.yaml" name="input" [^>]*>\s*<error message="[^"]*thp: &apos;enabled&apos; must be one of[^"]*" type="input">/);
+  assert.equal(JSON.parse(json!).exitCode, 1);
+  assert.match(JSON.parse(json!).inputError, /thp: 'enabled' must be one of/);
+  assert.match(md!, /### Input error/);
+  assert.match(html!, /<section id="input-error">/);
+});
+
+test('--report FILE.md and FILE.html by extension, and Markdown appended to $GITHUB_STEP_SUMMARY', () => {
+  const summary = join(dir, 'step-summary.md');
+  writeFileSync(summary, 'earlier step\n');
+  const md = join(dir, 'run.md');
+  const html = join(dir, 'run.html');
+  const run = spawnSync(process.execPath, [CLI, 'apply', '--check', '--local', '--report', md, '--report', html, drifted], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    env: { ...process.env, CI: 'true', GITHUB_STEP_SUMMARY: summary },
+  });
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(readFileSync(md, 'utf8'), new RegExp(`- thp enabled: ${current} -> ${other} \\(runtime\\): 1 of 1 hosts`));
+  assert.match(readFileSync(html, 'utf8'), /^<!DOCTYPE html>/);
+  const appended = readFileSync(summary, 'utf8');
+  assert.ok(appended.startsWith('earlier step\n## kvmconf check: '), appended);
+  assert.equal(kvmconf('apply', '--check', '--local', '--format', 'markdown', drifted).stdout, readFileSync(md, 'utf8'));
 });
 
 test('bad input exits 1 naming file, line and field, before any host is contacted', () => {
