@@ -244,3 +244,24 @@ test('check mode is never cut short by serial and max_fail_percentage; apply sto
   const resumed = kvmconf('apply', '--check', '--format', 'json', '--limit', `@${retry},!down`, rolling, '-i', inventory);
   assert.deepEqual(JSON.parse(resumed.stdout).hosts.map((h: { host: string }) => h.host), ['localhost']);
 });
+
+test('report show renders a saved JSON report in any format; report diff says what drifted since', () => {
+  const old = join(dir, 'old.json');
+  const now = join(dir, 'now.json');
+  assert.equal(kvmconf('apply', '--check', '--local', '--report', old, inSync).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', '--report', now, drifted).status, 2);
+  const direct = kvmconf('apply', '--check', '--local', '--format', 'html', drifted).stdout;
+  const shown = kvmconf('report', 'show', now, '--format', 'html');
+  assert.equal(shown.status, 0, shown.stderr);
+  // The same page, but for the timestamps of the two runs.
+  assert.equal(shown.stdout.replace(/started [^;<]+/, ''), direct.replace(/started [^;<]+/, ''));
+  assert.match(kvmconf('report', 'show', now, '--format', 'md').stdout, /^## kvmconf check: /);
+  assert.match(kvmconf('report', 'show', now).stdout, new RegExp(`thp enabled: ${current} -> ${other}`));
+  const diff = kvmconf('report', 'diff', old, now);
+  assert.equal(diff.status, 2);
+  assert.match(diff.stdout, new RegExp(`^\\+ localhost \\(tune\\): thp enabled: ${current} -> ${other} \\(runtime\\)$`, 'm'));
+  assert.equal(kvmconf('report', 'diff', now, old).status, 0);
+  const bad = kvmconf('report', 'show', now, '--format', 'pdf');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--format pdf: one of text, json, junit, md, markdown, html/);
+});
