@@ -52,9 +52,12 @@ function css(): string {
     'table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}' +
     'thead th{position:sticky;top:0;background:#f7f7f7}td.cell{white-space:nowrap}' +
     '.count{font-weight:600}pre{background:#f7f7f7;padding:.5em;overflow:auto;margin:.2em 0}' +
-    'details{margin:.2em 0}summary{cursor:pointer}.filters label{margin-right:1em}' +
+    'details{margin:.2em 0}summary{cursor:pointer}' +
+    'input[name=filter]{position:absolute;opacity:0}.filters label{margin-right:.5em;padding:1px 8px;border:1px solid #ccc;border-radius:3px;cursor:pointer}' +
     cells +
-    filters
+    filters +
+    ['all', ...FILTERS].map((status) => `#f-${status}:checked~.filters label[for=f-${status}]`).join(',') +
+    '{background:#333;color:#fff}'
   );
 }
 
@@ -95,11 +98,20 @@ function filterInputs(): string[] {
   return [...inputs, `<p class="filters">Show hosts: ${labels.join('')}</p>`];
 }
 
+/** Lists longer than this are folded, so the matrix stays near the top on a large fleet. */
+const SHOWN_ROWS = 20;
+
+/** A table, folded under a summary when it is long. */
+function table(rows: string[], head = ''): string[] {
+  const body = [`<table>${head}`, ...rows, '</table>'];
+  return rows.length <= SHOWN_ROWS ? body : [`<details><summary>${rows.length} hosts</summary>`, ...body, '</details>'];
+}
+
 function failedSection(report: RunReport): string[] {
   const failed = failedHosts(report);
   if (!failed.length) return [];
   const rows = failed.map((entry) => `<tr><th>${escapeHtml(entry.host)}</th><td class="c-${entry.status}">${entry.status}</td><td>${escapeHtml(entry.error)}</td></tr>`);
-  return [`<section id="failed"><h2>Failed (${failed.length})</h2><table>`, ...rows, '</table></section>'];
+  return [`<section id="failed"><h2>Failed (${failed.length})</h2>`, ...table(rows), '</section>'];
 }
 
 function driftSection(report: RunReport): string[] {
@@ -118,11 +130,8 @@ function rebootSection(report: RunReport): string[] {
   const waiting = awaitingReboot(report);
   if (!waiting.length) return [];
   const rows = waiting.map((entry) => `<tr><th>${escapeHtml(entry.host)}</th><td>${escapeHtml(entry.args.join(' '))}</td><td>${escapeHtml(entry.others.join(', '))}</td></tr>`);
-  return [
-    `<section id="reboot"><h2>Awaiting reboot (${waiting.length})</h2><table><thead><tr><th>host</th><th>kernel arguments</th><th>other changes</th></tr></thead>`,
-    ...rows,
-    '</table></section>',
-  ];
+  const head = '<thead><tr><th>host</th><th>kernel arguments</th><th>other changes</th></tr></thead>';
+  return [`<section id="reboot"><h2>Awaiting reboot (${waiting.length})</h2>`, ...table(rows, head), '</section>'];
 }
 
 /** `<span class="c-drift">2 drift</span>`, worst first. */
