@@ -6,7 +6,7 @@
  * Status filters are radio buttons and CSS, so the page works with scripts disabled.
  */
 import type { HostReport, Mode, RunReport } from '../engine/results.js';
-import { changeLine, plural } from './common.js';
+import { changeLine } from './common.js';
 import {
   awaitingReboot,
   CELL_STATUSES,
@@ -17,6 +17,7 @@ import {
   hostCells,
   hostCount,
   plays,
+  summaryLine,
   type Cell,
   type CellStatus,
   type Counts,
@@ -68,7 +69,7 @@ export function renderHtml(report: RunReport): string {
     '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">',
     `<title>${escapeHtml(title)}</title><style>${css()}</style></head><body>`,
     `<h1>${escapeHtml(title)}</h1>`,
-    `<p id="summary">${escapeHtml(summaryText(report))}</p>`,
+    `<p id="summary">${escapeHtml(`${summaryLine(report)}; started ${report.startedAt}`)}</p>`,
     ...inputError(report),
     ...filterInputs(),
     '<main>',
@@ -80,11 +81,6 @@ export function renderHtml(report: RunReport): string {
     '</main></body></html>',
     '',
   ].join('\n');
-}
-
-function summaryText(report: RunReport): string {
-  const statuses = Object.entries(report.summary).filter(([, count]) => count > 0).map(([status, count]) => `${count} ${status}`);
-  return `${plural(hostCount(report), 'host')}${statuses.length ? `: ${statuses.join(', ')}` : ''}; exit code ${report.exitCode}; started ${report.startedAt}`;
 }
 
 function inputError(report: RunReport): string[] {

@@ -5,7 +5,7 @@
  */
 import type { RunReport } from '../engine/results.js';
 import { plural } from './common.js';
-import { awaitingReboot, countsText, failedHosts, groupedDrift, groupRows, hostCount, plays, type Play } from './matrix.js';
+import { awaitingReboot, countsText, failedHosts, groupedDrift, groupRows, hostCount, plays, summaryLine, type Play } from './matrix.js';
 
 /** Rows of a list before the rest is summed up in one line. */
 export const MARKDOWN_ROWS = 20;
@@ -38,8 +38,7 @@ export function renderMarkdown(report: RunReport): string {
 }
 
 function headline(report: RunReport): string {
-  const statuses = Object.entries(report.summary).filter(([, count]) => count > 0).map(([status, count]) => `${count} ${status}`);
-  return `## kvmconf ${report.mode}: ${markdownText(report.playbook)}\n\n${plural(hostCount(report), 'host')}${statuses.length ? `: ${statuses.join(', ')}` : ''}; exit code ${report.exitCode}`;
+  return `## kvmconf ${report.mode}: ${markdownText(report.playbook)}\n\n${summaryLine(report)}`;
 }
 
 function inputErrorSection(report: RunReport): string[] {

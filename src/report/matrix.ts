@@ -4,7 +4,7 @@
  * hosts that wait for a reboot.
  */
 import type { ChangeResult, HostReport, Mode, RunReport, TaskReport } from '../engine/results.js';
-import { changeLine, groupBy, isPendingChange, taskState } from './common.js';
+import { changeLine, groupBy, isPendingChange, plural, taskState } from './common.js';
 
 /** drift: check mode found changes to make; changed: apply made them; not-run: apply never reached them. */
 export type CellStatus = 'failed' | 'unreachable' | 'drift' | 'not-run' | 'pending' | 'changed' | 'ok' | 'skipped';
@@ -122,6 +122,12 @@ export function groupedDrift(report: RunReport): DriftGroup[] {
     failed: items.some((item) => item.change.status === 'failed'),
   }));
   return groups.sort((a, b) => Number(b.failed) - Number(a.failed) || b.hosts.length - a.hosts.length);
+}
+
+/** `200 hosts: 10 ok, 176 changed, 2 failed; exit code 2`: the line every summary opens with. */
+export function summaryLine(report: RunReport): string {
+  const statuses = Object.entries(report.summary).filter(([, count]) => count > 0).map(([status, count]) => `${count} ${status}`);
+  return `${plural(hostCount(report), 'host')}${statuses.length ? `: ${statuses.join(', ')}` : ''}; exit code ${report.exitCode}`;
 }
 
 /** Hosts and the number of hosts the report covers (a host in two plays counts once). */
