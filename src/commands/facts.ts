@@ -5,18 +5,12 @@ import type { ConnectionSpec } from '../transport/types.js';
 import { resolvePattern } from '../config/patterns.js';
 import { gather } from '../engine/host-run.js';
 import { connect } from '../transport/connect.js';
+import { renderFactsText, type HostFactsReport } from './facts-text.js';
 import { connectionDefaults, forksOf, inventoryFrom, modules, warn, type ConnectionFlags } from './shared.js';
 
 interface FactsFlags extends ConnectionFlags {
   become?: boolean;
   format: 'json' | 'text';
-}
-
-interface HostFactsReport {
-  host: string;
-  error?: string;
-  facts?: unknown;
-  modules?: Record<string, unknown>;
 }
 
 async function hostFacts(host: string, flags: FactsFlags, spec: ConnectionSpec): Promise<HostFactsReport> {
@@ -42,22 +36,12 @@ async function hostFacts(host: string, flags: FactsFlags, spec: ConnectionSpec):
   }
 }
 
-function renderText(reports: HostFactsReport[]): string {
-  return reports
-    .map((report) => {
-      if (report.error) return `${report.host}: error: ${report.error}\n`;
-      const body = JSON.stringify({ facts: report.facts, modules: report.modules }, null, 2).split('\n').slice(1, -1).join('\n');
-      return `${report.host}:\n${body}\n`;
-    })
-    .join('\n');
-}
-
 export async function factsCommand(patterns: string[], flags: FactsFlags): Promise<void> {
   const inventory = inventoryFrom(flags);
   const hosts = patterns.length ? [...new Set(patterns.flatMap((pattern) => resolvePattern(pattern, inventory)))] : [...inventory.hosts.keys()];
   const limit = pLimit(forksOf(flags));
   const specs = resolveConnections(hosts, inventory, connectionDefaults(flags), warn);
   const reports = await Promise.all(hosts.map((host) => limit(() => hostFacts(host, flags, specs.get(host)!))));
-  process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderText(reports));
+  process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderFactsText(reports));
   process.exitCode = reports.some((report) => report.error) ? 1 : 0;
 }

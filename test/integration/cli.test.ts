@@ -265,3 +265,12 @@ test('report show renders a saved JSON report in any format; report diff says wh
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--format pdf: one of text, json, junit, md, markdown, html/);
 });
+
+test('facts --format text prints tables, not JSON', () => {
+  const run = kvmconf('facts', '--local', '--format', 'text');
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^localhost: \S+ .*kernel .*boot_id [0-9a-f-]{36}$/m);
+  assert.match(run.stdout, /^ {4}node +cpus +siblings +memory +free/m);
+  assert.doesNotMatch(run.stdout, /[{}]/);
+  assert.ok(run.stdout.split('\n').length < 100, `${run.stdout.split('\n').length} lines`);
+});
