@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ROOT } from '../helpers/paths.js';
+import { CLI, CLI_ENV, ROOT } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-cli-'));
-const kvmconf = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, CI: 'true' } });
+const kvmconf = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: CLI_ENV });
 const current = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').match(/\[(\w+)\]/)![1]!;
 const other = current === 'never' ? 'madvise' : 'never';
 
@@ -95,7 +95,7 @@ test('--report FILE.md and FILE.html by extension, and Markdown appended to $GIT
   const run = spawnSync(process.execPath, [CLI, 'apply', '--check', '--local', '--report', md, '--report', html, drifted], {
     encoding: 'utf8',
     cwd: ROOT,
-    env: { ...process.env, CI: 'true', GITHUB_STEP_SUMMARY: summary },
+    env: { ...CLI_ENV, GITHUB_STEP_SUMMARY: summary },
   });
   assert.equal(run.status, 2, run.stderr);
   assert.match(readFileSync(md, 'utf8'), new RegExp(`- thp enabled: ${current} -> ${other} \\(runtime\\): 1 of 1 hosts`));
@@ -188,7 +188,7 @@ test('ansible.cfg: its inventory is used (and named) without -i; host_key_checki
   writeFileSync(join(project, 'hosts'), '[hv]\nhv[1:2]\n');
   writeFileSync(join(project, 'other.ini'), '[hv]\nhv9\n');
   const run = (env: Record<string, string>, ...args: string[]) =>
-    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: project, env: { ...process.env, CI: 'true', HOME: project, ...env } });
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: project, env: { ...CLI_ENV, HOME: project, ...env } });
   const plain = run({}, 'validate', inSync);
   assert.equal(plain.status, 0, plain.stderr);
   assert.match(plain.stdout, /valid \(1 plays, 1 tasks, 2 hosts\)/);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { renderHtml } from '../../src/report/html.js';
-import { CLI, ROOT } from '../helpers/paths.js';
+import { CLI, CLI_ENV, ROOT } from '../helpers/paths.js';
 import { FLEET_GROUPS, fleetHostName, fleetReport, fleetShape, host, task } from '../helpers/report-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-browser-'));
@@ -68,7 +68,7 @@ test('chromium renders the HTML report of a real check run of this machine', () 
   const playbook = join(dir, 'drifted.yaml');
   writeFileSync(playbook, `- name: tune\n  hosts: localhost\n  tasks:\n    - thp: {enabled: ${other}, persist: false}\n`);
   const file = join(dir, 'local.html');
-  const run = spawnSync(process.execPath, [CLI, 'apply', '--check', '--local', '--report', file, playbook], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, CI: 'true' } });
+  const run = spawnSync(process.execPath, [CLI, 'apply', '--check', '--local', '--report', file, playbook], { encoding: 'utf8', cwd: ROOT, env: CLI_ENV });
   assert.equal(run.status, 2, run.stderr);
   const dom = dumpDom(file);
   assert.match(dom, /<tr class="row s-drift" data-host="localhost"><th>localhost<\/th><td class="cell c-drift" data-status="drift">drift 1<\/td><\/tr>/);
