@@ -79,7 +79,8 @@ function matrixSection(play: Play, report: RunReport): string[] {
   if (!play.columns.length) return [];
   const header = ['group', 'hosts', ...play.columns].map(markdownText);
   const rows = groupRows(play, report.mode).map((row) => [markdownText(row.group), String(row.hosts.length), ...row.counts.map(countsText)]);
-  return [`### ${markdownText(play.name)}`, '', tableRow(header), tableRow(header.map(() => '---')), ...rows.map(tableRow)];
+  const more = rows.length > MARKDOWN_ROWS ? ['', `… and ${rows.length - MARKDOWN_ROWS} more groups`] : [];
+  return [`### ${markdownText(play.name)}`, '', tableRow(header), tableRow(header.map(() => '---')), ...rows.slice(0, MARKDOWN_ROWS).map(tableRow), ...more];
 }
 
 const tableRow = (cells: string[]): string => `| ${cells.join(' | ')} |`;

@@ -21,6 +21,11 @@ describe('Markdown report', () => {
     assert.ok(markdown.split('\n').length < 60, `${markdown.split('\n').length} lines`);
     assert.equal(markdown.match(/^- \*\*hv\d+\*\* /gm)?.length, MARKDOWN_ROWS);
     assert.match(markdown, /^- … and 4 more$/m, 'failed hosts beyond the first 20 are summed up');
+    const manyGroups = fleetReport(100);
+    manyGroups.hosts.forEach((entry, i) => (entry.groups = [`rack-${i}`]));
+    const matrix = renderMarkdown(manyGroups);
+    assert.equal(matrix.match(/^\| rack-\d+ \|/gm)?.length, MARKDOWN_ROWS);
+    assert.match(matrix, /^… and 80 more groups$/m);
   });
 
   it('renders with a Markdown renderer into the tables and lists it means', () => {
