@@ -16,6 +16,7 @@ import {
   groupRows,
   hostCells,
   hostCount,
+  hugepageRows,
   plays,
   summaryLine,
   type Cell,
@@ -76,6 +77,7 @@ export function renderHtml(report: RunReport): string {
     ...failedSection(report),
     ...driftSection(report),
     ...rebootSection(report),
+    ...hugepagesSection(report),
     ...plays(report).flatMap((play) => playSection(play, report.mode)),
     ...hostsSection(report),
     '</main></body></html>',
@@ -128,6 +130,16 @@ function rebootSection(report: RunReport): string[] {
   const rows = waiting.map((entry) => `<tr><th>${escapeHtml(entry.host)}</th><td>${escapeHtml(entry.args.join(' '))}</td><td>${escapeHtml(entry.others.join(', '))}</td></tr>`);
   const head = '<thead><tr><th>host</th><th>kernel arguments</th><th>other changes</th></tr></thead>';
   return [`<section id="reboot"><h2>Awaiting reboot (${waiting.length})</h2>`, ...table(rows, head), '</section>'];
+}
+
+function hugepagesSection(report: RunReport): string[] {
+  const rows = hugepageRows(report);
+  if (!rows.length) return [];
+  const head = '<thead><tr><th>node</th><th>page size</th><th>hosts</th><th>requested</th><th>granted</th><th>hosts short</th></tr></thead>';
+  const body = rows.map(
+    (row) => `<tr><th>${row.node}</th><td>${row.sizeKiB} kB</td><td>${row.hosts}</td><td>${row.requested}</td><td>${row.granted}</td><td${row.short ? ' class="c-drift"' : ''}>${row.short}</td></tr>`,
+  );
+  return [`<section id="hugepages"><h2>Hugepages per NUMA node</h2><p>Pools this run changes.</p><table>${head}`, ...body, '</table></section>'];
 }
 
 /** `<span class="c-drift">2 drift</span>`, worst first. */

@@ -154,6 +154,36 @@ export function awaitingReboot(report: RunReport): AwaitingReboot[] {
   });
 }
 
+export interface HugepageRow {
+  /** NUMA node, or `all` for a pool of the whole host. */
+  node: string;
+  sizeKiB: number;
+  hosts: number;
+  requested: number;
+  /** Pages there: the current count in check mode, the verified count once apply made the change. */
+  granted: number;
+  /** Hosts with fewer pages than requested. */
+  short: number;
+}
+
+const POOL_TARGET = /^\/sys\/(?:devices\/system\/node\/node(\d+)\/hugepages|kernel\/mm\/hugepages)\/hugepages-(\d+)kB\/nr_hugepages$/;
+
+/** Hugepages requested and granted per NUMA node and page size, over the pools the run changes. */
+export function hugepageRows(report: RunReport): HugepageRow[] {
+  const rows = new Map<string, HugepageRow>();
+  for (const change of report.hosts.flatMap((host) => host.tasks.flatMap((task) => task.changes))) {
+    const match = change.module === 'hugepages' ? POOL_TARGET.exec(change.target) : null;
+    if (!match || change.after === null) continue;
+    const node = match[1] ?? 'all';
+    const sizeKiB = Number(match[2]);
+    const requested = Number(change.after);
+    const granted = Number(change.status === 'applied' ? change.after : (change.before ?? 0));
+    const row = rows.get(`${node} ${sizeKiB}`) ?? { node, sizeKiB, hosts: 0, requested: 0, granted: 0, short: 0 };
+    rows.set(`${node} ${sizeKiB}`, { ...row, hosts: row.hosts + 1, requested: row.requested + requested, granted: row.granted + granted, short: row.short + Number(granted < requested) });
+  }
+  return [...rows.values()].sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }) || a.sizeKiB - b.sizeKiB);
+}
+
 /** Hosts that failed or could not be reached, with the first line of why. */
 export function failedHosts(report: RunReport): Array<{ host: string; status: string; error: string }> {
   return report.hosts

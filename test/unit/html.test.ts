@@ -67,6 +67,21 @@ describe('HTML report', () => {
     assert.equal(escapeHtml(payload), '&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&#39;');
   });
 
+  it('tables hugepages requested and granted per NUMA node and page size', () => {
+    const pool = (node: number, before: string, after: string, status: 'planned' | 'applied' = 'planned') =>
+      change({ module: 'hugepages', target: `/sys/devices/system/node/node${node}/hugepages/hugepages-1048576kB/nr_hugepages`, before, after, status });
+    const global = change({ module: 'hugepages', target: '/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages', before: '0', after: '512' });
+    const html = renderHtml(report('check', [
+      host('hv1', 'changed', [task('pools', 'hugepages', [pool(0, '2', '4'), pool(1, '0', '4'), global])]),
+      host('hv2', 'changed', [task('pools', 'hugepages', [pool(0, '4', '4', 'applied')])]),
+    ]));
+    const section = html.match(/<section id="hugepages">.*?<\/section>/s)?.[0] ?? '';
+    assert.match(section, /<tr><th>0<\/th><td>1048576 kB<\/td><td>2<\/td><td>8<\/td><td>6<\/td><td class="c-drift">1<\/td><\/tr>/);
+    assert.match(section, /<tr><th>1<\/th><td>1048576 kB<\/td><td>1<\/td><td>4<\/td><td>0<\/td><td class="c-drift">1<\/td><\/tr>/);
+    assert.match(section, /<tr><th>all<\/th><td>2048 kB<\/td><td>1<\/td><td>512<\/td><td>0<\/td>/);
+    assert.doesNotMatch(renderHtml(checkReport()), /id="hugepages"/);
+  });
+
   it('filters rows by status with CSS alone', () => {
     const html = renderHtml(fleetReport(20));
     assert.match(html, /<input type="radio" name="filter" id="f-all" checked>/);
