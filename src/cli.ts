@@ -62,8 +62,8 @@ export function buildProgram(): Command {
     .option('-D, --diff', 'show unified diffs of every file and value that changes')
     .option('-t, --tags <tags>', 'only tasks with these tags (comma list)', collect)
     .option('--skip-tags <tags>', 'skip tasks with these tags (comma list)', collect)
-    .addOption(new Option('--format <format>', 'output on stdout').choices(['text', 'json', 'junit']).default('text'))
-    .option('--report <file>', 'also write the report to FILE (JUnit XML if it ends in .xml, else JSON)', collect)
+    .addOption(new Option('--format <format>', 'output on stdout').choices(['text', 'json', 'junit', 'markdown', 'html']).default('text'))
+    .option('--report <file>', 'also write the report to FILE: JUnit XML (.xml), Markdown (.md), HTML (.html), text (.txt), else JSON; and Markdown to $GITHUB_STEP_SUMMARY when set', collect)
     .option('--list-hosts', 'print the hosts each play targets, and stop (no host is contacted)')
     .option('--list-tasks', 'print the tasks each play runs, and stop (no host is contacted)')
     .option('--detailed-exitcode', 'apply: exit 2 when changes were made, 3 when only pending ones remain')
@@ -109,6 +109,20 @@ export function buildProgram(): Command {
     .option('--graph [group]', 'the group tree, from GROUP (default all)')
     .option('--host <name>', "one host's resolved variables (JSON)")
     .action(async (options) => (await import('./commands/inventory.js')).inventoryCommand(options));
+
+  const report = program.command('report').description('render or compare saved JSON reports');
+  report
+    .command('show')
+    .description('render a saved JSON report')
+    .argument('<report>', 'JSON report (--report FILE.json)')
+    .option('--format <format>', 'text, md (markdown), html, junit or json', 'text')
+    .action(async (file, options) => (await import('./commands/report.js')).reportShowCommand(file, options));
+  report
+    .command('diff')
+    .description('what drifted or failed since an earlier run (exit 2 when anything is new)')
+    .argument('<old>', 'JSON report of the earlier run')
+    .argument('<new>', 'JSON report of the later run')
+    .action(async (oldFile, newFile) => (await import('./commands/report.js')).reportDiffCommand(oldFile, newFile));
 
   program
     .command('show')

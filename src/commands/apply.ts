@@ -4,13 +4,11 @@ import { dirname } from 'node:path';
 import { loadPlaybook, type Playbook } from '../config/playbook.js';
 import { retryFileText, unfinishedHosts } from '../engine/finish-plan.js';
 import { runPlaybook, type RunOptions } from '../engine/runner.js';
-import type { RunReport } from '../engine/results.js';
-import { renderText } from '../report/text.js';
-import { renderJson } from '../report/json.js';
-import { renderJunit } from '../report/junit.js';
+import { emptySummary, REPORT_VERSION, type RunReport } from '../engine/results.js';
+import { formatOfFile, renderReport, type ReportFormat } from '../report/render.js';
 import { createProgress, type Progress } from '../report/progress.js';
 import { shouldUseColor } from '../report/style.js';
-import { InputError, didYouMean } from '../errors.js';
+import { InputError, InputErrors, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
 import { TOOL_VERSION } from '../version.js';
@@ -28,7 +26,7 @@ interface ApplyFlags extends ConnectionFlags {
   diff?: boolean;
   tags?: string[];
   skipTags?: string[];
-  format: 'text' | 'json' | 'junit';
+  format: ReportFormat;
   report?: string[];
   detailedExitcode?: boolean;
   reboot?: 'never' | 'pending';
@@ -59,10 +57,8 @@ function writeRetryFile(report: RunReport, playbookFile: string, flags: ApplyFla
   }
 }
 
-function render(report: RunReport, format: ApplyFlags['format'], flags: ApplyFlags): string {
-  if (format === 'json') return renderJson(report);
-  if (format === 'junit') return renderJunit(report);
-  return renderText(report, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false, verbose: flags.verbose ?? false });
+function render(report: RunReport, format: ReportFormat, flags: ApplyFlags): string {
+  return renderReport(report, format, { color: flags.color && shouldUseColor(process.stdout), diff: flags.diff ?? false, verbose: flags.verbose ?? false });
 }
 
 const reason = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -94,15 +90,37 @@ function checkReportPaths(files: string[]): void {
  */
 function writeReports(report: RunReport, files: string[]): number {
   let code = report.exitCode;
-  for (const file of files) {
+  const targets: Array<[string, ReportFormat, 'w' | 'a']> = files.map((file) => [file, formatOfFile(file), 'w']);
+  // GitHub Actions' step summary is shared by every step of a job: append to it.
+  const summary = process.env.GITHUB_STEP_SUMMARY;
+  if (summary) targets.push([summary, 'markdown', 'a']);
+  for (const [file, format, flag] of targets) {
     try {
-      writeFileSync(file, file.endsWith('.xml') ? renderJunit(report) : renderJson(report));
+      writeFileSync(file, renderReport(report, format), { flag });
     } catch (error) {
       process.stderr.write(`kvmconf: error: cannot write report ${file}: ${reason(error)} (the run's own exit code is ${report.exitCode})\n`);
       if (code !== EXIT.interrupted) code = EXIT.error;
     }
   }
   return code;
+}
+
+/** A run stopped by bad input still leaves its reports, so a CI collector finds why. */
+function inputErrorReport(playbookFile: string, flags: ApplyFlags, error: InputError | InputErrors, started: number): RunReport {
+  return {
+    version: REPORT_VERSION,
+    tool: 'kvmconf',
+    toolVersion: TOOL_VERSION,
+    mode: flags.check ? 'check' : 'apply',
+    playbook: playbookFile,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    interrupted: false,
+    hosts: [],
+    summary: emptySummary(),
+    exitCode: EXIT.error,
+    inputError: error.message,
+  };
 }
 
 /** Tags Ansible gives meaning to without any task carrying them. */
@@ -121,6 +139,19 @@ function warnUnknownTags(playbook: Playbook, flags: ApplyFlags): void {
 }
 
 export async function applyCommand(target: string, flags: ApplyFlags): Promise<void> {
+  const started = Date.now();
+  try {
+    await runApply(target, flags);
+  } catch (error) {
+    if (!(error instanceof InputError || error instanceof InputErrors)) throw error;
+    // Bad input still leaves its reports where they can be written, so a CI collector finds why.
+    const writable = (flags.report ?? []).filter((file) => reportPathProblem(file) === undefined);
+    writeReports(inputErrorReport(target, flags, error, started), writable);
+    throw error;
+  }
+}
+
+async function runApply(target: string, flags: ApplyFlags): Promise<void> {
   const secrets = await runSecrets(flags);
   const plan = planDocument(target);
   if (plan !== undefined) return applyPlan(target, validatePlan(plan, target), flags, secrets);
@@ -136,7 +167,7 @@ export async function applyCommand(target: string, flags: ApplyFlags): Promise<v
     return;
   }
   checkReportPaths(flags.report ?? []);
-  const report = await run(playbook, inventory, flags, secrets, { limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, extraVars: extra, fingerprint: Boolean(flags.out) });
+  const report = await run(playbook, inventory, flags, secrets, { limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, extraVars: extra, fingerprint: Boolean(flags.out), inventorySources: sourceNames(sources) });
   if (flags.out) {
     const inputs = { toolVersion: TOOL_VERSION, playbook: target, inventory: sources, limit: flags.limit, tags: flags.tags, skipTags: flags.skipTags, extraVars: extra };
     writePlan(flags.out, buildPlan(report, playbook.plays, inputs));
@@ -161,11 +192,12 @@ async function applyPlan(file: string, plan: PlanFile, flags: ApplyFlags, secret
   const extra = { ...plan.extraVars, ...extraVars(flags.extraVars) };
   const missing = plan.extraVarsOmitted.filter((name) => !(name in extra));
   if (missing.length) throw new InputError(`${file} left out the secret variables ${missing.join(', ')}: give them again with -e`);
-  const sources = plan.inventory.map((input) => input.source);
-  const inventory = loadSources(sources[0] === LOCAL_SOURCE ? 'local' : sources);
+  const listed = plan.inventory.map((input) => input.source);
+  const sources = listed[0] === LOCAL_SOURCE ? 'local' : listed;
+  const inventory = loadSources(sources);
   const playbook = loadPlaybook(plan.playbook.source, modules);
   checkReportPaths(flags.report ?? []);
-  const report = await run(playbook, inventory, flags, secrets, { limit: plan.limit, tags: plan.tags, skipTags: plan.skipTags, extraVars: extra, savedPlan: savedHosts(plan) });
+  const report = await run(playbook, inventory, flags, secrets, { limit: plan.limit, tags: plan.tags, skipTags: plan.skipTags, extraVars: extra, savedPlan: savedHosts(plan), inventorySources: sourceNames(sources) });
   finishRun(report, flags);
 }
 
@@ -178,7 +210,10 @@ function finishRun(report: RunReport, flags: ApplyFlags): void {
 }
 
 /** Which hosts and tasks a run covers, and whether it makes or follows a plan. */
-type Selection = Pick<RunOptions, 'limit' | 'tags' | 'skipTags' | 'extraVars' | 'fingerprint' | 'savedPlan'>;
+type Selection = Pick<RunOptions, 'limit' | 'tags' | 'skipTags' | 'extraVars' | 'fingerprint' | 'savedPlan' | 'inventorySources'>;
+
+/** The inventory sources as the report records them (`["local"]` for --local). */
+const sourceNames = (sources: string[] | 'local'): string[] => (sources === 'local' ? ['local'] : sources);
 
 async function run(playbook: Playbook, inventory: Inventory, flags: ApplyFlags, secrets: RunSecrets, selection: Selection): Promise<RunReport> {
   let progress: Progress | undefined;

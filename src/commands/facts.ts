@@ -5,6 +5,7 @@ import type { ConnectionSpec } from '../transport/types.js';
 import { resolvePattern } from '../config/patterns.js';
 import { gather } from '../engine/host-run.js';
 import { connect } from '../transport/connect.js';
+import { renderFactsText, type HostFactsReport } from './facts-text.js';
 import { connectionDefaults, forksOf, inventoryFrom, modules, runSecrets, warn, type ConnectionFlags } from './shared.js';
 import { becomeFor } from '../config/inventory.js';
 import type { Become } from '../engine/become.js';
@@ -12,13 +13,6 @@ import type { Become } from '../engine/become.js';
 interface FactsFlags extends ConnectionFlags {
   become?: boolean;
   format: 'json' | 'text';
-}
-
-interface HostFactsReport {
-  host: string;
-  error?: string;
-  facts?: unknown;
-  modules?: Record<string, unknown>;
 }
 
 async function hostFacts(host: string, flags: FactsFlags, spec: ConnectionSpec, become: Become | undefined): Promise<HostFactsReport> {
@@ -44,16 +38,6 @@ async function hostFacts(host: string, flags: FactsFlags, spec: ConnectionSpec, 
   }
 }
 
-function renderText(reports: HostFactsReport[]): string {
-  return reports
-    .map((report) => {
-      if (report.error) return `${report.host}: error: ${report.error}\n`;
-      const body = JSON.stringify({ facts: report.facts, modules: report.modules }, null, 2).split('\n').slice(1, -1).join('\n');
-      return `${report.host}:\n${body}\n`;
-    })
-    .join('\n');
-}
-
 export async function factsCommand(patterns: string[], flags: FactsFlags): Promise<void> {
   const secrets = await runSecrets(flags);
   const inventory = inventoryFrom(flags);
@@ -62,6 +46,6 @@ export async function factsCommand(patterns: string[], flags: FactsFlags): Promi
   const specs = resolveConnections(hosts, inventory, connectionDefaults(flags, secrets), warn);
   const becomes = new Map(hosts.map((host) => [host, becomeFor(host, inventory.hosts.get(host)!.vars, { become: flags.become ?? false }, secrets.becomePassword)]));
   const reports = await Promise.all(hosts.map((host) => limit(() => hostFacts(host, flags, specs.get(host)!, becomes.get(host)))));
-  process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderText(reports));
+  process.stdout.write(flags.format === 'json' ? JSON.stringify(reports, null, 2) + '\n' : renderFactsText(reports));
   process.exitCode = reports.some((report) => report.error) ? 1 : 0;
 }

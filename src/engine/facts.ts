@@ -16,6 +16,8 @@ export interface HostFacts {
   osVersion: string;
   osLike: string[];
   kernel: string;
+  /** /proc/sys/kernel/random/boot_id: tells one boot from the next in reports. */
+  bootId: string;
   arch: string;
   uid: number;
   systemd: boolean;
@@ -36,6 +38,7 @@ export const FACTS_PROBE = READ_FN + `
 if [ -r /etc/os-release ]; then . /etc/os-release; fi
 echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"
 if kc_read /proc/sys/kernel/osrelease; then echo "kernel=$kc_v"; else echo "kernel=$(uname -r)"; fi
+kc_read /proc/sys/kernel/random/boot_id; echo "boot_id=$kc_v"
 if kc_read /proc/sys/kernel/arch; then echo "arch=$kc_v"; else echo "arch=$(uname -m)"; fi
 kc_uid=; if [ -r /proc/self/status ]; then while read -r kc_k kc_u kc_rest; do if [ "$kc_k" = Uid: ]; then kc_uid=$kc_u; break; fi; done < /proc/self/status; fi
 echo "uid=\${kc_uid:-$(id -u)}"
@@ -90,7 +93,7 @@ export function formatCpuList(cpus: Iterable<number>): string {
 export function parseFacts(output: string): HostFacts {
   const kv = new Map<string, string>();
   const facts: HostFacts = {
-    osId: 'unknown', osVersion: '', osLike: [], kernel: '', arch: '', uid: -1, systemd: false,
+    osId: 'unknown', osVersion: '', osLike: [], kernel: '', bootId: '', arch: '', uid: -1, systemd: false,
     cpusOnline: [], cpuFlags: [], threadSiblings: {}, numaNodes: [], hugepageSizesKiB: [], memTotalKiB: 0, resctrl: [],
   };
   for (const line of output.split('\n')) {
@@ -108,6 +111,7 @@ export function parseFacts(output: string): HostFacts {
   facts.osVersion = kv.get('os_version') ?? '';
   facts.osLike = (kv.get('os_like') ?? '').split(/\s+/).filter(Boolean);
   facts.kernel = kv.get('kernel') ?? '';
+  facts.bootId = kv.get('boot_id') ?? '';
   facts.arch = kv.get('arch') ?? '';
   facts.uid = Number(kv.get('uid') ?? -1);
   facts.systemd = kv.get('systemd') === '1';

@@ -196,6 +196,7 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
       if (refusal) return Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
       planned = fromSaved(saved!, planned);
     }
+    Object.assign(report, hostIdentity(planned.facts));
     report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
     if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
     report.status = statusFromTasks(report.tasks, 'check');
@@ -264,6 +265,16 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.status = 'failed';
     report.error = `did not converge: ${remaining.map((c) => `${c.module} ${c.target} is ${c.before ?? '(absent)'}, wanted ${c.after ?? '(absent)'}`).join('; ')}`;
   }
+}
+
+/** What tells hosts and boots apart in a report; empty facts are left out. */
+function hostIdentity(facts: HostFacts): Pick<HostReport, 'distribution' | 'kernel' | 'bootId'> {
+  const distribution = [facts.osId === 'unknown' ? '' : facts.osId, facts.osVersion].filter(Boolean).join(' ');
+  return {
+    ...(distribution ? { distribution } : {}),
+    ...(facts.kernel ? { kernel: facts.kernel } : {}),
+    ...(facts.bootId ? { bootId: facts.bootId } : {}),
+  };
 }
 
 function lastLine(output: string): string {

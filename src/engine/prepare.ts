@@ -87,7 +87,11 @@ function mergeKernelArgs(tasks: PreparedTask[], modules: Map<string, Module>): P
     module: cmdline,
     params: { tokens, absent } satisfies KernelArgs,
   };
-  return [...tasks.filter((task) => task.module !== cmdline), merged];
+  // The merged task stands where the playbook writes kernel_cmdline; an implicit one comes last.
+  const at = explicit[0] ? tasks.indexOf(explicit[0]) : tasks.length;
+  const others = tasks.filter((task) => task.module !== cmdline);
+  const before = tasks.slice(0, at).filter((task) => task.module !== cmdline).length;
+  return [...others.slice(0, before), merged, ...others.slice(before)];
 }
 
 function checkOwnedFiles(tasks: PreparedTask[]): void {

@@ -55,6 +55,12 @@ export interface HostReport {
   fingerprint?: Fingerprint;
   /** What was done (or, in check mode, would be done) to finish pending work; absent when nothing was to finish. */
   finish?: FinishReport;
+  /** Inventory groups the host is listed in directly. */
+  groups?: string[];
+  /** From the gathered facts: `ID VERSION_ID` of os-release, the running kernel, /proc/sys/kernel/random/boot_id. */
+  distribution?: string;
+  kernel?: string;
+  bootId?: string;
 }
 
 /**
@@ -105,6 +111,32 @@ export interface RunReport {
   exitCode: number;
   /** Apply mode: the file listing every host that did not finish (`--limit @FILE` resumes there). */
   retryFile?: string;
+  /** How the run was asked for; absent in reports built by hand. */
+  run?: RunSettings;
+  /** The run stopped on bad input before any host was contacted. */
+  inputError?: string;
+}
+
+/** The command line's selection and each play's rollout, as the run used them. */
+export interface RunSettings {
+  /** Inventory sources in `-i` order; `["local"]` for --local. */
+  inventory: string[];
+  limit?: string;
+  tags: string[];
+  skipTags: string[];
+  forks: number;
+  plays: PlaySettings[];
+}
+
+export interface PlaySettings {
+  name: string;
+  hosts: string;
+  serial: Array<number | string>;
+  maxFailPercentage: number;
+  reboot: 'never' | 'pending';
+  reload: 'never' | 'pending';
+  guests: 'refuse' | 'shutdown' | 'command';
+  rebootTimeoutS: number;
 }
 
 export function emptySummary(): Summary {

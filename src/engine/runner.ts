@@ -18,7 +18,7 @@ import { runHost, type HostJob, type HostRunOptions, type SavedHost } from './ho
 import { finishHost, wantsFinish } from './finish.js';
 import { withOverrides, type FinishOverrides } from './finish-plan.js';
 import { runFleetChecks } from './fleet-checks.js';
-import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus } from './results.js';
+import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus, type RunSettings } from './results.js';
 import { exitCode } from './exit-code.js';
 
 export interface RunOptions extends PlanOptions {
@@ -36,6 +36,8 @@ export interface RunOptions extends PlanOptions {
   fingerprint?: boolean;
   /** Apply of a saved plan: each host's part of it by play index (null: not in the plan). */
   savedPlan?: (playIndex: number, host: string) => SavedHost | null;
+  /** Inventory sources as given, recorded in the report (`["local"]` for --local). */
+  inventorySources?: string[];
   /** Replaces the real transport (tests count execs through it). */
   connectTransport?: (spec: ConnectionSpec) => Promise<Transport>;
   events?: RunEvents;
@@ -214,7 +216,10 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
     process.off('SIGTERM', onSignal);
   }
   const summary = emptySummary();
-  for (const report of reports) summary[report.status]++;
+  for (const report of reports) {
+    summary[report.status]++;
+    report.groups = directGroups(inventory, report.host);
+  }
   const report: RunReport = {
     version: REPORT_VERSION,
     tool: 'kvmconf',
@@ -227,9 +232,39 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
     hosts: reports,
     summary,
     exitCode: 0,
+    run: runSettings(playbook, options),
   };
   report.exitCode = exitCode(report, options.detailedExitCode);
   return report;
+}
+
+/** The groups a host is listed in itself (not its parents): what an operator named it by. */
+function directGroups(inventory: Inventory, host: string): string[] {
+  const groups = inventory.hosts.get(host)?.groups ?? [];
+  return groups.filter((group) => group !== 'all' && group !== 'ungrouped' && inventory.groups.get(group)?.directHosts.includes(host));
+}
+
+function runSettings(playbook: Playbook, options: RunOptions): RunSettings {
+  return {
+    inventory: options.inventorySources ?? [],
+    ...(options.limit ? { limit: options.limit } : {}),
+    tags: options.tags ?? [],
+    skipTags: options.skipTags ?? [],
+    forks: options.forks,
+    plays: playbook.plays.map((play) => {
+      const finish = withOverrides(play.finish, options.finish);
+      return {
+        name: play.name,
+        hosts: play.hosts,
+        serial: play.serial,
+        maxFailPercentage: play.maxFailPercentage,
+        reboot: finish.reboot,
+        reload: finish.reload,
+        guests: finish.guests.policy,
+        rebootTimeoutS: finish.rebootTimeoutS,
+      };
+    }),
+  };
 }
 
 function skipped(host: string, play: string, error: string): HostReport {

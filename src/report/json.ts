@@ -3,18 +3,21 @@
  * (documented in docs/report-format.md) so outputs diff cleanly between runs.
  */
 import type { RunReport } from '../engine/results.js';
+import { taskState } from './common.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Key order per object kind; keys not listed follow in alphabetical order. */
 const KEY_ORDER: Record<string, readonly string[]> = {
-  report: ['version', 'tool', 'toolVersion', 'mode', 'playbook', 'startedAt', 'durationMs', 'interrupted', 'exitCode', 'retryFile', 'summary', 'hosts'],
+  report: ['version', 'tool', 'toolVersion', 'mode', 'playbook', 'startedAt', 'durationMs', 'interrupted', 'exitCode', 'retryFile', 'inputError', 'run', 'summary', 'hosts'],
+  run: ['inventory', 'limit', 'tags', 'skipTags', 'forks', 'plays'],
+  play: ['name', 'hosts', 'serial', 'maxFailPercentage', 'reboot', 'reload', 'guests', 'rebootTimeoutS'],
   summary: ['ok', 'changed', 'pending', 'failed', 'unreachable', 'skipped'],
-  host: ['host', 'play', 'status', 'error', 'durationMs', 'execCount', 'tasks', 'steps', 'finish'],
+  host: ['host', 'play', 'status', 'error', 'groups', 'distribution', 'kernel', 'bootId', 'durationMs', 'execCount', 'tasks', 'steps', 'finish'],
   finish: ['action', 'status', 'reason', 'guests', 'finishes', 'heldBy', 'bootIdBefore', 'bootIdAfter', 'durationMs', 'reloaded', 'guestsStopped', 'guestsStarted', 'cmdline', 'hook'],
   guest: ['name', 'how'],
   hook: ['exitCode', 'output'],
-  task: ['name', 'module', 'tags', 'error', 'diagnostics', 'changes'],
+  task: ['name', 'module', 'status', 'tags', 'error', 'diagnostics', 'changes'],
   diagnostic: ['severity', 'message'],
   change: ['module', 'target', 'scope', 'status', 'before', 'after', 'pendingOn', 'reason', 'diff'],
   diff: ['beforeHeader', 'afterHeader', 'before', 'after'],
@@ -24,6 +27,8 @@ const KEY_ORDER: Record<string, readonly string[]> = {
 /** What each object-valued key holds; array keys name their element kind. */
 const CHILD_KIND: Record<string, string> = {
   summary: 'summary',
+  run: 'run',
+  plays: 'play',
   hosts: 'host',
   tasks: 'task',
   diagnostics: 'diagnostic',
@@ -52,7 +57,8 @@ function ordered(value: unknown, kind: string | undefined): Json | undefined {
   return result;
 }
 
-/** The report as JSON with a stable key order, two-space indent and a final newline. */
+/** The report as JSON with a stable key order, two-space indent and a final newline; each task carries its status. */
 export function renderJson(report: RunReport): string {
-  return JSON.stringify(ordered(report, 'report'), null, 2) + '\n';
+  const hosts = report.hosts.map((host) => ({ ...host, tasks: host.tasks.map((task) => ({ ...task, status: taskState(task) })) }));
+  return JSON.stringify(ordered({ ...report, hosts }, 'report'), null, 2) + '\n';
 }

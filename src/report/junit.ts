@@ -1,10 +1,13 @@
 /**
- * JUnit XML for CI: one test suite per play, one test case per host and module.
- * Drift in check mode, task errors and failed or unmade changes are failures;
- * a host error is an error; pending-only changes pass (the exit code carries them).
+ * JUnit XML for CI: one test suite per play, one test case per host and task (named
+ * by the task, classname the host). Drift in check mode, failed tasks and changes apply
+ * never reached are failures; a host that could not be reached is an error on each of
+ * its tasks; pending-only tasks pass (the exit code carries them). A run stopped by bad
+ * input is one error case, so a CI collector still finds a report.
  */
-import type { ChangeResult, HostReport, Mode, RunReport, TaskReport } from '../engine/results.js';
-import { changeLine, describeFinish, groupBy, isPendingChange, taskState } from './common.js';
+import type { HostReport, Mode, RunReport } from '../engine/results.js';
+import { describeFinish } from './common.js';
+import { firstLine, hostCells, plays, type Cell } from './matrix.js';
 import { stripAnsi } from './style.js';
 import { describeTask } from './text.js';
 
@@ -24,13 +27,17 @@ interface TestCase {
   systemOut?: string;
 }
 
+interface Suite {
+  name: string;
+  cases: TestCase[];
+}
+
 export function renderJunit(report: RunReport): string {
-  const suites = [...groupBy(report.hosts, (host) => host.play)].map(([play, hosts]) => ({
-    name: play,
-    cases: hosts.flatMap((host) => hostCases(host, report.mode)),
-  }));
+  const suites = report.inputError !== undefined ? [inputSuite(report, report.inputError)] : playSuites(report);
   const allCases = suites.flatMap((suite) => suite.cases);
-  const root = openTag('testsuites', { name: 'kvmconf', ...counts(allCases), time: seconds(report.durationMs), timestamp: report.startedAt });
+  // The root carries only the attributes Jenkins' JUnit schema allows there (no skipped, no timestamp).
+  const { tests, failures, errors } = counts(allCases);
+  const root = openTag('testsuites', { name: 'kvmconf', tests, failures, errors, time: seconds(report.durationMs) });
   const body = suites.flatMap((suite) => [
     `  ${openTag('testsuite', { name: suite.name, ...counts(suite.cases), time: seconds(sum(suite.cases.map((c) => c.timeMs))), timestamp: report.startedAt })}`,
     ...suite.cases.flatMap((testCase) => caseXml(testCase).map((line) => `    ${line}`)),
@@ -39,30 +46,64 @@ export function renderJunit(report: RunReport): string {
   return ['<?xml version="1.0" encoding="UTF-8"?>', root, ...body, '</testsuites>', ''].join('\n');
 }
 
-/** The host's test cases; its duration is shared among them (a host's tasks run as one batch). */
-function hostCases(host: HostReport, mode: Mode): TestCase[] {
-  const cases = host.status === 'skipped' ? skippedCases(host) : ranCases(host, mode);
-  const share = cases.length > 0 ? host.durationMs / cases.length : 0;
-  return cases.map((testCase) => ({ ...testCase, timeMs: share }));
+function playSuites(report: RunReport): Suite[] {
+  return plays(report).map((play) => ({
+    name: play.name,
+    cases: play.hosts.flatMap((host) => hostCases(host, play.columns, report.mode)),
+  }));
 }
 
-function skippedCases(host: HostReport): TestCase[] {
-  const reason = host.error ?? 'host skipped';
-  const modules = [...groupBy(host.tasks, (task) => task.module).keys()];
-  const names = modules.length > 0 ? modules : ['host'];
-  return names.map((name) => ({ classname: host.host, name, timeMs: 0, skipped: reason }));
+function inputSuite(report: RunReport, message: string): Suite {
+  const error = { message: firstLine(message), type: 'input', body: message };
+  return { name: 'kvmconf', cases: [{ classname: report.playbook, name: 'input', timeMs: report.durationMs, error }] };
 }
 
-/** After a host error only modules with something to show get a case: the others were not checked. */
-function ranCases(host: HostReport, mode: Mode): TestCase[] {
-  const cases: TestCase[] = [];
-  if (host.error !== undefined) cases.push(connectionCase(host, host.error));
-  for (const [module, tasks] of groupBy(host.tasks, (task) => task.module)) {
-    if (host.error !== undefined && !tasks.some((task) => task.changes.length > 0 || task.error !== undefined)) continue;
-    cases.push(moduleCase(host.host, module, tasks, mode));
+/**
+ * A host's cases: its tasks, a host-level failure no task shows, and its reboot or
+ * reload. A host's tasks are gathered and applied in one batch, so their time is the
+ * host's time split evenly: a host's cases add up to its time, never more.
+ */
+function hostCases(host: HostReport, columns: string[], mode: Mode): TestCase[] {
+  const cells = hostCells(host, columns.length ? columns : ['host'], mode);
+  const cases = cells.map((cell, index) => cellCase(host, columns[index] ?? 'host', cell, mode));
+  const shown = cases.some((c) => c.failure || c.error) || host.finish?.status === 'failed';
+  if (host.status === 'failed' && host.tasks.length && !shown) cases.push(hostFailureCase(host));
+  const finishMs = host.finish?.durationMs ?? 0;
+  const share = Math.max(0, host.durationMs - finishMs) / cases.length;
+  const timed = cases.map((testCase) => ({ ...testCase, timeMs: share }));
+  return host.finish ? [...timed, { ...finishCase(host), timeMs: finishMs }] : timed;
+}
+
+function cellCase(host: HostReport, name: string, cell: Cell, mode: Mode): TestCase {
+  const base: TestCase = { classname: host.host, name, timeMs: 0, ...(cell.task ? { systemOut: describeTask(cell.task, mode).join('\n') } : {}) };
+  const why = host.error ?? cell.status;
+  switch (cell.status) {
+    case 'unreachable':
+      return { ...base, error: { message: firstLine(why), type: 'unreachable', body: why } };
+    case 'skipped':
+      return { ...base, skipped: host.status === 'skipped' ? why : 'task not run on this host' };
+    case 'failed':
+    case 'drift':
+    case 'not-run':
+      return cell.task ? { ...base, failure: taskFailure(cell, mode) } : { ...base, error: { message: firstLine(why), type: 'failed', body: why } };
+    default:
+      return base;
   }
-  if (host.finish) cases.push(finishCase(host));
-  return cases;
+}
+
+/** The failure of a task: its error, else its changes that are drift, failed or not made. */
+function taskFailure(cell: Cell, mode: Mode): Outcome {
+  const task = cell.task!;
+  const lines = describeTask(task, mode).map((line) => line.trim());
+  const counted = task.changes.filter((change) => (cell.status === 'drift' ? change.status === 'planned' : change.status === cell.status || change.status === 'failed'));
+  const what = cell.status === 'drift' ? 'to make' : cell.status === 'not-run' ? 'not made' : 'failed';
+  const message = task.error !== undefined ? firstLine(task.error) : `${counted.length} change(s) ${what}`;
+  return { message, type: cell.status, body: lines.join('\n') };
+}
+
+function hostFailureCase(host: HostReport): TestCase {
+  const error = host.error ?? 'failed';
+  return { classname: host.host, name: 'host', timeMs: 0, failure: { message: firstLine(error), type: 'failed', body: error } };
 }
 
 /** The reboot or reload: failed is a failure, held or interrupted a skip (the exit code carries it), planned and done pass. */
@@ -70,50 +111,9 @@ function finishCase(host: HostReport): TestCase {
   const finish = host.finish!;
   const lines = describeFinish(finish);
   const base: TestCase = { classname: host.host, name: finish.action, timeMs: 0, systemOut: lines.join('\n') };
-  if (finish.status === 'failed') return { ...base, failure: { message: firstLine(lines[0] ?? ''), type: 'finish', body: lines.join('\n') } };
+  if (finish.status === 'failed') return { ...base, failure: { message: firstLine(lines[0] ?? ''), type: 'failed', body: lines.join('\n') } };
   if (finish.status === 'held' || finish.status === 'interrupted') return { ...base, skipped: lines[0] ?? finish.status };
   return base;
-}
-
-function connectionCase(host: HostReport, error: string): TestCase {
-  return {
-    classname: host.host,
-    name: 'connection',
-    timeMs: 0,
-    error: { message: firstLine(error), type: host.status, body: error },
-  };
-}
-
-function moduleCase(host: string, module: string, tasks: TaskReport[], mode: Mode): TestCase {
-  const failure = moduleFailure(tasks, mode);
-  const listing = tasks.flatMap((task) => [`task ${task.name}: ${taskState(task)}`, ...describeTask(task, mode)]);
-  return { classname: host, name: module, timeMs: 0, ...(failure ? { failure } : {}), systemOut: listing.join('\n') };
-}
-
-/** Drift (check mode), failed and unmade changes, and task errors; undefined when the module passed. */
-function moduleFailure(tasks: readonly TaskReport[], mode: Mode): Outcome | undefined {
-  const changes = tasks.flatMap((task) => task.changes);
-  const drift = mode === 'check' ? changes.filter((change) => change.status === 'planned' && !isPendingChange(change)) : [];
-  const failed = changes.filter((change) => change.status === 'failed');
-  const notRun = changes.filter((change) => change.status === 'not-run');
-  const errors = tasks.filter((task) => task.error !== undefined);
-  const parts = [
-    ...countPart(drift, 'to make'),
-    ...countPart(failed, 'failed'),
-    ...countPart(notRun, 'not made'),
-    ...errors.map((task) => `${task.name}: ${firstLine(task.error ?? '')}`),
-  ];
-  if (parts.length === 0) return undefined;
-  const body = [
-    ...[...drift, ...failed, ...notRun].map((change) => changeLine(change, mode)),
-    ...errors.map((task) => `error: ${task.name}: ${task.error}`),
-  ];
-  const type = errors.length > 0 || failed.length > 0 ? 'error' : drift.length > 0 ? 'drift' : 'not-run';
-  return { message: parts.join('; '), type, body: body.join('\n') };
-}
-
-function countPart(changes: readonly ChangeResult[], what: string): string[] {
-  return changes.length > 0 ? [`${changes.length} change(s) ${what}`] : [];
 }
 
 function caseXml(testCase: TestCase): string[] {
@@ -132,7 +132,7 @@ function outcomeXml(tag: string, outcome: Outcome): string {
   return `${openTag(tag, { message: outcome.message, type: outcome.type })}${escapeText(outcome.body)}</${tag}>`;
 }
 
-function counts(cases: readonly TestCase[]): Record<string, string> {
+function counts(cases: readonly TestCase[]): { tests: string; failures: string; errors: string; skipped: string } {
   return {
     tests: String(cases.length),
     failures: String(cases.filter((c) => c.failure).length),
@@ -156,10 +156,6 @@ function seconds(ms: number): string {
 
 function sum(values: readonly number[]): number {
   return values.reduce((total, value) => total + value, 0);
-}
-
-function firstLine(text: string): string {
-  return text.trim().split('\n')[0] ?? '';
 }
 
 /** Characters XML 1.0 forbids: C0 controls except tab, LF and CR; U+FFFE/U+FFFF; lone surrogates. */

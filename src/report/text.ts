@@ -42,6 +42,7 @@ export function renderText(report: RunReport, options: TextOptions): string {
   };
   const hosts = [...groupBy(report.hosts, (host) => host.play).values()].flat();
   const blocks = hosts.map((host) => renderHost(host, context));
+  if (report.inputError !== undefined) blocks.unshift(errorLines(report.inputError, context.style));
   blocks.push(renderRecap(report, context.style));
   return blocks.map((lines) => lines.join('\n')).join('\n\n') + '\n';
 }

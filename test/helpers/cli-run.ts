@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ROOT } from './paths.js';
+import { CLI, CLI_ENV, ROOT } from './paths.js';
 
 export interface CliRun {
   code: number | null;
@@ -21,7 +21,7 @@ export function kvmconf(args: string[], onStderr?: (text: string) => void, input
   const reportFile = join(reports, `report-${++count}.json`);
   const reportArgs = args[0] === 'apply' ? ['--report', reportFile] : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, ...reportArgs], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+    const child = spawn(process.execPath, [CLI, ...args, ...reportArgs], { cwd: ROOT, env: CLI_ENV });
     child.stdin.end(input ?? '');
     let stdout = '';
     let stderr = '';

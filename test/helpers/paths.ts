@@ -19,3 +19,6 @@ export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 export function fixture(...parts: string[]): string {
   return readFileSync(join(ROOT, 'test', 'fixtures', ...parts), 'utf8');
 }
+
+/** The environment the CLI runs with in tests: as in CI, and never appending to the job's own step summary. */
+export const CLI_ENV: NodeJS.ProcessEnv = { ...process.env, CI: 'true', GITHUB_STEP_SUMMARY: '' };

@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ROOT } from '../helpers/paths.js';
+import { CLI, CLI_ENV, ROOT } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-cli-'));
-const kvmconf = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, CI: 'true' } });
+const kvmconf = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, env: CLI_ENV });
 const current = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').match(/\[(\w+)\]/)![1]!;
 const other = current === 'never' ? 'madvise' : 'never';
 
@@ -58,7 +58,51 @@ test('--format json prints the versioned report on stdout only; --report writes 
   assert.equal(report.hosts[0].tasks[0].changes[0].after, other);
   const xml = readFileSync(junit, 'utf8');
   assert.match(xml, /<testcase [^>]*classname="localhost"[^>]*name="thp"/);
-  assert.match(xml, /<failure /);
+  assert.match(xml, /<failure message="1 change\(s\) to make" type="drift">/);
+});
+
+test('the JSON report records the run settings, each task\'s status and the host\'s kernel and boot_id', () => {
+  const run = kvmconf('apply', '--check', '--local', '--format', 'json', '--tags', 'memory', '--reboot', 'pending', drifted);
+  const report = JSON.parse(run.stdout);
+  assert.deepEqual(report.run.inventory, ['local']);
+  assert.deepEqual(report.run.tags, ['memory']);
+  assert.deepEqual(report.run.plays[0], { name: 'tune', hosts: 'localhost', serial: [], maxFailPercentage: 100, reboot: 'pending', reload: 'never', guests: 'refuse', rebootTimeoutS: 600 });
+  const [host] = report.hosts;
+  assert.equal(host.tasks[0].status, 'changed');
+  assert.equal(host.kernel, readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
+  assert.equal(host.bootId, readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+  assert.ok(host.distribution);
+});
+
+test('bad input still writes every --report file, saying why', () => {
+  const bad = playbook('bad-report.yaml', `- hosts: all\n  tasks:\n    - thp: {enabled: sometimes}\n`);
+  const files = ['input.xml', 'input.json', 'input.md', 'input.html'].map((name) => join(dir, name));
+  const run = kvmconf('apply', '--check', '--local', ...files.flatMap((file) => ['--report', file]), bad);
+  assert.equal(run.status, 1);
+  const [xml, json, md, html] = files.map((file) => readFileSync(file, 'utf8'));
+  assert.match(xml!, /<testcase classname="[^"]*bad-report.yaml" name="input" [^>]*>\s*<error message="[^"]*thp: &apos;enabled&apos; must be one of[^"]*" type="input">/);
+  assert.equal(JSON.parse(json!).exitCode, 1);
+  assert.match(JSON.parse(json!).inputError, /thp: 'enabled' must be one of/);
+  assert.match(md!, /### Input error/);
+  assert.match(html!, /<section id="input-error">/);
+});
+
+test('--report FILE.md and FILE.html by extension, and Markdown appended to $GITHUB_STEP_SUMMARY', () => {
+  const summary = join(dir, 'step-summary.md');
+  writeFileSync(summary, 'earlier step\n');
+  const md = join(dir, 'run.md');
+  const html = join(dir, 'run.html');
+  const run = spawnSync(process.execPath, [CLI, 'apply', '--check', '--local', '--report', md, '--report', html, drifted], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    env: { ...CLI_ENV, GITHUB_STEP_SUMMARY: summary },
+  });
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(readFileSync(md, 'utf8'), new RegExp(`- thp enabled: ${current} -> ${other} \\(runtime\\): 1 of 1 hosts`));
+  assert.match(readFileSync(html, 'utf8'), /^<!DOCTYPE html>/);
+  const appended = readFileSync(summary, 'utf8');
+  assert.ok(appended.startsWith('earlier step\n## kvmconf check: '), appended);
+  assert.equal(kvmconf('apply', '--check', '--local', '--format', 'markdown', drifted).stdout, readFileSync(md, 'utf8'));
 });
 
 test('bad input exits 1 naming file, line and field, before any host is contacted', () => {
@@ -144,7 +188,7 @@ test('ansible.cfg: its inventory is used (and named) without -i; host_key_checki
   writeFileSync(join(project, 'hosts'), '[hv]\nhv[1:2]\n');
   writeFileSync(join(project, 'other.ini'), '[hv]\nhv9\n');
   const run = (env: Record<string, string>, ...args: string[]) =>
-    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: project, env: { ...process.env, CI: 'true', HOME: project, ...env } });
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: project, env: { ...CLI_ENV, HOME: project, ...env } });
   const plain = run({}, 'validate', inSync);
   assert.equal(plain.status, 0, plain.stderr);
   assert.match(plain.stdout, /valid \(1 plays, 1 tasks, 2 hosts\)/);
@@ -261,4 +305,34 @@ test('saved plans: --check --out writes one, show renders it, apply PLAN runs it
   const other = kvmconf('apply', planFile, '-e', 'db_password=hunter2');
   assert.equal(other.status, 1);
   assert.match(other.stderr, /made by kvmconf 0\.0\.1, this is kvmconf .*: a plan only runs with the version that made it/);
+});
+
+test('report show renders a saved JSON report in any format; report diff says what drifted since', () => {
+  const old = join(dir, 'old.json');
+  const now = join(dir, 'now.json');
+  assert.equal(kvmconf('apply', '--check', '--local', '--report', old, inSync).status, 0);
+  assert.equal(kvmconf('apply', '--check', '--local', '--report', now, drifted).status, 2);
+  const direct = kvmconf('apply', '--check', '--local', '--format', 'html', drifted).stdout;
+  const shown = kvmconf('report', 'show', now, '--format', 'html');
+  assert.equal(shown.status, 0, shown.stderr);
+  // The same page, but for the timestamps of the two runs.
+  assert.equal(shown.stdout.replace(/started [^;<]+/, ''), direct.replace(/started [^;<]+/, ''));
+  assert.match(kvmconf('report', 'show', now, '--format', 'md').stdout, /^## kvmconf check: /);
+  assert.match(kvmconf('report', 'show', now).stdout, new RegExp(`thp enabled: ${current} -> ${other}`));
+  const diff = kvmconf('report', 'diff', old, now);
+  assert.equal(diff.status, 2);
+  assert.match(diff.stdout, new RegExp(`^\\+ localhost \\(tune\\): thp enabled: ${current} -> ${other} \\(runtime\\)$`, 'm'));
+  assert.equal(kvmconf('report', 'diff', now, old).status, 0);
+  const bad = kvmconf('report', 'show', now, '--format', 'pdf');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--format pdf: one of text, json, junit, md, markdown, html/);
+});
+
+test('facts --format text prints tables, not JSON', () => {
+  const run = kvmconf('facts', '--local', '--format', 'text');
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^localhost: \S+ .*kernel .*boot_id [0-9a-f-]{36}$/m);
+  assert.match(run.stdout, /^ {4}node +cpus +siblings +memory +free/m);
+  assert.doesNotMatch(run.stdout, /[{}]/);
+  assert.ok(run.stdout.split('\n').length < 100, `${run.stdout.split('\n').length} lines`);
 });

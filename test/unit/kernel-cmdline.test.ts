@@ -21,7 +21,7 @@ const STOCK = fixture('debian12-stock-default-grub');
 
 function facts(overrides: Partial<HostFacts> = {}): HostFacts {
   return {
-    osId: 'debian', osVersion: '12', osLike: [], kernel: '6.1.0-18-amd64', arch: 'x86_64', uid: 0, systemd: true,
+    osId: 'debian', osVersion: '12', osLike: [], kernel: '6.1.0-18-amd64', bootId: '', arch: 'x86_64', uid: 0, systemd: true,
     cpusOnline: [0, 1], cpuFlags: [], threadSiblings: {}, numaNodes: [], hugepageSizesKiB: [2048], memTotalKiB: 8_000_000, resctrl: [], ...overrides,
   };
 }

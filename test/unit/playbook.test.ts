@@ -198,3 +198,13 @@ test('module_defaults: an unknown module is named with a suggestion; a bad defau
   const [bad] = errorsOf('- hosts: all\n  module_defaults:\n    libvirt_domain: { restart: "yes" }\n  tasks:\n    - libvirt_domain: { name: web1 }\n');
   assert.equal(bad, "site.yaml:3:23 ($[0].module_defaults.libvirt_domain.restart): libvirt_domain: 'restart' must be boolean", 'reported where the default is written');
 });
+
+test('the merged kernel_cmdline task keeps the place the playbook gives it; an implicit one comes last', () => {
+  const explicit = loadPlaybook(
+    write('- hosts: all\n  tasks:\n    - thp: {enabled: never}\n    - name: boot args\n      kernel_cmdline: {args: {elevator: deadline}}\n    - sysctl: {name: vm.swappiness, value: 1}\n'),
+    MODULES_BY_NAME,
+  );
+  assert.deepEqual(prepareTasks(explicit.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}).map((task) => task.name), ['thp', 'boot args', 'sysctl']);
+  const implicit = loadPlaybook(write('- hosts: all\n  tasks:\n    - thp: {enabled: never}\n    - sysctl: {name: vm.swappiness, value: 1}\n'), MODULES_BY_NAME);
+  assert.deepEqual(prepareTasks(implicit.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}).map((task) => task.name), ['thp', 'sysctl', 'kernel command line (for thp)']);
+});

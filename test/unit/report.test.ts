@@ -1,126 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DOMParser } from '@xmldom/xmldom';
-import type { Element } from '@xmldom/xmldom';
-import { REPORT_VERSION, emptySummary } from '../../src/engine/results.js';
-import type { ChangeResult, HostReport, RunReport, TaskReport } from '../../src/engine/results.js';
+import { REPORT_VERSION } from '../../src/engine/results.js';
+import type { RunReport, TaskReport } from '../../src/engine/results.js';
+import { applyReport, checkReport, host, report, swappiness, task, thpPending } from '../helpers/report-fixtures.js';
 import { changeLine, formatDuration, taskState } from '../../src/report/common.js';
 import { renderJson } from '../../src/report/json.js';
-import { renderJunit } from '../../src/report/junit.js';
 import { createProgress, REDRAW_INTERVAL_MS } from '../../src/report/progress.js';
 import { shouldUseColor } from '../../src/report/style.js';
 import { renderText } from '../../src/report/text.js';
-
-// ---------------------------------------------------------------- fixtures
-
-function change(fields: Partial<ChangeResult> & Pick<ChangeResult, 'module' | 'target'>): ChangeResult {
-  return { scope: 'runtime', before: null, after: null, status: 'planned', ...fields };
-}
-
-function task(name: string, module: string, changes: ChangeResult[] = [], extra: Partial<TaskReport> = {}): TaskReport {
-  return { name, module, tags: [], changes, diagnostics: [], ...extra };
-}
-
-function host(name: string, status: HostReport['status'], tasks: TaskReport[], extra: Partial<HostReport> = {}): HostReport {
-  return { host: name, play: 'tune', status, tasks, execCount: 1, durationMs: 2100, ...extra };
-}
-
-function report(mode: RunReport['mode'], hosts: HostReport[], extra: Partial<RunReport> = {}): RunReport {
-  const summary = emptySummary();
-  for (const entry of hosts) summary[entry.status]++;
-  return {
-    version: REPORT_VERSION,
-    tool: 'kvmconf',
-    toolVersion: '0.1.0',
-    mode,
-    playbook: 'playbooks/virtual-host.yaml',
-    startedAt: '2024-05-01T12:00:00.000Z',
-    durationMs: 4200,
-    interrupted: false,
-    hosts,
-    summary,
-    exitCode: 2,
-    ...extra,
-  };
-}
-
-const GRUB_BEFORE = 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet"\nGRUB_DISABLE_RECOVERY=true\n';
-const GRUB_AFTER = 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet transparent_hugepage=never"\nGRUB_DISABLE_RECOVERY=true\n';
-
-const swappiness = change({ module: 'sysctl', target: 'vm.swappiness', before: '60', after: '10' });
-const grub = change({
-  module: 'kernel_cmdline',
-  target: '/etc/default/grub:GRUB_CMDLINE_LINUX',
-  scope: 'persist',
-  before: 'quiet',
-  after: 'quiet transparent_hugepage=never',
-  diff: { before: GRUB_BEFORE, after: GRUB_AFTER, beforeHeader: '/etc/default/grub (current)', afterHeader: '/etc/default/grub (desired)' },
-});
-const thpPending = change({
-  module: 'kernel_cmdline',
-  target: 'transparent_hugepage',
-  scope: 'pending',
-  pendingOn: 'reboot',
-  status: 'pending',
-  before: null,
-  after: 'never',
-  reason: 'the kernel reads its command line at boot',
-});
-
-/** Check mode: drift on hv1, pending-only hv2, unreachable hv3, hv4 skipped in a second play. */
-function checkReport(): RunReport {
-  return report('check', [
-    host('hv1', 'changed', [
-      task('swappiness', 'sysctl', [swappiness]),
-      task('thp', 'kernel_cmdline', [grub, thpPending], {
-        diagnostics: [{ severity: 'warning', message: 'GRUB_CMDLINE_LINUX_DEFAULT also sets quiet' }],
-      }),
-      task('dirty ratio', 'sysctl'),
-    ]),
-    host('hv2', 'pending', [task('swappiness', 'sysctl'), task('thp', 'kernel_cmdline', [thpPending])]),
-    host('hv3', 'unreachable', [task('swappiness', 'sysctl'), task('thp', 'kernel_cmdline')], {
-      error: 'ssh: connect to host hv3 port 22: Connection refused',
-      execCount: 0,
-      durationMs: 5000,
-    }),
-    host('hv4', 'skipped', [task('guests', 'libvirt_guest')], { play: 'guests', execCount: 0, durationMs: 0 }),
-  ]);
-}
-
-const stepOutput = Array.from({ length: 25 }, (_, i) => `line ${i + 1}`).join('\n') + '\n';
-
-/** Apply mode: the hugepages step fails, the kernel_cmdline change after it is not run. */
-function applyReport(): RunReport {
-  return report(
-    'apply',
-    [
-      host(
-        'hv1',
-        'failed',
-        [
-          task('swappiness', 'sysctl', [{ ...swappiness, status: 'applied' }]),
-          task(
-            'hugepages',
-            'sysctl',
-            [change({ module: 'sysctl', target: 'vm.nr_hugepages', before: '0', after: '1024', status: 'failed' })],
-            { error: 'step "sysctl vm.nr_hugepages" failed (exit 1)' },
-          ),
-          task('thp', 'kernel_cmdline', [{ ...grub, status: 'not-run' }]),
-        ],
-        {
-          error: 'apply stopped at step 2 of 3',
-          execCount: 2,
-          steps: [
-            { index: 0, label: 'sysctl vm.swappiness', status: 'ok', exitCode: 0, output: '' },
-            { index: 1, label: 'sysctl vm.nr_hugepages', status: 'failed', exitCode: 1, output: stepOutput },
-            { index: 2, label: 'kernel_cmdline /etc/default/grub', status: 'not-run', output: '' },
-          ],
-        },
-      ),
-    ],
-    { durationMs: 65_000, exitCode: 1 },
-  );
-}
 
 const ESC = '\x1b[';
 
@@ -320,6 +207,11 @@ describe('shouldUseColor', () => {
 
 // ---------------------------------------------------------------- JSON
 
+/** The report as built, without the status renderJson derives for each task. */
+function withoutTaskStatus(parsed: RunReport): RunReport {
+  return { ...parsed, hosts: parsed.hosts.map((entry) => ({ ...entry, tasks: entry.tasks.map(({ status: _status, ...rest }: TaskReport & { status?: string }) => rest) })) };
+}
+
 describe('JSON report', () => {
   it('round-trips the report with its version', () => {
     const original = applyReport();
@@ -328,8 +220,27 @@ describe('JSON report', () => {
     const parsed = JSON.parse(text) as RunReport;
     assert.equal(parsed.version, 1);
     assert.equal(parsed.version, REPORT_VERSION);
-    assert.deepEqual(parsed, original);
-    assert.deepEqual(JSON.parse(renderJson(checkReport())), checkReport());
+    assert.deepEqual(withoutTaskStatus(parsed), original);
+    assert.deepEqual(withoutTaskStatus(JSON.parse(renderJson(checkReport())) as RunReport), checkReport());
+  });
+
+  it('gives each task its status, after its module', () => {
+    const parsed = JSON.parse(renderJson(applyReport())) as { hosts: Array<{ tasks: Array<Record<string, unknown>> }> };
+    const tasks = parsed.hosts[0]!.tasks;
+    assert.deepEqual(tasks.map((entry) => entry.status), ['changed', 'failed', 'skipped']);
+    assert.deepEqual(Object.keys(tasks[0]!).slice(0, 3), ['name', 'module', 'status']);
+    const check = JSON.parse(renderJson(checkReport())) as typeof parsed;
+    assert.deepEqual(check.hosts[1]!.tasks.map((entry) => entry.status), ['ok', 'pending']);
+  });
+
+  it('writes the run settings and each host\'s groups, distribution, kernel and boot_id in their documented places', () => {
+    const run = { inventory: ['hosts.yaml'], limit: 'rack1', tags: ['memory'], skipTags: [], forks: 50, plays: [{ name: 'tune', hosts: 'all', serial: [1, '50%'], maxFailPercentage: 0, reboot: 'pending' as const, reload: 'never' as const, guests: 'shutdown' as const, rebootTimeoutS: 600 }] };
+    const identity = { groups: ['rack1'], distribution: 'debian 12', kernel: '6.1.0-18-amd64', bootId: '3f2c' };
+    const base = report('check', [host('hv1', 'ok', [task('swappiness', 'sysctl')], identity)], { run });
+    const parsed = JSON.parse(renderJson(base)) as Record<string, unknown> & { hosts: Array<Record<string, unknown>> };
+    assert.deepEqual(Object.keys(parsed).slice(-3), ['run', 'summary', 'hosts']);
+    assert.deepEqual(parsed.run, run);
+    assert.deepEqual(Object.keys(parsed.hosts[0]!), ['host', 'play', 'status', 'groups', 'distribution', 'kernel', 'bootId', 'durationMs', 'execCount', 'tasks']);
   });
 
   it('writes keys in the documented order whatever order they were built in', () => {
@@ -343,6 +254,7 @@ describe('JSON report', () => {
     ]);
     const parsed = JSON.parse(text) as RunReport;
     assert.deepEqual(Object.keys(parsed.hosts[2]!), ['host', 'play', 'status', 'error', 'durationMs', 'execCount', 'tasks']);
+    assert.deepEqual(Object.keys(parsed.hosts[0]!.tasks[1]!), ['name', 'module', 'status', 'tags', 'diagnostics', 'changes']);
     assert.deepEqual(Object.keys(parsed.hosts[0]!.tasks[1]!.changes[1]!), [
       'module', 'target', 'scope', 'status', 'before', 'after', 'pendingOn', 'reason',
     ]);
@@ -354,134 +266,6 @@ describe('JSON report', () => {
     const keys = Object.keys(JSON.parse(renderJson(extended)) as object);
     assert.deepEqual(keys.slice(-3), ['hosts', 'alpha', 'zeta']);
     assert.match(renderJson(extended), /"alpha": \{\n {4}"a": 1,\n {4}"b": 2\n {2}\}/);
-  });
-});
-
-// ---------------------------------------------------------------- JUnit
-
-function parseXml(xml: string): Element {
-  const document = new DOMParser({
-    onError: (level: string, message: string) => {
-      throw new Error(`${level}: ${message}`);
-    },
-  }).parseFromString(xml, 'text/xml');
-  assert.ok(document.documentElement);
-  return document.documentElement;
-}
-
-function children(parent: Element, tag: string): Element[] {
-  return Array.from(parent.getElementsByTagName(tag));
-}
-
-function counts(element: Element): Record<string, string | null> {
-  return Object.fromEntries(['tests', 'failures', 'errors', 'skipped'].map((name) => [name, element.getAttribute(name)]));
-}
-
-function testCase(root: Element, classname: string, name: string): Element {
-  const found = children(root, 'testcase').find(
-    (element) => element.getAttribute('classname') === classname && element.getAttribute('name') === name,
-  );
-  assert.ok(found, `test case ${classname}/${name}`);
-  return found;
-}
-
-describe('JUnit report', () => {
-  it('has one suite per play and one case per host and module (check mode)', () => {
-    const xml = renderJunit(checkReport());
-    assert.ok(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites '));
-    const root = parseXml(xml);
-    assert.equal(root.tagName, 'testsuites');
-    assert.deepEqual(counts(root), { tests: '6', failures: '2', errors: '1', skipped: '1' });
-    assert.equal(root.getAttribute('time'), '4.200');
-    const suites = children(root, 'testsuite');
-    assert.deepEqual(suites.map((suite) => suite.getAttribute('name')), ['tune', 'guests']);
-    assert.deepEqual(counts(suites[0]!), { tests: '5', failures: '2', errors: '1', skipped: '0' });
-    assert.deepEqual(counts(suites[1]!), { tests: '1', failures: '0', errors: '0', skipped: '1' });
-    // Suite time is the sum of its cases: hv1 2.1s + hv2 2.1s + hv3 5s.
-    assert.equal(suites[0]!.getAttribute('time'), '9.200');
-    assert.equal(testCase(root, 'hv1', 'sysctl').getAttribute('time'), '1.050');
-  });
-
-  it('fails a module with drift, listing its changes and folding its tasks', () => {
-    const root = parseXml(renderJunit(checkReport()));
-    const sysctl = testCase(root, 'hv1', 'sysctl');
-    const failure = children(sysctl, 'failure')[0];
-    assert.ok(failure);
-    assert.equal(failure.getAttribute('message'), '1 change(s) to make');
-    assert.equal(failure.getAttribute('type'), 'drift');
-    assert.equal(failure.textContent, 'sysctl vm.swappiness: 60 -> 10 (runtime)');
-    assert.equal(
-      children(sysctl, 'system-out')[0]?.textContent,
-      'task swappiness: changed\n  sysctl vm.swappiness: 60 -> 10 (runtime)\ntask dirty ratio: ok',
-    );
-    // The pending change is listed but is not counted as drift.
-    const cmdline = testCase(root, 'hv1', 'kernel_cmdline');
-    assert.equal(children(cmdline, 'failure')[0]?.getAttribute('message'), '1 change(s) to make');
-  });
-
-  it('passes pending-only modules, saying what is pending', () => {
-    const root = parseXml(renderJunit(checkReport()));
-    const pending = testCase(root, 'hv2', 'kernel_cmdline');
-    assert.equal(children(pending, 'failure').length, 0);
-    assert.equal(children(pending, 'error').length, 0);
-    assert.match(
-      children(pending, 'system-out')[0]?.textContent ?? '',
-      /^task thp: pending\n {2}kernel_cmdline transparent_hugepage: \(absent\) -> never \(pending reboot\)/,
-    );
-  });
-
-  it('reports an unreachable host as one connection error and a skipped host as skipped', () => {
-    const root = parseXml(renderJunit(checkReport()));
-    assert.deepEqual(
-      children(root, 'testcase').filter((element) => element.getAttribute('classname') === 'hv3').map((element) => element.getAttribute('name')),
-      ['connection'],
-    );
-    const error = children(testCase(root, 'hv3', 'connection'), 'error')[0];
-    assert.equal(error?.getAttribute('message'), 'ssh: connect to host hv3 port 22: Connection refused');
-    assert.equal(error?.getAttribute('type'), 'unreachable');
-    assert.equal(children(testCase(root, 'hv4', 'libvirt_guest'), 'skipped').length, 1);
-  });
-
-  it('fails modules with a task error, a failed change or changes not made (apply mode)', () => {
-    const root = parseXml(renderJunit(applyReport()));
-    assert.deepEqual(counts(root), { tests: '3', failures: '2', errors: '1', skipped: '0' });
-    const sysctl = children(testCase(root, 'hv1', 'sysctl'), 'failure')[0];
-    assert.equal(sysctl?.getAttribute('message'), '1 change(s) failed; hugepages: step "sysctl vm.nr_hugepages" failed (exit 1)');
-    assert.equal(sysctl?.getAttribute('type'), 'error');
-    assert.equal(
-      sysctl?.textContent,
-      'sysctl vm.nr_hugepages: 0 -> 1024 (runtime) [failed]\nerror: hugepages: step "sysctl vm.nr_hugepages" failed (exit 1)',
-    );
-    const cmdline = children(testCase(root, 'hv1', 'kernel_cmdline'), 'failure')[0];
-    assert.equal(cmdline?.getAttribute('message'), '1 change(s) not made');
-    assert.equal(children(testCase(root, 'hv1', 'connection'), 'error')[0]?.getAttribute('message'), 'apply stopped at step 2 of 3');
-  });
-
-  it('escapes markup and drops characters XML 1.0 forbids', () => {
-    const nasty = `a<&>"'b\x00\x07\x1b[31mc\x1b[39m\x0b\ufffe\ud800d`;
-    const hostile = report('check', [
-      host(nasty, 'changed', [task(nasty, nasty, [change({ module: nasty, target: 'x', before: nasty, after: '\ttab' })])], {
-        play: nasty,
-      }),
-    ]);
-    const xml = renderJunit(hostile);
-    assert.doesNotMatch(xml, /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/);
-    assert.ok(xml.includes('classname="a&lt;&amp;&gt;&quot;&apos;bcd"'));
-    const root = parseXml(xml);
-    const clean = `a<&>"'bcd`;
-    assert.equal(children(root, 'testsuite')[0]?.getAttribute('name'), clean);
-    const element = testCase(root, clean, clean);
-    assert.equal(children(element, 'failure')[0]?.textContent, `${clean} x: ${clean} -> \ttab (runtime)`);
-  });
-
-  it('keeps line breaks in attributes', () => {
-    const multi = report('check', [host('hv1', 'unreachable', [], { error: 'first\nsecond' })]);
-    const xml = renderJunit(multi);
-    assert.ok(xml.includes('<error message="first" type="unreachable">first\nsecond</error>'));
-    const skipped = report('check', [host('hv1', 'skipped', [], { error: 'stopped:\n\tinterrupted' })]);
-    assert.ok(renderJunit(skipped).includes('<skipped message="stopped:&#10;&#9;interrupted"/>'));
-    const root = parseXml(renderJunit(skipped));
-    assert.equal(children(testCase(root, 'hv1', 'host'), 'skipped')[0]?.getAttribute('message'), 'stopped:\n\tinterrupted');
   });
 });
 

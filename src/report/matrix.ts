@@ -1,0 +1,196 @@
+/**
+ * The fleet drift matrix every summary format shares (JUnit, Markdown, HTML): one cell
+ * per host and task with its status, identical drift grouped across hosts, and the
+ * hosts that wait for a reboot.
+ */
+import type { ChangeResult, HostReport, Mode, RunReport, TaskReport } from '../engine/results.js';
+import { changeLine, groupBy, isPendingChange, plural, taskState } from './common.js';
+
+/** drift: check mode found changes to make; changed: apply made them; not-run: apply never reached them. */
+export type CellStatus = 'failed' | 'unreachable' | 'drift' | 'not-run' | 'pending' | 'changed' | 'ok' | 'skipped';
+
+/** Worst first: the order summaries list statuses in. */
+export const CELL_STATUSES: readonly CellStatus[] = ['failed', 'unreachable', 'drift', 'not-run', 'pending', 'changed', 'ok', 'skipped'];
+
+export interface Cell {
+  status: CellStatus;
+  /** Absent when the host never got as far as the task (unreachable, skipped, failed before gathering). */
+  task?: TaskReport;
+  /** `pending reboot`: what a pending cell waits for. */
+  note?: string;
+}
+
+export function taskCellStatus(task: TaskReport, mode: Mode): CellStatus {
+  const state = taskState(task);
+  if (state === 'changed') return mode === 'check' ? 'drift' : 'changed';
+  return state === 'skipped' ? 'not-run' : state;
+}
+
+/** The status of every task of a host that has no task results. */
+function hostOnlyStatus(host: HostReport): CellStatus {
+  return host.status === 'unreachable' || host.status === 'skipped' ? host.status : host.status === 'failed' ? 'failed' : 'ok';
+}
+
+/** What pending changes wait for: `reboot`, `module-reload`, `guest-restart`. */
+function pendingNote(task: TaskReport): string {
+  const waits = new Set(task.changes.filter(isPendingChange).map((change) => change.pendingOn ?? 'restart'));
+  return `pending ${[...waits].join(', ')}`;
+}
+
+/** The task names of a play, in playbook order, across its hosts (a host that stopped early has none). */
+export function playTaskNames(hosts: readonly HostReport[]): string[] {
+  const names: string[] = [];
+  for (const host of hosts) for (const name of uniqueNames(host.tasks)) if (!names.includes(name)) names.push(name);
+  return names;
+}
+
+/** Task names made unique within a host: a repeated name gets ` (2)`, ` (3)`. */
+export function uniqueNames(tasks: readonly TaskReport[]): string[] {
+  const seen = new Map<string, number>();
+  return tasks.map((task) => {
+    const count = (seen.get(task.name) ?? 0) + 1;
+    seen.set(task.name, count);
+    return count === 1 ? task.name : `${task.name} (${count})`;
+  });
+}
+
+/** One cell per column name; a task the host did not run (tags, another play shape) is skipped. */
+export function hostCells(host: HostReport, columns: readonly string[], mode: Mode): Cell[] {
+  if (host.tasks.length === 0 || host.status === 'unreachable' || host.status === 'skipped') return columns.map(() => ({ status: hostOnlyStatus(host) }));
+  const byName = new Map(uniqueNames(host.tasks).map((name, index) => [name, host.tasks[index]!]));
+  return columns.map((name) => {
+    const task = byName.get(name);
+    if (!task) return { status: 'skipped' };
+    const status = taskCellStatus(task, mode);
+    return status === 'pending' ? { status, task, note: pendingNote(task) } : { status, task };
+  });
+}
+
+export interface Play {
+  name: string;
+  columns: string[];
+  hosts: HostReport[];
+}
+
+export function plays(report: RunReport): Play[] {
+  return [...groupBy(report.hosts, (host) => host.play)].map(([name, hosts]) => ({ name, hosts, columns: playTaskNames(hosts) }));
+}
+
+export type Counts = Partial<Record<CellStatus, number>>;
+
+export function countCells(cells: readonly Cell[]): Counts {
+  const counts: Counts = {};
+  for (const cell of cells) counts[cell.status] = (counts[cell.status] ?? 0) + 1;
+  return counts;
+}
+
+/** `2 drift, 198 ok`, worst first. */
+export function countsText(counts: Counts): string {
+  return CELL_STATUSES.filter((status) => counts[status]).map((status) => `${counts[status]} ${status}`).join(', ');
+}
+
+/** The group a host is shown under: its first inventory group. */
+export const groupOf = (host: HostReport): string => host.groups?.[0] ?? 'ungrouped';
+
+export interface GroupRow {
+  group: string;
+  hosts: HostReport[];
+  /** Per column, how many hosts of the group are in each status. */
+  counts: Counts[];
+}
+
+export function groupRows(play: Play, mode: Mode): GroupRow[] {
+  return [...groupBy(play.hosts, groupOf)].map(([group, hosts]) => {
+    const cells = hosts.map((host) => hostCells(host, play.columns, mode));
+    return { group, hosts, counts: play.columns.map((_, column) => countCells(cells.map((row) => row[column]!))) };
+  });
+}
+
+export interface DriftGroup {
+  /** `thp enabled: madvise -> never (runtime)`. */
+  line: string;
+  hosts: string[];
+  failed: boolean;
+}
+
+/** Identical changes across hosts, the most widespread first; failed changes lead. */
+export function groupedDrift(report: RunReport): DriftGroup[] {
+  const entries = report.hosts.flatMap((host) => host.tasks.flatMap((task) => task.changes.map((change) => ({ host: host.host, change }))));
+  const groups = [...groupBy(entries, (entry) => changeLine(entry.change, report.mode))].map(([line, items]) => ({
+    line,
+    hosts: [...new Set(items.map((item) => item.host))],
+    failed: items.some((item) => item.change.status === 'failed'),
+  }));
+  return groups.sort((a, b) => Number(b.failed) - Number(a.failed) || b.hosts.length - a.hosts.length);
+}
+
+/** `200 hosts: 10 ok, 176 changed, 2 failed; exit code 2`: the line every summary opens with. */
+export function summaryLine(report: RunReport): string {
+  const statuses = Object.entries(report.summary).filter(([, count]) => count > 0).map(([status, count]) => `${count} ${status}`);
+  return `${plural(hostCount(report), 'host')}${statuses.length ? `: ${statuses.join(', ')}` : ''}; exit code ${report.exitCode}`;
+}
+
+/** Hosts and the number of hosts the report covers (a host in two plays counts once). */
+export const hostCount = (report: RunReport): number => new Set(report.hosts.map((host) => host.host)).size;
+
+export interface AwaitingReboot {
+  host: string;
+  /** Kernel arguments the reboot makes true: `name=value`, or `-name` for one removed. */
+  args: string[];
+  /** Other changes the reboot finishes. */
+  others: string[];
+}
+
+const kernelArg = (change: ChangeResult): string => (change.after === null ? `-${change.target}` : `${change.target}=${change.after}`);
+
+/** Hosts with changes that wait for a reboot, with the kernel arguments they wait for. */
+export function awaitingReboot(report: RunReport): AwaitingReboot[] {
+  return report.hosts.flatMap((host) => {
+    const waiting = host.tasks.flatMap((task) => task.changes).filter((change) => isPendingChange(change) && change.pendingOn === 'reboot');
+    if (!waiting.length) return [];
+    const args = waiting.filter((change) => change.module === 'kernel_cmdline').map(kernelArg);
+    const others = waiting.filter((change) => change.module !== 'kernel_cmdline').map((change) => `${change.module} ${change.target}`);
+    return [{ host: host.host, args, others }];
+  });
+}
+
+export interface HugepageRow {
+  /** NUMA node, or `all` for a pool of the whole host. */
+  node: string;
+  sizeKiB: number;
+  hosts: number;
+  requested: number;
+  /** Pages there: the current count in check mode, the verified count once apply made the change. */
+  granted: number;
+  /** Hosts with fewer pages than requested. */
+  short: number;
+}
+
+const POOL_TARGET = /^\/sys\/(?:devices\/system\/node\/node(\d+)\/hugepages|kernel\/mm\/hugepages)\/hugepages-(\d+)kB\/nr_hugepages$/;
+
+/** Hugepages requested and granted per NUMA node and page size, over the pools the run changes. */
+export function hugepageRows(report: RunReport): HugepageRow[] {
+  const rows = new Map<string, HugepageRow>();
+  for (const change of report.hosts.flatMap((host) => host.tasks.flatMap((task) => task.changes))) {
+    const match = change.module === 'hugepages' ? POOL_TARGET.exec(change.target) : null;
+    if (!match || change.after === null) continue;
+    const node = match[1] ?? 'all';
+    const sizeKiB = Number(match[2]);
+    const requested = Number(change.after);
+    const granted = Number(change.status === 'applied' ? change.after : (change.before ?? 0));
+    const row = rows.get(`${node} ${sizeKiB}`) ?? { node, sizeKiB, hosts: 0, requested: 0, granted: 0, short: 0 };
+    rows.set(`${node} ${sizeKiB}`, { ...row, hosts: row.hosts + 1, requested: row.requested + requested, granted: row.granted + granted, short: row.short + Number(granted < requested) });
+  }
+  return [...rows.values()].sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }) || a.sizeKiB - b.sizeKiB);
+}
+
+/** Hosts that failed or could not be reached, with the first line of why. */
+export function failedHosts(report: RunReport): Array<{ host: string; status: string; error: string }> {
+  return report.hosts
+    .filter((host) => host.status === 'failed' || host.status === 'unreachable')
+    .map((host) => ({ host: host.host, status: host.status, error: firstLine(host.error ?? host.tasks.find((task) => task.error)?.error ?? '') }));
+}
+
+export function firstLine(text: string): string {
+  return text.trim().split('\n')[0] ?? '';
+}

@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderFactsText, table } from '../../src/commands/facts-text.js';
+import type { HostFacts } from '../../src/engine/facts.js';
+
+const facts: HostFacts = {
+  osId: 'debian', osVersion: '12', osLike: [], kernel: '6.1.0-18-amd64', bootId: '3f2c', arch: 'x86_64', uid: 0, systemd: true,
+  cpusOnline: [0, 1, 2, 3], cpuFlags: ['vmx'], threadSiblings: { 0: [0, 2], 1: [1, 3], 2: [0, 2], 3: [1, 3] },
+  numaNodes: [{ id: 0, cpus: [0, 2], memTotalKiB: 8_388_608, memFreeKiB: 4_194_304 }, { id: 1, cpus: [1, 3], memTotalKiB: 8_388_608, memFreeKiB: 2_097_152 }],
+  hugepageSizesKiB: [2048, 1048576], memTotalKiB: 16_777_216, resctrl: [],
+};
+
+const libvirt = {
+  host: {
+    virsh: true, cpusOnline: [0, 1, 2, 3], cpus: [], nodes: [], defaultHugepageKiB: 2048,
+    hugepages: [
+      { node: 0, sizeKiB: 2048, total: 512, free: 100, surplus: 0 },
+      { node: 1, sizeKiB: 2048, total: 512, free: 512, surplus: 0 },
+      { node: 0, sizeKiB: 1048576, total: 2, free: 1, surplus: 0 },
+    ],
+    pci: [{ address: '0000:81:00.0', class: '0x020000', node: 1, netdevs: ['ens1f0'] }, { address: '0000:00:1f.2', class: '0x010601', node: 0, netdevs: [] }],
+    running: [{ name: 'web1', pid: 4242, libvirt: { vcpupin: { 0: '2', 1: '0' }, emulatorpin: '0,2', numaMode: 'strict', numaNodeset: '0' }, kernel: [] }],
+  },
+  domains: [],
+};
+
+test('facts --format text: NUMA nodes, PCI devices by node and domains with their pinning as tables', () => {
+  const text = renderFactsText([{ host: 'hv1', facts, modules: { libvirt_domain: libvirt, thp: { enabled: { selected: 'never', available: ['always', 'never'] }, tmpfiles: null } } }, { host: 'hv2', error: 'ssh: timeout' }]);
+  assert.equal(
+    text,
+    [
+      'hv1: debian 12, kernel 6.1.0-18-amd64, x86_64, 4 CPUs, 16.0 GiB, boot_id 3f2c',
+      '',
+      '  NUMA nodes',
+      '    node  cpus  siblings  memory   free     2M free/total  1G free/total',
+      '    0     0,2   0,2       8.0 GiB  4.0 GiB  100/512        1/2',
+      '    1     1,3   1,3       8.0 GiB  2.0 GiB  512/512        -',
+      '',
+      '  PCI devices',
+      '    node  address       class     netdevs',
+      '    0     0000:00:1f.2  0x010601',
+      '    1     0000:81:00.0  0x020000  ens1f0',
+      '',
+      '  running domains',
+      '    domain  pid   vcpupin  emulatorpin  numa',
+      '    web1    4242  0:2 1:0  0,2          strict 0',
+      '',
+      '  settings',
+      '    thp: enabled=never',
+      '',
+      'hv2: error: ssh: timeout',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('table pads every column but the last', () => {
+  assert.deepEqual(table(['a', 'bb'], [['ccc', 'd']]), ['a    bb', 'ccc  d']);
+});
