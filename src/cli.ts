@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { InputError, InputErrors } from './errors.js';
 import { EXIT } from './engine/exit-code.js';
 import { TOOL_VERSION } from './version.js';
+import { escapeControl } from './report/style.js';
 
 const positiveInt = (name: string) => (value: string): number => {
   const number = Number(value);
@@ -155,8 +156,8 @@ export async function main(argv: string[]): Promise<number> {
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return EXIT.ok;
     if (code?.startsWith('commander.')) return EXIT.error;
     if (error instanceof InputError || error instanceof InputErrors) {
-      process.stderr.write(`kvmconf: ${error.message}\n`);
-      if (error instanceof InputError && error.hint) process.stderr.write(`    ${error.hint}\n`);
+      process.stderr.write(`kvmconf: ${escapeControl(error.message)}\n`);
+      if (error instanceof InputError && error.hint) process.stderr.write(`    ${escapeControl(error.hint)}\n`);
       return EXIT.error;
     }
     process.stderr.write(`kvmconf: internal error: ${(error as Error).stack ?? error}\n`);

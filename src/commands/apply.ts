@@ -7,7 +7,7 @@ import { runPlaybook, type RunOptions } from '../engine/runner.js';
 import { emptySummary, REPORT_VERSION, type RunReport } from '../engine/results.js';
 import { formatOfFile, renderReport, type ReportFormat } from '../report/render.js';
 import { createProgress, type Progress } from '../report/progress.js';
-import { shouldUseColor } from '../report/style.js';
+import { escapeControl, shouldUseColor } from '../report/style.js';
 import { InputError, InputErrors, didYouMean } from '../errors.js';
 import { extraVars } from '../config/extra-vars.js';
 import { listPlan } from './list-plan.js';
@@ -242,7 +242,7 @@ async function run(playbook: Playbook, inventory: Inventory, flags: ApplyFlags, 
       },
       hostPhase: (host, phase) => progress?.hostPhase(host, phase),
       hostDone: (host) => progress?.hostDone(host.host, host.status),
-      hostNote: (host, text) => process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}kvmconf: ${host}: ${text}\n`),
+      hostNote: (host, text) => process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}kvmconf: ${host}: ${escapeControl(text)}\n`),
     },
   });
   progress?.stop();

@@ -34,6 +34,7 @@ export const VARS_SCHEMA = {
     kvmconf_proxy_jump: address,
     kvmconf_hypervisor: address,
     kvmconf_domain: address,
+    kvmconf_lock_file: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' },
   },
 } as const;
 

@@ -34,7 +34,7 @@ kc_no_link() { if [ -L "$1" ]; then kc_fail "$1 is a symbolic link to $(kc_link_
 kc_sha() { if [ -e "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo absent; fi; }
 # kc_write_file PATH MODE EXPECTED_SHA CONTENT: replace PATH atomically if it still has EXPECTED_SHA.
 kc_write_file() {
-  kc_path=$1 kc_mode=$2 kc_expect=$3 kc_content=$4
+  kc_path=$1 kc_mode=$2 kc_expect=$3 kc_content=$4 kc_backup=
   kc_no_link "$kc_path"
   kc_now=$(kc_sha "$kc_path")
   [ "$kc_expect" = any ] || [ "$kc_now" = "$kc_expect" ] || kc_fail "$kc_path changed since it was read (sha256 $kc_now); re-run to plan against the new content"
@@ -43,14 +43,18 @@ kc_write_file() {
   kc_tmp=$(mktemp "$kc_dir/.kvmconf.XXXXXX") || kc_fail "cannot create a temporary file in $kc_dir"
   if ! printf '%s' "$kc_content" > "$kc_tmp"; then rm -f "$kc_tmp"; kc_fail "cannot write $kc_path (disk full?)"; fi
   if [ -e "$kc_path" ]; then
-    kc_backup="${BACKUP_ROOT}$kc_path.$(date -u +%Y%m%dT%H%M%SZ)"
-    mkdir -p "$(dirname "$kc_backup")" && cp -p "$kc_path" "$kc_backup" || { rm -f "$kc_tmp"; kc_fail "cannot back up $kc_path to $kc_backup"; }
-    chown --reference="$kc_path" "$kc_tmp" && chmod --reference="$kc_path" "$kc_tmp"
+    kc_backup_of "$kc_path" || { rm -f "$kc_tmp"; kc_fail "cannot make a backup of $kc_path under ${BACKUP_ROOT}"; }
+    cp -p "$kc_path" "$kc_backup" || { rm -f "$kc_tmp" "$kc_backup"; kc_fail "cannot back up $kc_path to $kc_backup"; }
+    # The new file takes the old one's owner, mode and SELinux label; without them it must not replace it.
+    { chown --reference="$kc_path" "$kc_tmp" && chmod --reference="$kc_path" "$kc_tmp" && kc_label_as "$kc_path" "$kc_tmp"; } ||
+      { rm -f "$kc_tmp"; kc_fail "cannot give the new $kc_path the owner, mode and label of the old one"; }
   else
-    chmod "$kc_mode" "$kc_tmp"
+    chmod "$kc_mode" "$kc_tmp" || { rm -f "$kc_tmp"; kc_fail "cannot set mode $kc_mode on the new $kc_path"; }
   fi
   sync "$kc_tmp" 2>/dev/null
   mv -f "$kc_tmp" "$kc_path" || { rm -f "$kc_tmp"; kc_fail "cannot replace $kc_path"; }
+  # A new file gets the label the policy gives its path (mktemp's label is the folder's).
+  [ -n "$kc_backup" ] || kc_label_default "$kc_path" || kc_fail "cannot set the SELinux label of $kc_path"
   [ "$(cat "$kc_path"; echo x)" = "$kc_content"x ] || kc_fail "read-back of $kc_path differs from what was written"
 }
 # kc_remove_file PATH EXPECTED_SHA: delete a file kvmconf owns, keeping a backup.
@@ -58,9 +62,17 @@ kc_remove_file() {
   kc_no_link "$1"
   [ -e "$1" ] || return 0
   [ "$2" = any ] || [ "$(kc_sha "$1")" = "$2" ] || kc_fail "$1 changed since it was read"
-  kc_backup="${BACKUP_ROOT}$1.$(date -u +%Y%m%dT%H%M%SZ)"
-  mkdir -p "$(dirname "$kc_backup")" && mv -f "$1" "$kc_backup" || kc_fail "cannot remove $1"
+  kc_backup_of "$1" && mv -f "$1" "$kc_backup" || kc_fail "cannot remove $1"
 }
+# kc_backup_of PATH: sets kc_backup to a new, unique backup file for PATH (two writes in
+# one second keep both originals: mktemp never reuses a name).
+kc_backup_of() {
+  mkdir -p "$(dirname "${BACKUP_ROOT}$1")" && kc_backup=$(mktemp "${BACKUP_ROOT}$1.$(date -u +%Y%m%dT%H%M%SZ).XXXXXX")
+}
+# SELinux labels, where SELinux is on (RHEL, the guide's home); nothing to do elsewhere.
+kc_selinux() { [ -e /sys/fs/selinux/enforce ] && command -v chcon >/dev/null 2>&1; }
+kc_label_as() { ! kc_selinux || chcon --reference="$1" "$2"; }
+kc_label_default() { ! kc_selinux || ! command -v restorecon >/dev/null 2>&1 || restorecon "$1"; }
 # kc_write_value PATH VALUE: write a procfs/sysfs value, failing with the kernel's reason
 # (the external printf: dash's builtin reports every refused write as "I/O error").
 kc_write_value() {

@@ -78,9 +78,10 @@ export function planJobs(play: Play, hosts: string[], inventory: Inventory, modu
     const host = inventory.hosts.get(name)!;
     try {
       // Ansible's precedence for the sources kvmconf has: inventory < play vars < extra vars.
-      const vars = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
+      const vars: Record<string, unknown> = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
       const tasks = prepareTasks(play, modules, vars, name, filter);
-      jobs.set(name, { host: name, play: play.name, become: becomeFor(name, vars, play, filter.becomePassword), tasks });
+      const lockFile = typeof vars.kvmconf_lock_file === 'string' ? vars.kvmconf_lock_file : undefined;
+      jobs.set(name, { host: name, play: play.name, become: becomeFor(name, vars, play, filter.becomePassword), tasks, ...(lockFile && { lockFile }) });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       errors.push(error);

@@ -4,6 +4,8 @@
  * holding a random nonce, so no probe or command output can forge a boundary.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
+import { quote } from '../shell.js';
 import { REMOTE_LIB } from './remote-lib.js';
 
 const ENV = 'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -62,18 +64,44 @@ export interface StepOutcome {
  * stdin closed (the script itself arrives on stdin). The first failed step stops the
  * host. SIGINT/SIGTERM/SIGHUP let the current step finish and then stop.
  */
-export function buildApplyScript(steps: ApplyStep[], mark: string): string {
+export function buildApplyScript(steps: ApplyStep[], mark: string, lockFile = DEFAULT_LOCK): string {
   const body = steps.map((step, index) =>
     [
       `printf '\\n%s step %d\\n' "$KC_MARK" ${index}`,
-      `(\nset -e\n${step.commands.join('\n')}\n) </dev/null 2>&1`,
+      `(\nset -e\n${step.commands.join('\n')}\n) </dev/null 2>&1 9>&-`,
       `kc_rc=$?`,
       `printf '\\n%s done %d %d\\n' "$KC_MARK" ${index} "$kc_rc"`,
       `[ "$kc_rc" = 0 ] || exit 0`,
       `[ "$kc_stop" = 0 ] || { printf '\\n%s interrupted\\n' "$KC_MARK"; exit 0; }`,
     ].join('\n'),
   );
-  return [ENV, `KC_MARK='${mark}'`, `kc_stop=0`, `trap 'kc_stop=1' INT TERM HUP`, REMOTE_LIB, ...body, ''].join('\n');
+  return [ENV, `KC_MARK='${mark}'`, `kc_stop=0`, `trap 'kc_stop=1' INT TERM HUP`, REMOTE_LIB, applyLock(lockFile), ...body, ''].join('\n');
+}
+
+/** The per-host apply lock (kvmconf_lock_file moves it). */
+export const DEFAULT_LOCK = '/run/kvmconf.lock';
+
+/** Seconds an apply waits for another kvmconf run on the same host before it gives up. */
+export const LOCK_WAIT_S = 10;
+
+/** Who holds the lock, as the other run's error shows it. */
+function lockOwner(): string {
+  return `${userInfo().username}@${hostname()} (kvmconf pid ${process.pid}, since ${new Date().toISOString()})`;
+}
+
+/**
+ * One apply at a time per host: an flock on /run/kvmconf.lock (a per-user file in /tmp
+ * for an apply without root), held for the whole apply script and freed by the kernel
+ * when the script ends however it ends, so no stale lock outlives a dropped connection.
+ * Steps run with the lock's descriptor closed: a daemon a step starts cannot hold it.
+ */
+function applyLock(lockFile: string): string {
+  return [
+    // Tried in a subshell first: a failed `exec` redirection would end the script.
+    `kc_lock=${quote(lockFile)}; ( : >>"$kc_lock" ) 2>/dev/null || kc_lock="\${TMPDIR:-/tmp}/kvmconf-$(id -u).lock"; exec 9>>"$kc_lock"`,
+    `if command -v flock >/dev/null 2>&1 && ! flock -w ${LOCK_WAIT_S} 9; then printf '\\n%s locked %s\\n' "$KC_MARK" "$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"; exit 0; fi`,
+    `printf '%s\\n' ${quote(lockOwner())} > "$kc_lock.owner" 2>/dev/null`,
+  ].join('\n');
 }
 
 /** Reads which steps ran and how, from complete or partial (dropped connection) output. */
@@ -81,7 +109,7 @@ export function parseApplyOutput(
   stdout: string,
   mark: string,
   steps: ApplyStep[],
-): { outcomes: StepOutcome[]; interrupted: boolean } {
+): { outcomes: StepOutcome[]; interrupted: boolean; lockedBy?: string } {
   const outcomes: StepOutcome[] = steps.map((step, index) => ({ index, label: step.label, status: 'not-run', output: '' }));
   const text = '\n' + stdout;
   const pattern = new RegExp(`\\n${mark} step (\\d+)\\n([\\s\\S]*?)(?:\\n${mark} done \\1 (\\d+)\\n|$)`, 'g');
@@ -96,5 +124,6 @@ export function parseApplyOutput(
       outcome.status = outcome.exitCode === 0 ? 'ok' : 'failed';
     }
   }
-  return { outcomes, interrupted: text.includes(`\n${mark} interrupted\n`) };
+  const locked = new RegExp(`\\n${mark} locked (.*)\\n`).exec(text);
+  return { outcomes, interrupted: text.includes(`\n${mark} interrupted\n`), ...(locked && { lockedBy: locked[1] || 'an unknown run' }) };
 }

@@ -93,3 +93,21 @@ export function shouldUseColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessE
   if (env['TERM'] === 'dumb') return false;
   return stream.isTTY === true;
 }
+
+/**
+ * Control characters shown, not obeyed: a task name or a host's output holding ESC
+ * sequences could otherwise move the cursor, recolour or retitle the operator's
+ * terminal, or hide lines. Newlines and tabs stay; everything else below 0x20, DEL and
+ * the C1 range are written as \xNN.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** A copy of a report-like value with every string escaped (escapeControl). */
+export function escapeStrings<T>(value: T): T {
+  if (typeof value === 'string') return escapeControl(value) as T;
+  if (Array.isArray(value)) return value.map(escapeStrings) as T;
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, escapeStrings(item)])) as T;
+  return value;
+}

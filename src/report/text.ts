@@ -8,7 +8,7 @@ import type { ChangeResult, HostReport, HostStatus, Mode, RunReport, TaskReport 
 import type { StepOutcome } from '../engine/script.js';
 import { changeLine, countTaskStates, describeFinish, formatDuration, groupBy, plural, taskState, TASK_STATES } from './common.js';
 import type { TaskState } from './common.js';
-import { createStyle, paintStatus, statusPaint } from './style.js';
+import { createStyle, escapeStrings, paintStatus, statusPaint } from './style.js';
 import type { Style } from './style.js';
 
 export interface TextOptions {
@@ -32,7 +32,9 @@ interface Context {
 /** Lines of a failed step's output shown in the report. */
 export const STEP_OUTPUT_LINES = 20;
 
-export function renderText(report: RunReport, options: TextOptions): string {
+export function renderText(input: RunReport, options: TextOptions): string {
+  // What hosts sent (and task names) is shown, never obeyed by the terminal.
+  const report = escapeStrings(input);
   const context: Context = {
     mode: report.mode,
     style: createStyle(options.color),

@@ -10,7 +10,8 @@ import { quote } from '../../src/shell.js';
 export interface FileParams {
   path: string;
   content: string;
-  slow?: boolean;
+  /** A step that sleeps before the write: true for 5 s, or the seconds given. */
+  slow?: boolean | number;
   probe_sleep?: number;
 }
 
@@ -21,7 +22,7 @@ export const fileModule = defineModule<FileParams, string | null>({
     type: 'object',
     additionalProperties: false,
     required: ['path', 'content'],
-    properties: { path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' }, content: { type: 'string' }, slow: { type: 'boolean' }, probe_sleep: { type: 'integer' } },
+    properties: { path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' }, content: { type: 'string' }, slow: { anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 1 }] }, probe_sleep: { type: 'integer' } },
   },
   ownedFiles: (params) => [params.path],
   probe: (params) => `${params.probe_sleep ? `sleep ${params.probe_sleep}; ` : ''}${catFileProbe(params.path)}`,
@@ -33,7 +34,7 @@ export const fileModule = defineModule<FileParams, string | null>({
     ],
   commands: (change, params, actual) =>
     change.target.endsWith('.marker')
-      ? [`touch ${quote(`${params.path}.started`)}`, 'sleep 5']
+      ? [`touch ${quote(`${params.path}.started`)}`, `sleep ${params.slow === true ? 5 : Number(params.slow)}`]
       : [writeFileCommand(params.path, params.content, actual, '0600')],
 });
 

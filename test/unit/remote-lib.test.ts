@@ -130,3 +130,26 @@ test('catFileProbe reports a symbolic link (dangling too) and parseFileBlock ref
     assert.throws(() => parseFileBlock(out), { message: `${join(dir, name)} is a symbolic link to ${join(dir, target)}: kvmconf neither replaces a link with a file nor writes through it; point the task at the real file, or replace the link with a regular file` });
   }
 });
+
+test('writes within one second keep every original: backups never overwrite each other', () => {
+  const { dir, backups } = sandbox();
+  const path = join(dir, 'sysctl.conf');
+  writeFileSync(path, 'v1\n');
+  const result = run([writeFileCommand(path, 'v2\n', 'v1\n'), writeFileCommand(path, 'v3\n', 'v2\n'), removeFileCommand(path, 'v3\n')], { KC_BACKUP_DIR: backups });
+  assert.equal(result.status, 0, result.stderr);
+  const saved = readdirSync(join(backups, dir)).map((name) => readFileSync(join(backups, dir, name), 'utf8')).sort();
+  assert.deepEqual(saved, ['v1\n', 'v2\n', 'v3\n']);
+});
+
+test('a backup folder that cannot be written stops the write before anything changes', () => {
+  const { dir } = sandbox();
+  const path = join(dir, 'grub');
+  writeFileSync(path, 'old\n');
+  const blocker = join(dir, 'not-a-folder');
+  writeFileSync(blocker, '');
+  const result = run([writeFileCommand(path, 'new\n', 'old\n')], { KC_BACKUP_DIR: blocker });
+  assert.notEqual(result.status, 0);
+  assert.match(result.stderr, /cannot make a backup of .*grub/);
+  assert.equal(readFileSync(path, 'utf8'), 'old\n');
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('.kvmconf')), [], 'no temporary file left');
+});

@@ -354,3 +354,17 @@ describe('progress', () => {
     progress.stop();
   });
 });
+
+describe('control characters in text output', () => {
+  it('a hostile task name, value and error reach the terminal escaped, newlines kept', () => {
+    const hostile = report('check', [
+      host('hv1', 'failed', [task('tune \x1b]0;owned\x07', 'sysctl', [{ ...swappiness, before: '60\x1b[2J', after: '10' }])], { error: 'step failed:\x1b[1A\x1b[2Kall good' }),
+    ]);
+    for (const color of [false, true]) {
+      const text = renderText(hostile, { color, diff: true });
+      assert.doesNotMatch(text.replace(/\x1b\[[0-9;]*m/g, ''), /[\x00-\x08\x0b-\x1f\x7f]/, 'only our own colour codes remain');
+      assert.match(text, /60\\x1b\[2J -> 10/);
+      assert.match(text, /step failed:\\x1b\[1A\\x1b\[2Kall good/);
+    }
+  });
+});
