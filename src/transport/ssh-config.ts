@@ -43,6 +43,8 @@ export interface ResolvedSshConfig {
   keepaliveCountMax: number;
   /** known_hosts files to read; new keys are written to the first one. */
   knownHostsFiles: string[];
+  /** GlobalKnownHostsFile (default /etc/ssh/ssh_known_hosts{,2}): matched, never written. */
+  globalKnownHostsFiles: string[];
   hostKeyChecking: HostKeyChecking;
   /** ssh_config HashKnownHosts, when set. */
   hashKnownHosts?: boolean;
@@ -214,6 +216,23 @@ export function hostKeyCheckingFromConfig(v: string | undefined): HostKeyCheckin
 export interface ResolveOptions {
   /** Home directory for `~`, %d and the default paths (default: os.homedir()). */
   home?: string;
+  /** The system-wide ssh_config read after the user's, as ssh does ('' : none). */
+  systemConfigFile?: string;
+  /** Known-hosts files every user trusts, read for matching, never written. */
+  globalKnownHostsFiles?: string[];
+}
+
+export const SYSTEM_SSH_CONFIG = '/etc/ssh/ssh_config';
+export const GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+
+/** An ssh_config file's text, or undefined when it does not exist and need not. */
+async function configText(file: string, home: string, required: boolean): Promise<string | undefined> {
+  try {
+    return await readSshConfigText(file, home);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || required) throw new Error(`cannot read ssh_config ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 /**
@@ -226,24 +245,17 @@ export async function resolveSshConfig(query: SshConfigQuery, options: ResolveOp
   const localUser = localUserName();
   const configFile = query.sshConfigFile ?? join(home, '.ssh', 'config');
   let computed: Record<string, string | string[]> = {};
-  let readFrom: string | undefined;
-  if (configFile !== '') {
-    let text: string | undefined;
-    try {
-      text = await readSshConfigText(configFile, home);
-      readFrom = configFile;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // The default file may be absent; an explicitly named one must exist.
-      if (code !== 'ENOENT' || query.sshConfigFile !== undefined) {
-        throw new Error(`cannot read ssh_config ${configFile}: ${(err as Error).message}`);
-      }
-    }
-    if (text !== undefined) {
-      const parsed = SSHConfig.parse(text);
-      const matchOpts = query.user !== undefined ? { Host: query.host, User: query.user } : { Host: query.host };
-      computed = parsed.compute(matchOpts, { ignoreCase: true, matchExec: false });
-    }
+  // The default file may be absent; an explicitly named one must exist. As with ssh -F,
+  // a named file replaces the system one too.
+  const userText = configFile === '' ? undefined : await configText(configFile, home, query.sshConfigFile !== undefined);
+  const readFrom = userText === undefined ? undefined : configFile;
+  const systemFile = query.sshConfigFile === undefined ? (options.systemConfigFile ?? SYSTEM_SSH_CONFIG) : '';
+  const systemText = systemFile === '' ? undefined : await configText(systemFile, home, false);
+  if (userText !== undefined || systemText !== undefined) {
+    // One text in ssh's reading order (first value wins): `Host *` ends the user file's last block.
+    const parsed = SSHConfig.parse([userText ?? '', systemText ?? ''].join('\nHost *\n'));
+    const matchOpts = query.user !== undefined ? { Host: query.host, User: query.user } : { Host: query.host };
+    computed = parsed.compute(matchOpts, { ignoreCase: true, matchExec: false });
   }
   const get = (k: string): string | undefined => {
     const v = first(computed[k.toLowerCase()]);
@@ -279,6 +291,10 @@ export async function resolveSshConfig(query: SshConfigQuery, options: ResolveOp
         ? list(computed['userknownhostsfile']).map((f) => expandPath(unquote(f), ctx))
         : [join(home, '.ssh', 'known_hosts')];
 
+  const globalKnownHostsFiles =
+    computed['globalknownhostsfile'] !== undefined
+      ? list(computed['globalknownhostsfile']).map((f) => expandPath(unquote(f), ctx))
+      : (options.globalKnownHostsFiles ?? GLOBAL_KNOWN_HOSTS);
   const hashText = get('HashKnownHosts')?.toLowerCase();
   const proxyCommand = get('ProxyCommand');
   const identityAgent = get('IdentityAgent');
@@ -295,6 +311,7 @@ export async function resolveSshConfig(query: SshConfigQuery, options: ResolveOp
       query.keepaliveIntervalMs ?? seconds(get('ServerAliveInterval'), 'ServerAliveInterval') ?? SSH_DEFAULTS.keepaliveIntervalMs,
     keepaliveCountMax: countMax !== undefined && /^\d+$/.test(countMax) ? Number(countMax) : SSH_DEFAULTS.keepaliveCountMax,
     knownHostsFiles,
+    globalKnownHostsFiles,
     hostKeyChecking: query.hostKeyChecking ?? hostKeyCheckingFromConfig(get('StrictHostKeyChecking')) ?? SSH_DEFAULTS.hostKeyChecking,
   };
   if (proxyJump !== undefined) resolved.proxyJump = proxyJump;

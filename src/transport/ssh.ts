@@ -148,7 +148,8 @@ async function planHop(role: Hop['role'], resolved: ResolvedSshConfig, hostKeyCh
   const names = [...new Set([hostKeyName(resolved.hostName, resolved.port), hostKeyName(resolved.host, resolved.port)])];
   const knownHosts: Hop['knownHosts'] = [];
   // Read in every mode, 'off' included: a key that differs from a recorded one is refused always.
-  for (const file of resolved.knownHostsFiles) {
+  // The user's files first: a new key is appended to the first of them, never to a global one.
+  for (const file of [...resolved.knownHostsFiles, ...resolved.globalKnownHostsFiles]) {
     try {
       knownHosts.push({ file, entries: (await readKnownHosts(file)).entries });
     } catch (err) {
@@ -185,7 +186,7 @@ async function checkHostKey(hop: Hop, key: Buffer, name: string): Promise<Transp
     } else changed.push(...r.changed.map((line) => `${file}:${line}`));
   }
   if (matched) return undefined;
-  const file = hop.knownHosts[0]?.file ?? hop.resolved.knownHostsFiles[0] ?? 'known_hosts';
+  const file = hop.resolved.knownHostsFiles[0] ?? 'known_hosts';
   if (changed.length > 0) {
     return new TransportError(
       'host-key-changed',
@@ -209,10 +210,16 @@ async function checkHostKey(hop: Hop, key: Buffer, name: string): Promise<Transp
   return new TransportError(
     'host-key-unknown',
     name,
-    `${who}host key for ${display} is not in ${hop.knownHosts.map((k) => k.file).join(', ') || file} (${desc}); ` +
+    `${who}host key for ${display} is not in ${searched(hop).join(', ') || file} (${desc}); ` +
       `add it with ssh-keyscan ${portArg}${hop.resolved.hostName} >> ${file} after checking the fingerprint, ` +
       `or pass --host-key-checking accept-new`,
   );
+}
+
+/** The known_hosts files to name in a message: the user's, and the global ones that hold keys. */
+function searched(hop: Hop): string[] {
+  const own = hop.resolved.knownHostsFiles.length;
+  return hop.knownHosts.filter((known, index) => index < own || known.entries.length > 0).map((known) => known.file);
 }
 
 type ErrorWithLevel = Error & { level?: string; code?: string | number };

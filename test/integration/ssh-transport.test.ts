@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -416,6 +417,27 @@ describe('ssh transport: host keys', () => {
     await writeFile(kh2, before);
     await withTransport(specFor(srv, kh2, { hostKeyChecking: 'accept-new' }), async () => undefined);
     assert.equal(await readFile(kh2, 'utf8'), `${before}\n${srv.hostKeyLine}\n`);
+  });
+
+  test('a key in a global known_hosts file (GlobalKnownHostsFile) is trusted and never written to; HashKnownHosts hashes what accept-new adds', async () => {
+    const global = await knownHosts(srv.hostKeyLine);
+    const own = path('known_hosts');
+    const config = path('ssh_config');
+    await writeFile(config, `Host *\n  GlobalKnownHostsFile ${global}\n  UserKnownHostsFile ${own}\n  HashKnownHosts yes\n`);
+    const spec = (over: Partial<ConnectionSpec>) => {
+      const { knownHostsFile: _ignored, ...rest } = specFor(srv, own, { sshConfigFile: config, ...over });
+      return rest as ConnectionSpec;
+    };
+    await withTransport(spec({ hostKeyChecking: 'strict' }), async (t) => assert.equal((await t.exec('echo ok')).stdout, 'ok\n'));
+    assert.equal(existsSync(own), false, 'nothing written for a key the global file holds');
+    assert.equal(await readFile(global, 'utf8'), `${srv.hostKeyLine}\n`);
+
+    await writeFile(config, `Host *\n  UserKnownHostsFile ${own}\n  HashKnownHosts yes\n`);
+    await withTransport(spec({ hostKeyChecking: 'accept-new' }), async () => undefined);
+    const added = await readFile(own, 'utf8');
+    assert.match(added, /^\|1\|[A-Za-z0-9+/=]+\|[A-Za-z0-9+/=]+ ssh-ed25519 /, 'a hashed entry');
+    assert.doesNotMatch(added, /127\.0\.0\.1/);
+    await withTransport(spec({ hostKeyChecking: 'strict' }), async (t) => assert.equal((await t.exec('echo again')).stdout, 'again\n'));
   });
 
   test('a changed host key (sshd restarted with another key on the same port) is refused in every mode, off included', async () => {

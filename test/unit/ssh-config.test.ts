@@ -84,6 +84,7 @@ describe('ssh_config resolution', () => {
       keepaliveIntervalMs: 20_000,
       keepaliveCountMax: 5,
       knownHostsFiles: [join(home, '.ssh', 'kh_hv1'), '/etc/ssh/other_hosts'],
+      globalKnownHostsFiles: ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
       hostKeyChecking: 'accept-new',
       hashKnownHosts: true,
       configFile: cfg,
@@ -221,5 +222,24 @@ describe('ssh_config helpers', () => {
     assert.deepEqual(parseProxyJump('2001:db8::2'), [{ host: '2001:db8::2' }]);
     assert.throws(() => parseProxyJump('j1:notaport'), /bad port/);
     assert.throws(() => parseProxyJump('@j1'), /not \[user@\]host\[:port\]/);
+  });
+});
+
+describe('the system ssh_config and known hosts', () => {
+  test("the system file is read after the user's (first value wins); a named file (-F) replaces both", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kvmconf-sshsys-'));
+    await mkdir(join(dir, '.ssh'));
+    await writeFile(join(dir, '.ssh', 'config'), 'Host hv1\n  Port 2201\n');
+    const system = join(dir, 'ssh_config');
+    await writeFile(system, 'Include /nonexistent/*.conf\nHost *\n  HashKnownHosts yes\n  Port 2299\n  GlobalKnownHostsFile /etc/ssh/fleet_hosts\n');
+    const both = await resolveSshConfig({ host: 'hv1' }, { home: dir, systemConfigFile: system });
+    assert.equal(both.port, 2201, "the user's value wins");
+    assert.equal(both.hashKnownHosts, true, 'HashKnownHosts from the system file is honoured');
+    assert.deepEqual(both.globalKnownHostsFiles, ['/etc/ssh/fleet_hosts']);
+    const other = await resolveSshConfig({ host: 'hv2' }, { home: dir, systemConfigFile: system });
+    assert.equal(other.port, 2299);
+    const named = await resolveSshConfig({ host: 'hv2', sshConfigFile: join(dir, '.ssh', 'config') }, { home: dir, systemConfigFile: system });
+    assert.equal(named.port, 22);
+    assert.equal(named.hashKnownHosts, undefined);
   });
 });
