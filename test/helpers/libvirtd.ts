@@ -15,6 +15,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { alive } from './process.js';
 
 export const URI = 'qemu:///system';
 const STATE_DIR = '/run/kvmconf-test-libvirtd';
@@ -80,15 +81,6 @@ function processRunning(name: string): boolean {
       return false;
     }
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs fn while holding the fixture's lock (a directory: mkdir is atomic). */

@@ -16,6 +16,7 @@ import { connectSsh } from '../../src/transport/ssh.js';
 import { TransportError, type ConnectionSpec, type Transport } from '../../src/transport/types.js';
 import { MAX_OUTPUT_BYTES } from '../../src/transport/output.js';
 import { freePort, generateKey, run, startSshd, type SshdInstance } from '../helpers/sshd.js';
+import { alive } from '../helpers/process.js';
 
 // Keep the tests away from the real ~/.ssh (config, keys, known_hosts) and any agent.
 const home = await mkdtemp(join(tmpdir(), 'kvmconf-home-'));
@@ -52,15 +53,6 @@ async function knownHosts(...lines: string[]): Promise<string> {
 }
 
 const MIB = 1024 * 1024;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Polls `check` for up to 10 s. */
 async function waitFor(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
