@@ -35,11 +35,12 @@ export const VARS_SCHEMA = {
     kvmconf_hypervisor: address,
     kvmconf_domain: address,
     kvmconf_lock_file: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' },
+    kvmconf_lock_wait: { type: 'integer', minimum: 0 },
   },
 } as const;
 
 /** Variables Ansible also accepts as numeric strings (`ansible_port: "2222"`). */
-export const NUMERIC_VARS = ['ansible_port', 'ansible_ssh_port', 'ansible_ssh_timeout', 'ansible_group_priority'];
+export const NUMERIC_VARS = ['ansible_port', 'ansible_ssh_port', 'ansible_ssh_timeout', 'ansible_group_priority', 'kvmconf_lock_wait'];
 /** Variables holding a boolean, which YAML 1.2 leaves as strings when written yes/no. */
 export const BOOLEAN_VARS = ['ansible_become', 'ansible_host_key_checking', 'ansible_ssh_host_key_checking'];
 

@@ -11,15 +11,15 @@ import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, TaskReport } from './results.js';
 import { factsHash, fileHashes, fingerprintDiff, ownedFileProbes, taskHash, type Fingerprint } from './fingerprint.js';
-import { buildApplyScript, buildGatherScript, LOCK_WAIT_S, newMark, parseApplyOutput, splitSections, type ApplyStep } from './script.js';
+import { buildApplyScript, buildGatherScript, LOCK_WAIT_S, newMark, parseApplyOutput, splitSections, type ApplyLock, type ApplyStep } from './script.js';
 
 export interface HostJob {
   host: string;
   play: string;
   /** Who runs the scripts: undefined for the login user. */
   become: Become | undefined;
-  /** kvmconf_lock_file: the host's apply lock, when not the default (script.ts). */
-  lockFile?: string;
+  /** kvmconf_lock_file and kvmconf_lock_wait: the host's apply lock (script.ts). */
+  lock?: ApplyLock;
   tasks: PreparedTask[];
 }
 
@@ -229,7 +229,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
   options.onPhase?.('apply');
   let stdout: string;
   try {
-    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, job.lockFile), mark, options.commandTimeoutMs);
+    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, job.lock), mark, options.commandTimeoutMs);
     stdout = result.stdout;
   } catch (error) {
     if (!(error instanceof TransportError) || !error.partialStdout) throw error;
@@ -238,7 +238,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
   }
   const { outcomes, interrupted, lockedBy } = parseApplyOutput(stdout, mark, steps);
   if (lockedBy !== undefined) {
-    report.error = `another kvmconf run is applying to this host: ${lockedBy}; nothing was changed (waited ${LOCK_WAIT_S} s)`;
+    report.error = `another kvmconf run is applying to this host: ${lockedBy}; nothing was changed (waited ${job.lock?.waitS ?? LOCK_WAIT_S} s)`;
   }
   report.steps = outcomes;
   const statusByChange = new Map(steps.map((step, index) => [step.change, outcomes[index]!.status]));

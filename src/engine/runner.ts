@@ -8,6 +8,7 @@ import pLimit from 'p-limit';
 import type { FleetCheck, Module } from '../module.js';
 import type { Playbook, Play } from '../config/playbook.js';
 import type { Secret } from '../secret.js';
+import type { ApplyLock } from './script.js';
 import { type Inventory, type ConnectionDefaults, connectionSpec, becomeFor } from '../config/inventory.js';
 import { resolvePattern, limitHosts } from '../config/patterns.js';
 import { InputError, InputErrors } from '../errors.js';
@@ -64,6 +65,13 @@ export function batches(hosts: string[], serial: Array<number | string>): string
   return result;
 }
 
+/** kvmconf_lock_file and kvmconf_lock_wait (schema-checked where written). */
+function applyLockOf(vars: Record<string, unknown>): ApplyLock {
+  const file = vars.kvmconf_lock_file;
+  const wait = Number(vars.kvmconf_lock_wait);
+  return { ...(typeof file === 'string' && { file }), ...(vars.kvmconf_lock_wait !== undefined && Number.isInteger(wait) && wait >= 0 && { waitS: wait }) };
+}
+
 /** Hosts of a play after --limit, minus hosts that already failed in an earlier play. */
 export function playHosts(play: Play, inventory: Inventory, limit: string | undefined, failed: Set<string>): string[] {
   const hosts = resolvePattern(play.hosts, inventory, { allowEmpty: true });
@@ -80,8 +88,7 @@ export function planJobs(play: Play, hosts: string[], inventory: Inventory, modu
       // Ansible's precedence for the sources kvmconf has: inventory < play vars < extra vars.
       const vars: Record<string, unknown> = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
       const tasks = prepareTasks(play, modules, vars, name, filter);
-      const lockFile = typeof vars.kvmconf_lock_file === 'string' ? vars.kvmconf_lock_file : undefined;
-      jobs.set(name, { host: name, play: play.name, become: becomeFor(name, vars, play, filter.becomePassword), tasks, ...(lockFile && { lockFile }) });
+      jobs.set(name, { host: name, play: play.name, become: becomeFor(name, vars, play, filter.becomePassword), tasks, lock: applyLockOf(vars) });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       errors.push(error);

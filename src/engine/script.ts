@@ -64,7 +64,7 @@ export interface StepOutcome {
  * stdin closed (the script itself arrives on stdin). The first failed step stops the
  * host. SIGINT/SIGTERM/SIGHUP let the current step finish and then stop.
  */
-export function buildApplyScript(steps: ApplyStep[], mark: string, lockFile = DEFAULT_LOCK): string {
+export function buildApplyScript(steps: ApplyStep[], mark: string, lock: ApplyLock = {}): string {
   const body = steps.map((step, index) =>
     [
       `printf '\\n%s step %d\\n' "$KC_MARK" ${index}`,
@@ -75,14 +75,21 @@ export function buildApplyScript(steps: ApplyStep[], mark: string, lockFile = DE
       `[ "$kc_stop" = 0 ] || { printf '\\n%s interrupted\\n' "$KC_MARK"; exit 0; }`,
     ].join('\n'),
   );
-  return [ENV, `KC_MARK='${mark}'`, `kc_stop=0`, `trap 'kc_stop=1' INT TERM HUP`, REMOTE_LIB, applyLock(lockFile), ...body, ''].join('\n');
+  return [ENV, `KC_MARK='${mark}'`, `kc_stop=0`, `trap 'kc_stop=1' INT TERM HUP`, REMOTE_LIB, applyLock(lock), ...body, ''].join('\n');
 }
 
 /** The per-host apply lock (kvmconf_lock_file moves it). */
 export const DEFAULT_LOCK = '/run/kvmconf.lock';
 
-/** Seconds an apply waits for another kvmconf run on the same host before it gives up. */
-export const LOCK_WAIT_S = 10;
+/** Seconds an apply waits for another kvmconf run on the same host before it gives up (kvmconf_lock_wait). */
+export const LOCK_WAIT_S = 60;
+
+export interface ApplyLock {
+  /** kvmconf_lock_file (default DEFAULT_LOCK). */
+  file?: string;
+  /** kvmconf_lock_wait, seconds (default LOCK_WAIT_S). */
+  waitS?: number;
+}
 
 /** Who holds the lock, as the other run's error shows it. */
 function lockOwner(): string {
@@ -95,11 +102,11 @@ function lockOwner(): string {
  * when the script ends however it ends, so no stale lock outlives a dropped connection.
  * Steps run with the lock's descriptor closed: a daemon a step starts cannot hold it.
  */
-function applyLock(lockFile: string): string {
+function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S }: ApplyLock): string {
   return [
     // Tried in a subshell first: a failed `exec` redirection would end the script.
-    `kc_lock=${quote(lockFile)}; ( : >>"$kc_lock" ) 2>/dev/null || kc_lock="\${TMPDIR:-/tmp}/kvmconf-$(id -u).lock"; exec 9>>"$kc_lock"`,
-    `if command -v flock >/dev/null 2>&1 && ! flock -w ${LOCK_WAIT_S} 9; then printf '\\n%s locked %s\\n' "$KC_MARK" "$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"; exit 0; fi`,
+    `kc_lock=${quote(file)}; ( : >>"$kc_lock" ) 2>/dev/null || kc_lock="\${TMPDIR:-/tmp}/kvmconf-$(id -u).lock"; exec 9>>"$kc_lock"`,
+    `if command -v flock >/dev/null 2>&1 && ! flock -w ${Math.max(0, Math.floor(waitS))} 9; then printf '\\n%s locked %s\\n' "$KC_MARK" "$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"; exit 0; fi`,
     `printf '%s\\n' ${quote(lockOwner())} > "$kc_lock.owner" 2>/dev/null`,
   ].join('\n');
 }

@@ -4,6 +4,7 @@
  * authentication with ssh-agent and key files.
  */
 
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
@@ -381,7 +382,51 @@ function forwardOut(client: SshClient, r: ResolvedSshConfig, name: string, basti
 /** One exec in flight. */
 interface Running {
   channel?: ClientChannel;
+  /** The remote command's process group, once its first stderr line said it. */
+  group?: number;
+  /** A signal asked for before the group was known (stdout and stderr race in sshd). */
+  pendingSignal?: 'INT' | 'TERM';
   drop(reason: string): void;
+}
+
+/**
+ * OpenSSH refuses `signal` requests in a root login's session (no privilege separation
+ * after authentication there: "session signalling requires privilege separation"), so
+ * Ctrl-C and timeouts would leave the command running. Every command first tells its
+ * process group (the login shell is the session leader: its pid is the group) on
+ * stderr, and for a root login the signal is also sent with kill(1) on a new channel.
+ */
+const GROUP_TAG = `kvmconf-group-${randomBytes(6).toString('hex')}`;
+
+function reportGroup(command: string): string {
+  return `printf '%s %s\\n' ${GROUP_TAG} "$$" >&2; ${command}`;
+}
+
+/** Reads the group line off the front of stderr, passing the rest on (end() flushes a short unfinished head). */
+function groupReader(state: Running, take: (chunk: Buffer) => void, onGroup: () => void): { write: (chunk: Buffer) => void; end: () => void } {
+  let head: Buffer | undefined = Buffer.alloc(0);
+  const settle = (final: boolean): void => {
+    if (head === undefined) return;
+    const end = head.indexOf(10);
+    if (end < 0 && head.length < 200 && !final) return;
+    const line = end < 0 ? '' : head.subarray(0, end).toString('latin1');
+    const match = new RegExp(`^${GROUP_TAG} (\\d+)$`).exec(line);
+    if (match) {
+      state.group = Number(match[1]);
+      onGroup();
+    }
+    const rest = match ? head.subarray(end + 1) : head;
+    head = undefined;
+    if (rest.length) take(rest);
+  };
+  return {
+    write: (chunk) => {
+      if (head === undefined) return take(chunk);
+      head = Buffer.concat([head, chunk]);
+      settle(false);
+    },
+    end: () => settle(true),
+  };
 }
 
 class SshTransport implements Transport {
@@ -398,6 +443,8 @@ class SshTransport implements Transport {
     /** Bastion connections, first hop first. */
     private readonly bastions: SshClient[],
     label: string,
+    /** Logged in as root: signals go through kill(1) as well (see GROUP_TAG). */
+    private readonly rootLogin = false,
   ) {
     this.label = label;
     client.on('error', (err: Error) => {
@@ -445,7 +492,7 @@ class SshTransport implements Transport {
       const stopChannel = (): void => {
         const ch = state.channel;
         if (!ch) return;
-        sendSignal(ch, 'TERM');
+        this.signal(state, 'TERM');
         ch.close();
       };
       const output = new CommandOutput(name, options, () => done, (error) => {
@@ -475,12 +522,14 @@ class SshTransport implements Transport {
         }
         state.channel = channel;
         channel.on('data', output.takeStdout);
-        channel.stderr.on('data', output.takeStderr);
+        const stderr = groupReader(state, output.takeStderr, () => state.pendingSignal && this.signal(state, state.pendingSignal, false));
+        channel.stderr.on('data', stderr.write);
         channel.on('exit', (code: number | null, signal?: string) => {
           exit = signal ? { code: null, signal } : { code: code ?? null };
         });
         channel.on('close', () => {
           if (done) return;
+          stderr.end();
           if (exit) {
             const { stdout, stderr } = output.end();
             const result: ExecResult = { stdout, stderr, code: exit.code };
@@ -496,7 +545,7 @@ class SshTransport implements Transport {
         channel.end(options.stdin ?? '');
       };
       try {
-        this.client.exec(command, onChannel);
+        this.client.exec(reportGroup(command), onChannel);
       } catch (err) {
         // ssh2 throws 'Not connected' when the socket is gone but 'close' has not been emitted yet.
         finish(() => reject(new TransportError('dropped', name, `the connection is closed (${(err as Error).message})`)));
@@ -505,7 +554,28 @@ class SshTransport implements Transport {
   }
 
   interrupt(): void {
-    for (const r of this.running) if (r.channel) sendSignal(r.channel, 'INT');
+    for (const r of this.running) this.signal(r, 'INT');
+  }
+
+  /** The signal through SSH, and for a root login (where sshd refuses it) through kill(1) too. */
+  private signal(running: Running, name: 'INT' | 'TERM', throughSsh = true): void {
+    if (running.channel && throughSsh) sendSignal(running.channel, name);
+    if (!this.rootLogin || this.closed) return;
+    if (running.group === undefined) {
+      running.pendingSignal = name;
+      return;
+    }
+    try {
+      // A control channel, not a round trip of the run: it is not counted in execCount.
+      this.client.exec(`kill -${name} -- -${running.group} 2>/dev/null`, (err, channel) => {
+        if (err) return;
+        channel.on('error', () => undefined).resume();
+        channel.stderr.resume();
+        channel.end();
+      });
+    } catch {
+      // The connection is going away; so is the command.
+    }
   }
 
   async close(): Promise<void> {
@@ -613,7 +683,7 @@ export async function connectSsh(spec: ConnectionSpec): Promise<Transport> {
   }
   const client = clients.pop() as SshClient;
   const bastionLabel = hops.length > 1 ? ` via ${hops.slice(0, -1).map((h) => `${h.resolved.user}@${endpoint(h.resolved)}`).join(',')}` : '';
-  const transport = new SshTransport(name, client, clients, `ssh ${target.user}@${endpoint(target)}${bastionLabel}`);
+  const transport = new SshTransport(name, client, clients, `ssh ${target.user}@${endpoint(target)}${bastionLabel}`, target.user === 'root');
   transport.hostKey = hops[hops.length - 1]!.presentedKey;
   return transport;
 }

@@ -13,6 +13,8 @@
  * Rows are independent, so one run of the domain carries the i-th pair of every row.
  */
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { libvirtDomain } from '../../modules/libvirt-domain.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
@@ -187,7 +189,10 @@ class TestDomain {
     const steps = planned.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, planned.actual) }));
     if (!steps.length) return;
     const mark = newMark();
-    const { outcomes } = parseApplyOutput(await this.host.exec(buildApplyScript(steps, mark)), mark, steps);
+    // The domains are applied to in parallel, each as its own target: one apply lock each.
+    const lock = join(tmpdir(), `kvmconf-matrix-${this.name}.lock`);
+    const { outcomes, lockedBy } = parseApplyOutput(await this.host.exec(buildApplyScript(steps, mark, { file: lock })), mark, steps);
+    assert.equal(lockedBy, undefined, 'the apply lock was free');
     for (const outcome of outcomes) assert.equal(outcome.status, 'ok', `${outcome.label}: ${outcome.output}`);
   }
 

@@ -154,14 +154,14 @@ test('a host whose commands print without end fails at the output limit, naming 
 test('two applies on one host at once: the second waits for the lock, then fails naming the first, and changes nothing', async () => {
   const lock = join(work, 'apply.lock');
   const inventory = inventoryFor('hv-lock', sudoOk);
-  writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      kvmconf_lock_file: ${lock}\n`);
+  writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      kvmconf_lock_file: ${lock}\n      kvmconf_lock_wait: 3\n`);
   const first = join(work, 'first.conf');
   const second = join(work, 'second.conf');
-  const holding = run(playbookFor(`test_file: {path: ${first}, content: "first\\n", slow: 14}`), inventory, 'apply');
+  const holding = run(playbookFor(`test_file: {path: ${first}, content: "first\\n", slow: 8}`), inventory, 'apply');
   while (!existsSync(`${first}.started`)) await new Promise((resolve) => setTimeout(resolve, 50));
   const refused = await run(playbookFor(`test_file: {path: ${second}, content: "second\\n"}`), inventory, 'apply');
   assert.equal(refused.hosts[0]!.status, 'failed');
-  assert.match(refused.hosts[0]!.error!, /another kvmconf run is applying to this host: \S+@\S+ \(kvmconf pid \d+, since [0-9T:.-]+Z\); nothing was changed \(waited 10 s\)/);
+  assert.match(refused.hosts[0]!.error!, /another kvmconf run is applying to this host: \S+@\S+ \(kvmconf pid \d+, since [0-9T:.-]+Z\); nothing was changed \(waited 3 s\)/);
   assert.equal(existsSync(second), false, 'the second run wrote nothing');
   const held = await holding;
   assert.equal(held.hosts[0]!.status, 'changed', held.hosts[0]!.error);

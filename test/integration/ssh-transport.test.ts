@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -207,6 +207,32 @@ describe('ssh transport: commands', () => {
       t.interrupt();
       assert.equal((await t.exec('echo ok')).stdout, 'ok\n');
     });
+  });
+
+  test('logged in as root (where sshd refuses signals): interrupt() still reaches the command, and a timeout ends it on the host', async () => {
+    const root = await sshd({ clientKeyFile: srv.clientKeyFile, user: 'root' });
+    await withTransport(specFor(root, await knownHosts(root.hostKeyLine), { user: 'root' }), async (t) => {
+      const script = "trap 'echo got-INT; kill $p 2>/dev/null; exit 42' INT; echo ready; sleep 30 >/dev/null 2>&1 & p=$!; wait $p; echo no-signal";
+      const started = Date.now();
+      const r = await t.exec(script, { timeoutMs: 20_000, onStdout: (chunk) => chunk.includes('ready') && t.interrupt() });
+      assert.equal(r.stdout, 'ready\ngot-INT\n');
+      assert.equal(r.code, 42);
+      assert.ok(Date.now() - started < 10_000);
+      assert.equal(r.stderr, '', 'the group line is not part of the output');
+
+      const marker = `kvmconf-timeout-${process.pid}`;
+      await assert.rejects(t.exec(`exec -a ${marker} sleep 300`, { timeoutMs: 1_000 }), /timeout/);
+      const running = () => readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).some((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(marker);
+        } catch {
+          return false;
+        }
+      });
+      await waitFor(() => !running(), 'the timed-out command ended on the host');
+      assert.equal((await t.exec('echo fine')).stdout, 'fine\n');
+    });
+    await root.stop();
   });
 
   test('a connection dropped mid-exec rejects with kind dropped and the partial stdout', async () => {
