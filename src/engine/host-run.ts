@@ -76,8 +76,17 @@ export async function gather(transport: Transport, become: Become | undefined, p
   return { facts: parseFacts(factsOutput.output), outputs };
 }
 
+/** Probe scripts by prepared task: hosts share prepared tasks, so each script is built once. */
+const probeScripts = new WeakMap<PreparedTask, string>();
+
+function probeScript(task: PreparedTask): string {
+  let script = probeScripts.get(task);
+  if (script === undefined) probeScripts.set(task, (script = task.module.probe(task.params)));
+  return script;
+}
+
 export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: number, fingerprint = false): Promise<Planned> {
-  const probes = job.tasks.map((task, index) => ({ id: `t${index}`, script: task.module.probe(task.params) }));
+  const probes = job.tasks.map((task, index) => ({ id: `t${index}`, script: probeScript(task) }));
   const files = fingerprint ? ownedFileProbes(job.tasks) : [];
   const { facts, outputs } = await gather(transport, job.become, [...probes, ...files], timeoutMs);
   const context = (diagnostics: Diagnostic[]): PlanContext => ({
@@ -86,6 +95,8 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
     warn: (message) => diagnostics.push({ severity: 'warning', message }),
   });
   const hashes: string[] = [];
+  // Hashing is for a saved plan's fingerprint only.
+  const hash = (task: PreparedTask, output: string, actual: unknown): string => (fingerprint ? taskHash(task, output, actual) : '');
   const tasks = job.tasks.map((task, index): PlannedTask => {
     const checks = task.module.rules?.(task.params, facts) ?? [];
     const diagnostics = [...(task.notes ?? []), ...checks.filter((d) => d.severity === 'warning')];
@@ -93,12 +104,12 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
     const errors = checks.filter((d) => d.severity === 'error');
     const output = outputs.get(`t${index}`);
     // Hashed from the raw output until parsed: a task that cannot plan still has a state to compare.
-    hashes.push(output ? taskHash(task, output.output, undefined) : 'missing');
+    hashes.push(output ? hash(task, output.output, undefined) : 'missing');
     if (errors.length) return failed(errors.map((d) => d.message).join('; '));
     if (!output) return failed('probe output missing (gather was cut short)');
     try {
       const actual = task.module.parse(output.output, task.params);
-      hashes[index] = taskHash(task, output.output, actual);
+      hashes[index] = hash(task, output.output, actual);
       const changes = task.module.diff(task.params, actual, context(diagnostics));
       const commands = changes.map((change) => (isPending(change) ? [] : task.module.commands(change, task.params, actual)));
       return { task, actual, changes, commands, diagnostics };
