@@ -3,6 +3,7 @@
  * module probes: OS, kernel, CPUs, NUMA topology, hugepage sizes, boot tooling.
  */
 import { READ_FN } from './remote-lib.js';
+import type { ProbeSection } from './script.js';
 
 export interface NumaNode {
   id: number;
@@ -65,6 +66,9 @@ echo "mem_total=$kc_t"
 kc_s=; for kc_d in /sys/fs/resctrl/info/*; do [ -e "$kc_d" ] || continue; case "$kc_d" in *_MON) ;; *) kc_s="$kc_s\${kc_d##*/} " ;; esac; done
 echo "resctrl=$kc_s"
 `;
+
+/** The facts probe in a gather: isolated, since it sources /etc/os-release. */
+export const FACTS_SECTION: ProbeSection = { id: 'facts', script: FACTS_PROBE, isolated: true };
 
 /** Expands a kernel CPU list such as `0-3,8,10-11` (empty means none). */
 export function parseCpuList(list: string): number[] {

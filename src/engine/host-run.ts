@@ -7,7 +7,7 @@ import type { Change, Diagnostic, PlanContext } from '../module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
-import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
+import { FACTS_SECTION, parseFacts, type HostFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, TaskReport } from './results.js';
 import { factsHash, fileHashes, fingerprintDiff, ownedFileProbes, taskHash, type Fingerprint } from './fingerprint.js';
@@ -69,7 +69,7 @@ export interface Gathered {
 /** The one read-only round trip: host facts plus every probe, split back per probe id. */
 export async function gather(transport: Transport, become: Become | undefined, probes: Array<{ id: string; script: string }>, timeoutMs: number): Promise<Gathered> {
   const mark = newMark();
-  const result = await execScript(transport, become, buildGatherScript([{ id: 'facts', script: FACTS_PROBE }, ...probes], mark), mark, timeoutMs);
+  const result = await execScript(transport, become, buildGatherScript([FACTS_SECTION, ...probes], mark), mark, timeoutMs);
   const outputs = splitSections(result.stdout, mark);
   const factsOutput = outputs.get('facts');
   if (!factsOutput) throw new HostFailure('gather output is incomplete (facts section missing)');
