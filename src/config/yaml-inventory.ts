@@ -5,13 +5,13 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, type Document, type YAMLMap } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import { HostPatternError, parseHostPattern, type HostPattern } from './host-ranges.js';
 import { checkVars, isMapping, kindOf } from './inventory-vars.js';
 import { assignVars, type GroupDefinition, type InventoryBuilder } from './inventory-model.js';
 import { validateAt } from './schema.js';
-import { ANSIBLE_YAML, jsonPath, parseYaml, readText, type PathSegment, type YamlSource } from './yaml-source.js';
+import { ANSIBLE_YAML, jsonPath, parseYamlDocument, readText, type PathSegment, type YamlSource } from './yaml-source.js';
 
 const NAME_CHARS = /^[A-Za-z0-9_.:-]+$/;
 
@@ -36,7 +36,7 @@ export class InventoryFile {
   readonly source: YamlSource;
   private readonly content: string;
   private readonly document: Document;
-  private readonly lines = new LineCounter();
+  private readonly lines: LineCounter;
 
   constructor(
     readonly file: string,
@@ -44,9 +44,8 @@ export class InventoryFile {
   ) {
     this.content = text ?? readText(file);
     // Inventories and vars files are Ansible's own data: read them as Ansible does.
-    this.source = parseYaml(this.content, file, ANSIBLE_YAML);
-    // Unique keys were checked by parseYaml above (in one pass; yaml's own check is quadratic).
-    this.document = parseDocument(this.content, { lineCounter: this.lines, strict: true, ...ANSIBLE_YAML, uniqueKeys: false });
+    // Parsed once: the data with locations and the syntax tree come from the same parse.
+    ({ source: this.source, document: this.document, lines: this.lines } = parseYamlDocument(this.content, file, ANSIBLE_YAML));
   }
 
   locate(path: PathSegment[]): SourceLocation {
