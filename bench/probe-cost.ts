@@ -13,14 +13,14 @@ import { join } from 'node:path';
 import { ROOT } from '../test/helpers/paths.js';
 import { loadPlaybook } from '../src/config/playbook.js';
 import { prepareTasks } from '../src/engine/prepare.js';
-import { FACTS_PROBE } from '../src/engine/facts.js';
+import { FACTS_SECTION } from '../src/engine/facts.js';
 import { buildGatherScript, newMark } from '../src/engine/script.js';
 import { MODULES_BY_NAME } from '../modules/index.js';
 
 const playbookFile = process.argv[2] ?? join(ROOT, 'playbooks', 'virtual-host.yaml');
 const play = loadPlaybook(playbookFile, MODULES_BY_NAME).plays[0]!;
 const tasks = prepareTasks(play, MODULES_BY_NAME, { ...play.vars, inventory_hostname: 'localhost' }, 'localhost', {});
-const sections = [{ id: 'facts', name: 'host facts', script: FACTS_PROBE }, ...tasks.map((task, i) => ({ id: `t${i}`, name: `${task.module.name}: ${task.name}`, script: task.module.probe(task.params) }))];
+const sections = [{ ...FACTS_SECTION, name: 'host facts' }, ...tasks.map((task, i) => ({ id: `t${i}`, name: `${task.module.name}: ${task.name}`, script: task.module.probe(task.params) }))];
 
 function cost(script: string): { execs: string[]; processes: number; cpuMs: number } {
   const dir = mkdtempSync(join(tmpdir(), 'kvmconf-probe-cost-'));

@@ -5,13 +5,13 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, type Document, type YAMLMap } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import { HostPatternError, parseHostPattern, type HostPattern } from './host-ranges.js';
 import { checkVars, isMapping, kindOf } from './inventory-vars.js';
 import { assignVars, type GroupDefinition, type InventoryBuilder } from './inventory-model.js';
 import { validateAt } from './schema.js';
-import { ANSIBLE_YAML, jsonPath, parseYaml, readText, type PathSegment, type YamlSource } from './yaml-source.js';
+import { ANSIBLE_YAML, jsonPath, parseYamlDocument, readText, type PathSegment, type YamlSource } from './yaml-source.js';
 
 const NAME_CHARS = /^[A-Za-z0-9_.:-]+$/;
 
@@ -36,7 +36,7 @@ export class InventoryFile {
   readonly source: YamlSource;
   private readonly content: string;
   private readonly document: Document;
-  private readonly lines = new LineCounter();
+  private readonly lines: LineCounter;
 
   constructor(
     readonly file: string,
@@ -44,9 +44,8 @@ export class InventoryFile {
   ) {
     this.content = text ?? readText(file);
     // Inventories and vars files are Ansible's own data: read them as Ansible does.
-    this.source = parseYaml(this.content, file, ANSIBLE_YAML);
-    // Unique keys were checked by parseYaml above (in one pass; yaml's own check is quadratic).
-    this.document = parseDocument(this.content, { lineCounter: this.lines, strict: true, ...ANSIBLE_YAML, uniqueKeys: false });
+    // Parsed once: the data with locations and the syntax tree come from the same parse.
+    ({ source: this.source, document: this.document, lines: this.lines } = parseYamlDocument(this.content, file, ANSIBLE_YAML));
   }
 
   locate(path: PathSegment[]): SourceLocation {
@@ -293,13 +292,34 @@ export class YamlInventoryReader {
 
 /** group_vars/ and host_vars/ in each source's folder (file and folder forms), one layer per source. */
 export function loadVarsFiles(builder: InventoryBuilder, basedirs: string[]): void {
-  for (const group of builder.groups.values()) group.fileVars = basedirs.map((base) => varsFiles(join(base, 'group_vars'), group.name, builder.errors));
-  for (const host of builder.hosts.values()) host.fileVars = basedirs.map((base) => varsFiles(join(base, 'host_vars'), host.name, builder.errors));
+  const groupVars = basedirs.map((base) => folderListing(join(base, 'group_vars')));
+  const hostVars = basedirs.map((base) => folderListing(join(base, 'host_vars')));
+  for (const group of builder.groups.values()) group.fileVars = groupVars.map((folder) => varsFiles(folder, group.name, builder.errors));
+  for (const host of builder.hosts.values()) host.fileVars = hostVars.map((folder) => varsFiles(folder, host.name, builder.errors));
 }
 
-function varsFiles(folder: string, name: string, errors: InputError[]): Record<string, unknown> {
+interface FolderListing {
+  path: string;
+  /** Entry names, read once: a 100,000-host inventory is not 400,000 stat calls. */
+  entries: Set<string>;
+}
+
+function folderListing(path: string): FolderListing {
+  try {
+    return { path, entries: new Set(readdirSync(path)) };
+  } catch {
+    return { path, entries: new Set() };
+  }
+}
+
+/** Whether the folder may hold NAME's vars; names a listing does not show (`..`, `a/b`) are looked up. */
+const mayHold = (folder: FolderListing, name: string): boolean =>
+  name.includes('/') || name === '.' || name === '..' || ['', ...VARS_EXTENSIONS].some((ext) => folder.entries.has(name + ext));
+
+function varsFiles(folder: FolderListing, name: string, errors: InputError[]): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
-  for (const file of varsFilesOf(join(folder, name))) {
+  if (!mayHold(folder, name)) return vars;
+  for (const file of varsFilesOf(join(folder.path, name))) {
     let input: InventoryFile;
     try {
       input = new InventoryFile(file);

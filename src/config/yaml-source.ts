@@ -40,7 +40,18 @@ export const ANSIBLE_YAML: YamlOptions = {
     }).concat(VAULT_TAG),
 };
 
+/** A parsed file as data with locations, and its syntax tree for readers that need how values were written. */
+export interface ParsedYaml {
+  source: YamlSource;
+  document: Document;
+  lines: LineCounter;
+}
+
 export function parseYaml(text: string, file: string, options: YamlOptions = {}): YamlSource {
+  return parseYamlDocument(text, file, options).source;
+}
+
+export function parseYamlDocument(text: string, file: string, options: YamlOptions = {}): ParsedYaml {
   const lineCounter = new LineCounter();
   // yaml's own unique-key check compares every key with every earlier one of its map
   // (minutes for an inventory of 20,000 hosts); duplicateKeys does the same in one pass.
@@ -72,7 +83,7 @@ export function parseYaml(text: string, file: string, options: YamlOptions = {})
     return { file, path: jsonPath(path) };
   };
   placeVaultedValues(document, lineCounter, file);
-  return { file, data: toData(document, file, lineCounter), locate };
+  return { source: { file, data: toData(document, file, lineCounter), locate }, document, lines: lineCounter };
 }
 
 /** Expansions an alias may make; a "billion laughs" file would otherwise fill the heap. */

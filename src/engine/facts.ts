@@ -3,6 +3,7 @@
  * module probes: OS, kernel, CPUs, NUMA topology, hugepage sizes, boot tooling.
  */
 import { READ_FN } from './remote-lib.js';
+import type { ProbeSection } from './script.js';
 
 export interface NumaNode {
   id: number;
@@ -44,20 +45,21 @@ kc_uid=; if [ -r /proc/self/status ]; then while read -r kc_k kc_u kc_rest; do i
 echo "uid=\${kc_uid:-$(id -u)}"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 kc_read /sys/devices/system/cpu/online; echo "cpus_online=$kc_v"
-kc_f=; if [ -r /proc/cpuinfo ]; then while IFS= read -r kc_l; do case "$kc_l" in flags*:*) kc_f=\${kc_l#*:}; break ;; esac; done < /proc/cpuinfo; fi
-echo "cpu_flags=$kc_f"
 # CPU and node lists are binary sysfs attributes that answer a one-byte read (the shell's
-# read builtin) with nothing: one awk reads all of them and the nodes' meminfo.
+# read builtin) with nothing: one awk reads all of them and the nodes' meminfo, and the
+# CPU flags too (the builtin reads a byte per system call: a thousand for /proc/cpuinfo).
 set --
+[ -r /proc/cpuinfo ] && set -- /proc/cpuinfo
 for c in /sys/devices/system/cpu/cpu[0-9]*; do [ -r "$c/topology/thread_siblings_list" ] && set -- "$@" "$c/topology/thread_siblings_list"; done
 for n in /sys/devices/system/node/node[0-9]*; do [ -d "$n" ] && set -- "$@" "$n/cpulist" "$n/meminfo"; done
 if [ "$#" -gt 0 ]; then awk '
   function id(path, kind) { sub("/" kind ".*", "", path); sub(".*/(cpu|node)", "", path); return path }
+  FILENAME == "/proc/cpuinfo" { if (!flagged && $0 ~ /^flags.*:/) { flags = $0; sub(/^[^:]*:/, "", flags); flagged = 1 }; next }
   FILENAME ~ /thread_siblings_list$/ { print "siblings", id(FILENAME, "topology"), $0; next }
   FILENAME ~ /cpulist$/ { n = id(FILENAME, "cpulist"); cpus[n] = $0; order[++count] = n; next }
   $3 == "MemTotal:" { total[id(FILENAME, "meminfo")] = $4 }
   $3 == "MemFree:" { free[id(FILENAME, "meminfo")] = $4 }
-  END { for (i = 1; i <= count; i++) { n = order[i]; print "node", n, cpus[n], total[n] + 0, free[n] + 0 } }' "$@"; fi
+  END { print "cpu_flags=" flags; for (i = 1; i <= count; i++) { n = order[i]; print "node", n, cpus[n], total[n] + 0, free[n] + 0 } }' "$@"; fi
 kc_s=; for kc_d in /sys/kernel/mm/hugepages/hugepages-*kB; do [ -d "$kc_d" ] || continue; kc_d=\${kc_d##*/hugepages-}; kc_s="$kc_s\${kc_d%kB} "; done
 echo "hugepage_sizes=$kc_s"
 kc_t=; if [ -r /proc/meminfo ]; then while read -r kc_k kc_n kc_rest; do if [ "$kc_k" = MemTotal: ]; then kc_t=$kc_n; break; fi; done < /proc/meminfo; fi
@@ -65,6 +67,9 @@ echo "mem_total=$kc_t"
 kc_s=; for kc_d in /sys/fs/resctrl/info/*; do [ -e "$kc_d" ] || continue; case "$kc_d" in *_MON) ;; *) kc_s="$kc_s\${kc_d##*/} " ;; esac; done
 echo "resctrl=$kc_s"
 `;
+
+/** The facts probe in a gather: isolated, since it sources /etc/os-release. */
+export const FACTS_SECTION: ProbeSection = { id: 'facts', script: FACTS_PROBE, isolated: true };
 
 /** Expands a kernel CPU list such as `0-3,8,10-11` (empty means none). */
 export function parseCpuList(list: string): number[] {

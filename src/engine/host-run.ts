@@ -7,7 +7,7 @@ import type { Change, Diagnostic, PlanContext } from '../module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
-import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
+import { FACTS_SECTION, parseFacts, type HostFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, TaskReport } from './results.js';
 import { factsHash, fileHashes, fingerprintDiff, ownedFileProbes, taskHash, type Fingerprint } from './fingerprint.js';
@@ -71,15 +71,24 @@ export interface Gathered {
 /** The one read-only round trip: host facts plus every probe, split back per probe id. */
 export async function gather(transport: Transport, become: Become | undefined, probes: Array<{ id: string; script: string }>, timeoutMs: number): Promise<Gathered> {
   const mark = newMark();
-  const result = await execScript(transport, become, buildGatherScript([{ id: 'facts', script: FACTS_PROBE }, ...probes], mark), mark, timeoutMs);
+  const result = await execScript(transport, become, buildGatherScript([FACTS_SECTION, ...probes], mark), mark, timeoutMs);
   const outputs = splitSections(result.stdout, mark);
   const factsOutput = outputs.get('facts');
   if (!factsOutput) throw new HostFailure('gather output is incomplete (facts section missing)');
   return { facts: parseFacts(factsOutput.output), outputs };
 }
 
+/** Probe scripts by prepared task: hosts share prepared tasks, so each script is built once. */
+const probeScripts = new WeakMap<PreparedTask, string>();
+
+function probeScript(task: PreparedTask): string {
+  let script = probeScripts.get(task);
+  if (script === undefined) probeScripts.set(task, (script = task.module.probe(task.params)));
+  return script;
+}
+
 export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutMs: number, fingerprint = false): Promise<Planned> {
-  const probes = job.tasks.map((task, index) => ({ id: `t${index}`, script: task.module.probe(task.params) }));
+  const probes = job.tasks.map((task, index) => ({ id: `t${index}`, script: probeScript(task) }));
   const files = fingerprint ? ownedFileProbes(job.tasks) : [];
   const { facts, outputs } = await gather(transport, job.become, [...probes, ...files], timeoutMs);
   const context = (diagnostics: Diagnostic[]): PlanContext => ({
@@ -88,6 +97,8 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
     warn: (message) => diagnostics.push({ severity: 'warning', message }),
   });
   const hashes: string[] = [];
+  // Hashing is for a saved plan's fingerprint only.
+  const hash = (task: PreparedTask, output: string, actual: unknown): string => (fingerprint ? taskHash(task, output, actual) : '');
   const tasks = job.tasks.map((task, index): PlannedTask => {
     const checks = task.module.rules?.(task.params, facts) ?? [];
     const diagnostics = [...(task.notes ?? []), ...checks.filter((d) => d.severity === 'warning')];
@@ -95,12 +106,12 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
     const errors = checks.filter((d) => d.severity === 'error');
     const output = outputs.get(`t${index}`);
     // Hashed from the raw output until parsed: a task that cannot plan still has a state to compare.
-    hashes.push(output ? taskHash(task, output.output, undefined) : 'missing');
+    hashes.push(output ? hash(task, output.output, undefined) : 'missing');
     if (errors.length) return failed(errors.map((d) => d.message).join('; '));
     if (!output) return failed('probe output missing (gather was cut short)');
     try {
       const actual = task.module.parse(output.output, task.params);
-      hashes[index] = taskHash(task, output.output, actual);
+      hashes[index] = hash(task, output.output, actual);
       const changes = task.module.diff(task.params, actual, context(diagnostics));
       const commands = changes.map((change) => (isPending(change) ? [] : task.module.commands(change, task.params, actual)));
       return { task, actual, changes, commands, diagnostics };

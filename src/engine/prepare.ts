@@ -32,9 +32,9 @@ export function selectedByTags(taskTags: string[], filter: TagFilter): boolean {
   return taskTags.includes('always') || filter.tags.some((tag) => taskTags.includes(tag));
 }
 
-function prepareTask(task: Task, modules: Map<string, Module>, vars: Record<string, unknown>, hostName: string): PreparedTask {
+/** Validates and normalises one task's rendered parameters. */
+function prepareTask(task: Task, params: unknown, modules: Map<string, Module>, hostName: string): PreparedTask {
   const module = modules.get(task.module)!;
-  const params = render(task.params, vars, task.where);
   const validate = compile(module.schema);
   if (!validate(params)) {
     const detail = (validate.errors ?? []).map((e) => `${e.instancePath || 'parameters'} ${e.message}`).join('; ');
@@ -111,9 +111,43 @@ function checkOwnedFiles(tasks: PreparedTask[]): void {
   }
 }
 
-export function prepareTasks(play: Play, modules: Map<string, Module>, vars: Record<string, unknown>, hostName: string, filter: TagFilter): PreparedTask[] {
+/**
+ * A key equal for equal plain data (order of keys included) and undefined for anything
+ * else (class instances such as vaulted values): those are never shared between hosts.
+ */
+export function dataKey(value: unknown): string | undefined {
+  if (value === null || typeof value === 'boolean' || typeof value === 'undefined') return String(value);
+  if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value !== 'object') return undefined;
+  const proto = Object.getPrototypeOf(value);
+  const isArray = Array.isArray(value);
+  if (!isArray && proto !== Object.prototype && proto !== null) return undefined;
+  const parts: string[] = [];
+  for (const [key, item] of Object.entries(value)) {
+    const part = dataKey(item);
+    if (part === undefined) return undefined;
+    parts.push(isArray ? part : `${JSON.stringify(key)}:${part}`);
+  }
+  return isArray ? `[${parts.join(',')}]` : `{${parts.join(',')}}`;
+}
+
+/** One play's prepared tasks by rendered parameters: hosts whose parameters render alike share them. */
+export type PreparedCache = Map<string, PreparedTask[]>;
+
+/**
+ * A host's tasks. Only rendering depends on the host: validation, normalising and
+ * merging run once per distinct rendered input when a cache is given (the tasks are
+ * then shared, and never mutated).
+ */
+export function prepareTasks(play: Play, modules: Map<string, Module>, vars: Record<string, unknown>, hostName: string, filter: TagFilter, cache?: PreparedCache): PreparedTask[] {
   const selected = play.tasks.filter((task) => selectedByTags([...play.tags, ...task.tags], filter));
-  const tasks = mergeKernelArgs(selected.map((task) => prepareTask(task, modules, vars, hostName)), modules);
+  const rendered = selected.map((task) => render(task.params, vars, task.where));
+  const key = cache && dataKey(rendered);
+  const hit = key === undefined ? undefined : cache!.get(key);
+  if (hit) return hit;
+  const tasks = mergeKernelArgs(selected.map((task, index) => prepareTask(task, rendered[index], modules, hostName)), modules);
   checkOwnedFiles(tasks);
+  if (key !== undefined) cache!.set(key, tasks);
   return tasks;
 }

@@ -14,7 +14,7 @@ import { resolvePattern, limitHosts } from '../config/patterns.js';
 import { InputError, InputErrors } from '../errors.js';
 import type { ConnectionSpec, Transport } from '../transport/types.js';
 import { connect } from '../transport/connect.js';
-import { prepareTasks, type TagFilter } from './prepare.js';
+import { prepareTasks, type PreparedCache, type TagFilter } from './prepare.js';
 import { runHost, type HostJob, type HostRunOptions, type SavedHost } from './host-run.js';
 import { finishHost, wantsFinish } from './finish.js';
 import { withOverrides, type FinishOverrides } from './finish-plan.js';
@@ -82,12 +82,13 @@ export function playHosts(play: Play, inventory: Inventory, limit: string | unde
 export function planJobs(play: Play, hosts: string[], inventory: Inventory, modules: Map<string, Module>, filter: TagFilter & { extraVars?: Record<string, unknown>; becomePassword?: Secret }): Map<string, HostJob> {
   const errors: InputError[] = [];
   const jobs = new Map<string, HostJob>();
+  const cache: PreparedCache = new Map();
   for (const name of hosts) {
     const host = inventory.hosts.get(name)!;
     try {
       // Ansible's precedence for the sources kvmconf has: inventory < play vars < extra vars.
       const vars: Record<string, unknown> = { ...host.vars, ...play.vars, ...filter.extraVars, inventory_hostname: name };
-      const tasks = prepareTasks(play, modules, vars, name, filter);
+      const tasks = prepareTasks(play, modules, vars, name, filter, cache);
       jobs.set(name, { host: name, play: play.name, become: becomeFor(name, vars, play, filter.becomePassword), tasks, lock: applyLockOf(vars) });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;

@@ -17,6 +17,8 @@ export function newMark(): string {
 export interface ProbeSection {
   id: string;
   script: string;
+  /** Run in a subshell: for a probe that sources host files, whose variables must not reach the others. */
+  isolated?: boolean;
 }
 
 export interface SectionOutput {
@@ -24,12 +26,18 @@ export interface SectionOutput {
   status: number;
 }
 
-/** One read-only script: each probe in a subshell, its output framed, its exit status recorded. */
+/**
+ * One read-only script: each probe's output framed, its exit status recorded. Probes run
+ * in the script's own shell, not a subshell each (a fork per probe was half the gather's
+ * CPU): they keep to kc_ variables they set before use, never exit, and each starts with
+ * globbing on and no positional parameters.
+ */
 export function buildGatherScript(sections: ProbeSection[], mark: string): string {
   const body = sections.map(
-    ({ id, script }) =>
-      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n(\n${script}\n) </dev/null\n` +
-      `printf '\\n%s end %s %d\\n' "$KC_MARK" '${id}' "$?"`,
+    ({ id, script, isolated }) =>
+      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n${isolated ? '(' : '{'}\n${script}\n${isolated ? ')' : '}'} </dev/null\n` +
+      `kc_rc=$?; set +f; set --\n` +
+      `printf '\\n%s end %s %d\\n' "$KC_MARK" '${id}' "$kc_rc"`,
   );
   return [ENV, `KC_MARK='${mark}'`, ...body, ''].join('\n');
 }
