@@ -8,7 +8,7 @@
 
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -350,4 +350,28 @@ function userId(user: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+export interface InventoryOptions {
+  /** Inventory name of the host (default `hv`). */
+  name?: string;
+  /** known_hosts content (default: the server's first host key). */
+  knownHosts?: string;
+  /** Key file to log in with (default: the key the server authorizes). */
+  keyFile?: string;
+  /** More host variables, as indented YAML lines. */
+  vars?: string;
+}
+
+/** A YAML inventory (in a new folder under `parent`, its known_hosts beside it) of one host reaching `server`. */
+export function sshInventory(parent: string, server: SshdInstance, options: InventoryOptions = {}): string {
+  const dir = mkdtempSync(join(parent, 'inv-'));
+  writeFileSync(join(dir, 'known_hosts'), options.knownHosts ?? server.hostKeyLine + '\n');
+  const file = join(dir, 'inventory.yaml');
+  writeFileSync(
+    file,
+    `all:\n  hosts:\n    ${options.name ?? 'hv'}:\n      ansible_host: 127.0.0.1\n      ansible_port: ${server.port}\n      ansible_user: ${server.user}\n` +
+      `      ansible_ssh_private_key_file: ${options.keyFile ?? server.clientKeyFile}\n      kvmconf_known_hosts_file: ${join(dir, 'known_hosts')}\n${options.vars ?? ''}`,
+  );
+  return file;
 }

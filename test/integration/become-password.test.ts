@@ -11,7 +11,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSshd, type SshdInstance } from '../helpers/sshd.js';
+import { sshInventory, startSshd, type SshdInstance } from '../helpers/sshd.js';
 import { TEST_MODULES } from '../helpers/file-module.js';
 import { kvmconf } from '../helpers/cli-run.js';
 import { loadInventory } from '../../src/config/inventory.js';
@@ -58,18 +58,9 @@ function watchProcesses(secret: string): () => string[] {
   };
 }
 
-function inventoryFor(server: SshdInstance, vars: string, key = true): string {
-  const dir = mkdtempSync(join(work, 'inv-'));
-  writeFileSync(join(dir, 'known_hosts'), server.hostKeyLine + '\n');
-  const file = join(dir, 'inventory.yaml');
-  writeFileSync(
-    file,
-    `all:\n  hosts:\n    hv:\n      ansible_host: 127.0.0.1\n      ansible_port: ${server.port}\n      ansible_user: ${server.user}\n` +
-      (key ? `      ansible_ssh_private_key_file: ${server.clientKeyFile}\n` : `      ansible_ssh_private_key_file: ${join(dir, 'no-such-key')}\n`) +
-      `      kvmconf_known_hosts_file: ${join(dir, 'known_hosts')}\n${vars}`,
-  );
-  return file;
-}
+/** One host on `server` with `vars`; without `key`, the key file named does not exist (only a password can log in). */
+const inventoryFor = (server: SshdInstance, vars: string, key = true): string =>
+  sshInventory(work, server, { vars, ...(!key && { keyFile: join(work, 'no-such-key') }) });
 
 function playbookFor(task: string, play = '  become: true\n'): string {
   const file = join(mkdtempSync(join(work, 'pb-')), 'site.yaml');

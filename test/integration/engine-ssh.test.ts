@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSshd, type SshdInstance } from '../helpers/sshd.js';
+import { sshInventory, startSshd, type SshdInstance } from '../helpers/sshd.js';
 import { TEST_MODULES } from '../helpers/file-module.js';
 import { loadInventory } from '../../src/config/inventory.js';
 import { loadPlaybook } from '../../src/config/playbook.js';
@@ -28,17 +28,7 @@ after(async () => {
   await sudoPassword?.stop();
 });
 
-function inventoryFor(name: string, server: SshdInstance, knownHosts = server.hostKeyLine + '\n'): string {
-  const dir = mkdtempSync(join(work, 'inv-'));
-  writeFileSync(join(dir, 'known_hosts'), knownHosts);
-  const file = join(dir, 'inventory.yaml');
-  writeFileSync(
-    file,
-    `all:\n  hosts:\n    ${name}:\n      ansible_host: 127.0.0.1\n      ansible_port: ${server.port}\n      ansible_user: ${server.user}\n` +
-      `      ansible_ssh_private_key_file: ${server.clientKeyFile}\n      kvmconf_known_hosts_file: ${join(dir, 'known_hosts')}\n`,
-  );
-  return file;
-}
+const inventoryFor = (name: string, server: SshdInstance, knownHosts?: string): string => sshInventory(work, server, { name, ...(knownHosts !== undefined && { knownHosts }) });
 
 function playbookFor(task: string): string {
   const file = join(mkdtempSync(join(work, 'pb-')), 'site.yaml');
@@ -153,8 +143,7 @@ test('a host whose commands print without end fails at the output limit, naming 
 
 test('two applies on one host at once: the second waits for the lock, then fails naming the first, and changes nothing', async () => {
   const lock = join(work, 'apply.lock');
-  const inventory = inventoryFor('hv-lock', sudoOk);
-  writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      kvmconf_lock_file: ${lock}\n      kvmconf_lock_wait: 3\n`);
+  const inventory = sshInventory(work, sudoOk, { name: 'hv-lock', vars: `      kvmconf_lock_file: ${lock}\n      kvmconf_lock_wait: 3\n` });
   const first = join(work, 'first.conf');
   const second = join(work, 'second.conf');
   const holding = run(playbookFor(`test_file: {path: ${first}, content: "first\\n", slow: 8}`), inventory, 'apply');
