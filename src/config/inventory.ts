@@ -273,7 +273,7 @@ export function connectionSpec(host: InventoryHost, defaults: ConnectionDefaults
 }
 
 /** The host's `ansible_become`, if set: plays and the CLI decide when it is not. */
-export function becomeDefault(host: InventoryHost): boolean | undefined {
+export function becomeDefault(host: Pick<InventoryHost, 'name' | 'vars'>): boolean | undefined {
   const value = revealed(host.vars.ansible_become, `host '${host.name}': ansible_become`);
   if (value === undefined || value === null) return undefined;
   const flag = toBoolean(value);
@@ -292,7 +292,7 @@ const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
 export function becomeFor(hostName: string, vars: Record<string, unknown>, play: { become: boolean; becomeUser?: string }, askedPassword?: Secret): Become | undefined {
   const fail = (message: string): InputError => new InputError(`host '${hostName}': ${message}`);
   const value = (name: string): unknown => revealed(vars[name], `host '${hostName}': ${name}`);
-  if (!(play.become || becomeDefault({ name: hostName, vars, groups: [] }))) return undefined;
+  if (!(play.become || becomeDefault({ name: hostName, vars }))) return undefined;
   const user = value('ansible_become_user') ?? play.becomeUser ?? 'root';
   if (typeof user !== 'string' || !USER_NAME.test(user)) throw fail(`ansible_become_user must be a user name, not ${JSON.stringify(user)}`);
   const passwordName = ['ansible_become_password', 'ansible_become_pass', 'ansible_sudo_pass'].find((name) => vars[name] !== undefined && vars[name] !== null);

@@ -82,7 +82,8 @@ export function parseYamlDocument(text: string, file: string, options: YamlOptio
     }
     return { file, path: jsonPath(path) };
   };
-  placeVaultedValues(document, lineCounter, file);
+  // One more walk of the tree only for files that hold a `!vault` value (inventories can be large).
+  if (text.includes('!vault')) placeVaultedValues(document, lineCounter, file);
   return { source: { file, data: toData(document, file, lineCounter), locate }, document, lines: lineCounter };
 }
 

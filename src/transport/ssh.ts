@@ -398,6 +398,8 @@ interface Running {
  */
 const GROUP_TAG = `kvmconf-group-${randomBytes(6).toString('hex')}`;
 
+const GROUP_LINE = new RegExp(`^${GROUP_TAG} (\\d+)$`);
+
 function reportGroup(command: string): string {
   return `printf '%s %s\\n' ${GROUP_TAG} "$$" >&2; ${command}`;
 }
@@ -410,7 +412,7 @@ function groupReader(state: Running, take: (chunk: Buffer) => void, onGroup: () 
     const end = head.indexOf(10);
     if (end < 0 && head.length < 200 && !final) return;
     const line = end < 0 ? '' : head.subarray(0, end).toString('latin1');
-    const match = new RegExp(`^${GROUP_TAG} (\\d+)$`).exec(line);
+    const match = GROUP_LINE.exec(line);
     if (match) {
       state.group = Number(match[1]);
       onGroup();

@@ -452,7 +452,7 @@ describe('connectionSpec', () => {
 });
 
 describe('becomeDefault', () => {
-  const become = (value: unknown) => becomeDefault({ name: 'h', vars: value === undefined ? {} : { ansible_become: value }, groups: ['all'] });
+  const become = (value: unknown) => becomeDefault({ name: 'h', vars: value === undefined ? {} : { ansible_become: value } });
 
   test("ansible_become in Ansible's spellings", () => {
     assert.equal(become(undefined), undefined);
