@@ -42,6 +42,11 @@ export interface Change {
   /** What the pending change waits for; only with scope 'pending'. */
   pendingOn?: PendingOn;
   diff?: FileDiff;
+  /**
+   * The quoted shell commands that make this change, in order, decided with it by the
+   * planner so the decision and its commands cannot drift apart. Absent for pending changes.
+   */
+  commands?: string[];
 }
 
 export type Severity = 'error' | 'warning';
@@ -90,8 +95,11 @@ export interface Module<P = unknown, A = unknown> {
    * Throws when the desired state cannot be reached on this host (the task fails).
    */
   diff(params: P, actual: A, context: PlanContext): Change[];
-  /** Pure: quoted shell commands that make one change. Empty for pending changes. */
-  commands(change: Change, params: P, actual: A): string[];
+  /**
+   * Pure: quoted shell commands that make one change. Only for modules whose diff() does
+   * not yet put the commands on each change (being phased out).
+   */
+  commands?(change: Change, params: P, actual: A): string[];
   /** Kernel command line tokens this task contributes (see KernelArgs). */
   kernelArgs?(params: P): KernelArgs;
   /**
@@ -106,6 +114,17 @@ export interface Module<P = unknown, A = unknown> {
   rules?(params: P, facts: HostFacts): Diagnostic[];
   /** Parameters `kvmconf facts` probes with when no playbook is given; absent = not shown. */
   factsParams?: P;
+}
+
+/**
+ * The commands that make one change: those the planner put on it, or, for a module not
+ * yet carrying them, its commands(). Pending changes have none.
+ */
+export function changeCommands<P, A>(module: Module<P, A>, change: Change, params: P, actual: A): string[] {
+  if (change.scope === 'pending') return [];
+  const commands = change.commands ?? module.commands?.(change, params, actual);
+  if (!commands) throw new Error(`module ${module.name} planned ${change.target} without the commands that make it`);
+  return commands;
 }
 
 /** Helper that keeps a module's parameter and probe types attached to its functions. */

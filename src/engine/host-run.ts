@@ -3,7 +3,7 @@
  * apply mode run every change in one round trip and verify in one more.
  * Every failure becomes part of the HostReport; nothing here throws to the runner.
  */
-import type { Change, Diagnostic, PlanContext } from '../module.js';
+import { changeCommands, type Change, type Diagnostic, type PlanContext } from '../module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
@@ -112,8 +112,9 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
     try {
       const actual = task.module.parse(output.output, task.params);
       hashes[index] = hash(task, output.output, actual);
-      const changes = task.module.diff(task.params, actual, context(diagnostics));
-      const commands = changes.map((change) => (isPending(change) ? [] : task.module.commands(change, task.params, actual)));
+      const planned = task.module.diff(task.params, actual, context(diagnostics));
+      const commands = planned.map((change) => changeCommands(task.module, change, task.params, actual));
+      const changes = planned.map(({ commands: _commands, ...change }) => change);
       return { task, actual, changes, commands, diagnostics };
     } catch (error) {
       return failed((error as Error).message);
@@ -162,7 +163,7 @@ function applySteps(planned: Planned): Array<ApplyStep & { taskIndex: number; ch
 }
 
 /** The planned commands of every change, per task: what a saved plan is compared on. */
-const commandsOf = (tasks: ReadonlyArray<{ changes: ReadonlyArray<Change & { commands?: string[] }> }>): string => JSON.stringify(tasks.map((task) => task.changes.map((change) => change.commands ?? [])));
+const plannedCommands = (tasks: ReadonlyArray<{ changes: ReadonlyArray<Change & { commands?: string[] }> }>): string => JSON.stringify(tasks.map((task) => task.changes.map((change) => change.commands ?? [])));
 
 /**
  * Why a host's saved plan cannot run on the state just gathered, or undefined when it can.
@@ -173,7 +174,7 @@ export function savedPlanRefusal(saved: SavedHost | null, planned: Planned): str
   if (!saved.fingerprint) return `the plan has no state for this host (it was ${saved.status} when planned${saved.error ? `: ${saved.error}` : ''}): make a new plan`;
   const differences = fingerprintDiff(saved.fingerprint, planned.fingerprint!, planned.tasks.map(({ task }) => task.name));
   const replanned = planned.tasks.map(({ changes, commands }) => ({ changes: changes.map((change, at) => ({ ...change, commands: commands[at] })) }));
-  if (!differences.length && commandsOf(replanned) !== commandsOf(saved.tasks)) differences.push('planning again gives other commands than the plan');
+  if (!differences.length && plannedCommands(replanned) !== plannedCommands(saved.tasks)) differences.push('planning again gives other commands than the plan');
   if (!differences.length) return undefined;
   return `the state changed since the plan was made: ${differences.join('; ')}; nothing was changed on this host (make a new plan)`;
 }

@@ -19,7 +19,7 @@ import { libvirtDomain } from '../../modules/libvirt-domain.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
 import { parseCpuList, type HostFacts } from '../../src/engine/facts.js';
-import type { Change } from '../../src/module.js';
+import { changeCommands, type Change } from '../../src/module.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from './test-domain.js';
 
 type Fragment = Record<string, unknown>;
@@ -186,7 +186,7 @@ class TestDomain {
   }
 
   async apply(p: DomainParams, planned: Awaited<ReturnType<TestDomain['plan']>>): Promise<void> {
-    const steps = planned.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, planned.actual) }));
+    const steps = planned.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, planned.actual) }));
     if (!steps.length) return;
     const mark = newMark();
     // The domains are applied to in parallel, each as its own target: one apply lock each.

@@ -1,5 +1,5 @@
 /** Runs a module's pure functions the way the engine does, for module unit tests. */
-import type { Change, Diagnostic, Module } from '../../src/module.js';
+import { changeCommands, type Change, type Diagnostic, type Module } from '../../src/module.js';
 import { parseFacts, type HostFacts } from '../../src/engine/facts.js';
 import { compile } from '../../src/config/schema.js';
 
@@ -24,5 +24,5 @@ export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, f
   const actual = module.parse(output, params);
   const warnings: Diagnostic[] = [];
   const changes: Change[] = module.diff(params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
-  return { params, actual, changes, warnings, commands: (change: Change) => module.commands(change, params, actual) };
+  return { params, actual, changes, warnings, commands: (change: Change) => changeCommands(module, change, params, actual) };
 }

@@ -16,7 +16,7 @@ import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import type { DomainProbeState } from '../../modules/lib/libvirt-probe.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
 import { parseFacts, FACTS_PROBE, type HostFacts } from '../../src/engine/facts.js';
-import type { Change } from '../../src/module.js';
+import { changeCommands, type Change } from '../../src/module.js';
 import { startLibvirtd, virsh, type Libvirtd } from '../helpers/libvirtd.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from '../helpers/test-domain.js';
 
@@ -76,7 +76,7 @@ function plan(p: DomainParams): { actual: DomainProbeState; changes: Change[]; w
 }
 
 function apply(p: DomainParams, actual: DomainProbeState, changes: Change[]): void {
-  const steps = changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, actual) }));
+  const steps = changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, actual) }));
   const mark = newMark();
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
   const { outcomes } = parseApplyOutput(result.stdout, mark, steps);
@@ -131,7 +131,7 @@ test('a graceful restart that times out fails without destroying the guest', () 
   const p = params({ restart: true, restart_timeout: 1, scsi_queues: 1 });
   const first = plan(p);
   assert.deepEqual(summary(first.changes), ['persist config', 'runtime restart']);
-  const steps = first.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, first.actual) }));
+  const steps = first.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, first.actual) }));
   const mark = newMark();
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
   const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');
@@ -148,7 +148,7 @@ test('a live step refuses a domain restarted since it was read, as the define st
   assert.ok(live.length, 'a live change is planned');
   virsh('destroy', '--domain', NAME);
   virsh('start', '--domain', NAME);
-  const steps = live.map((change) => ({ label: change.target, commands: libvirtDomain.commands(change, p, planned.actual) }));
+  const steps = live.map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, planned.actual) }));
   const mark = newMark();
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
   const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { PlanContext } from '../../src/module.js';
+import { changeCommands, type PlanContext } from '../../src/module.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -91,8 +91,8 @@ describe('io_scheduler diff and commands', () => {
       },
     ]);
     assert.equal(renderRule('vd*', 'none'), RULE);
-    assert.deepEqual(ioScheduler.commands(changes[0]!, p, state), ['kc_set_choice /sys/block/vda/queue/scheduler none']);
-    assert.deepEqual(ioScheduler.commands(changes[1]!, p, state), [writeFileCommand(path, RULE, null), RELOAD_COMMAND]);
+    assert.deepEqual(changeCommands(ioScheduler, changes[0]!, p, state), ['kc_set_choice /sys/block/vda/queue/scheduler none']);
+    assert.deepEqual(changeCommands(ioScheduler, changes[1]!, p, state), [writeFileCommand(path, RULE, null), RELOAD_COMMAND]);
     // Converged: nothing to do.
     const converged: IoSchedulerState = { ...state, file: RULE, devices: state.devices.map((d) => (d.name === 'vda' ? { ...d, selected: 'none' } : d)) };
     assert.deepEqual(run(p, converged).changes, []);
@@ -197,7 +197,7 @@ describe('io_scheduler on this machine', () => {
     const apply = (p: IoSchedulerParams) => {
       const state = probe(p);
       const changes = run(p, state).changes;
-      const commands = changes.flatMap((change) => ioScheduler.commands(change, p, state));
+      const commands = changes.flatMap((change) => changeCommands(ioScheduler, change, p, state));
       const result = sh(`${REMOTE_LIB}\n( set -e\n${commands.join('\n')}\n) </dev/null 2>&1`);
       assert.equal(result.status, 0, result.stdout);
       return changes;

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Change, PlanContext } from '../../src/module.js';
+import { changeCommands, type Change, type PlanContext } from '../../src/module.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -156,8 +156,8 @@ describe('kernel_cmdline diff and commands', () => {
       },
     ]);
     assert.deepEqual(changedLines(STOCK, expected), [['GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="transparent_hugepage=never"']]);
-    assert.deepEqual(kernelCmdline.commands(changes[0]!, p, state), [writeFileCommand(GRUB_DEFAULT, expected, STOCK), 'update-grub']);
-    assert.deepEqual(kernelCmdline.commands(changes[1]!, p, state), []);
+    assert.deepEqual(changeCommands(kernelCmdline, changes[0]!, p, state), [writeFileCommand(GRUB_DEFAULT, expected, STOCK), 'update-grub']);
+    assert.deepEqual(changeCommands(kernelCmdline, changes[1]!, p, state), []);
     // After apply the file holds the new content: only the reboot is left.
     const after = run(p, { ...state, grub: expected }).changes;
     assert.deepEqual(after.map((c) => c.scope), ['pending']);
@@ -188,7 +188,7 @@ describe('kernel_cmdline diff and commands', () => {
       ['/boot/grub/grub.cfg', 'persist', null, 'hugepages=16'],
       ['hugepages', 'pending', null, 'hugepages=16'],
     ]);
-    assert.deepEqual(kernelCmdline.commands(changes[0]!, p, { ...state, grub }), ['update-grub']);
+    assert.deepEqual(changeCommands(kernelCmdline, changes[0]!, p, { ...state, grub }), ['update-grub']);
   });
 
   it('reports a managed argument in GRUB_CMDLINE_LINUX_DEFAULT and in /etc/default/grub.d', () => {
@@ -239,7 +239,7 @@ describe('kernel_cmdline diff and commands', () => {
     assert.deepEqual(warnings, []);
     assert.deepEqual(changes.map((c) => [c.target, c.scope]), [[GRUB_DEFAULT, 'persist'], ['elevator', 'pending']]);
     assert.match(changes[0]!.diff!.after, /GRUB_CMDLINE_LINUX="crashkernel=auto rd.lvm.lv=rhel\/root rd.lvm.lv=rhel\/swap rhgb quiet elevator=deadline"/);
-    assert.equal(kernelCmdline.commands(changes[0]!, p, state)[1], 'grub2-mkconfig -o /boot/grub2/grub.cfg');
+    assert.equal(changeCommands(kernelCmdline, changes[0]!, p, state)[1], 'grub2-mkconfig -o /boot/grub2/grub.cfg');
   });
 
   it('uses grubby on a RHEL 9 BLS host, checking the boot entries but not the rescue one', () => {
@@ -253,11 +253,11 @@ describe('kernel_cmdline diff and commands', () => {
       ['hugepagesz', 'pending', null, 'hugepagesz=1G'],
       ['hugepages', 'pending', null, 'hugepages=4'],
     ]);
-    assert.equal(kernelCmdline.commands(changes[0]!, p, state).length, 1, 'grubby hosts only write the file; grubby edits the entries');
-    assert.deepEqual(kernelCmdline.commands(changes[1]!, p, state), ["grubby --update-kernel=ALL --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
+    assert.equal(changeCommands(kernelCmdline, changes[0]!, p, state).length, 1, 'grubby hosts only write the file; grubby edits the entries');
+    assert.deepEqual(changeCommands(kernelCmdline, changes[1]!, p, state), ["grubby --update-kernel=ALL --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
     // Entries already carrying an old value: it is removed first, exactly as written.
     const drifted = { ...state, grubby: state.grubby!.map((e, i) => (i === 0 ? { ...e, args: [...e.args, 'hugepages=2'] } : e)) };
-    assert.deepEqual(kernelCmdline.commands({ ...changes[1]! }, p, drifted), ["grubby --update-kernel=ALL --remove-args=hugepages=2 --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
+    assert.deepEqual(changeCommands(kernelCmdline, { ...changes[1]! }, p, drifted), ["grubby --update-kernel=ALL --remove-args=hugepages=2 --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
     // Converged entries and file: only the reboot remains.
     const args = ['ro', 'default_hugepagesz=1G', 'hugepagesz=1G', 'hugepages=4'];
     const converged = { ...state, grub: changes[0]!.diff!.after, grubby: state.grubby!.map((e) => ({ ...e, args })) };

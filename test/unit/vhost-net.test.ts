@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { PlanContext } from '../../src/module.js';
+import { changeCommands, type PlanContext } from '../../src/module.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -76,7 +76,7 @@ describe('vhost_net diff and commands', () => {
       diff: { before: '', after: renderModprobe(1), beforeHeader: MODPROBE_FILE, afterHeader: MODPROBE_FILE },
     }]);
     assert.equal(renderModprobe(1), '# Managed by kvmconf (vhost_net); edits here are overwritten.\noptions vhost_net experimental_zcopytx=1\n');
-    assert.deepEqual(vhostNet.commands(changes[0]!, p, state), [persistCommand(MODPROBE_FILE, 1, null)]);
+    assert.deepEqual(changeCommands(vhostNet, changes[0]!, p, state), [persistCommand(MODPROBE_FILE, 1, null)]);
     assert.deepEqual(run(p, { ...state, file: renderModprobe(1) }).changes, []);
     assert.deepEqual(vhostNet.ownedFiles!(p), [MODPROBE_FILE]);
     assert.deepEqual(vhostNet.ownedFiles!(params(1, false)), []);
@@ -97,7 +97,7 @@ describe('vhost_net diff and commands', () => {
     ]);
     assert.equal(changes[1]!.reason, `vhost_net is in use by guests (2 open vhost-net devices): reload it (modprobe -r vhost_net && modprobe vhost_net) with guests stopped; ${ZCOPY_SECURITY}`);
     assert.equal(changes[0]!.reason, ZCOPY_SECURITY);
-    assert.deepEqual(vhostNet.commands(changes[1]!, params(1), state), []);
+    assert.deepEqual(changeCommands(vhostNet, changes[1]!, params(1), state), []);
     assert.deepEqual(warnings, [
       `/etc/modprobe.d/zz-local.conf sets experimental_zcopytx=0 and is read after ${MODPROBE_FILE}, so its value wins at the next load: remove it there`,
     ]);
@@ -115,7 +115,7 @@ describe('vhost_net diff and commands', () => {
       ['experimental_zcopytx', 'runtime', '0', '1'],
     ]);
     assert.equal(changes[1]!.reason, `no guest uses vhost_net: it is reloaded with the new option; ${ZCOPY_SECURITY}`);
-    assert.deepEqual(vhostNet.commands(changes[1]!, params(1), state), [
+    assert.deepEqual(changeCommands(vhostNet, changes[1]!, params(1), state), [
       "modprobe -r vhost_net && modprobe vhost_net || kc_fail 'reloading vhost_net failed (did a guest start using it?)'",
       'kc_got=$(cat /sys/module/vhost_net/parameters/experimental_zcopytx); case "$kc_got" in Y|y) kc_got=1 ;; N|n) kc_got=0 ;; esac',
       '[ "$kc_got" = 1 ] || kc_fail "vhost_net: asked for experimental_zcopytx=1, the reloaded module has $kc_got"',
@@ -123,7 +123,7 @@ describe('vhost_net diff and commands', () => {
     // Without the file, the option is given to modprobe itself.
     const transient = run(params(1, false), state).changes;
     assert.deepEqual(transient.map((c) => c.scope), ['runtime']);
-    assert.match(vhostNet.commands(transient[0]!, params(1, false), state)[0]!, /&& modprobe vhost_net experimental_zcopytx=1 \|\|/);
+    assert.match(changeCommands(vhostNet, transient[0]!, params(1, false), state)[0]!, /&& modprobe vhost_net experimental_zcopytx=1 \|\|/);
   });
 
   it('refuses a built-in vhost_net and points at the kernel command line', () => {
