@@ -16,7 +16,6 @@ import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/re
 
 /** Interface names (IFNAMSIZ 15) or shell/udev globs over them. */
 export const IFACE_PATTERN = '^[A-Za-z0-9_.*?-]{1,15}$';
-const ETHTOOL_FALLBACK = '/usr/sbin/ethtool';
 
 export interface EthtoolParams {
   interface: string;
@@ -120,7 +119,12 @@ export const ethtool = defineModule<EthtoolParams, EthtoolState>({
       if (params.combined < channels.maxCombined) {
         context.warn(`${name}: ${params.combined} combined channels for the ${channels.maxCombined} queues the hypervisor gives this NIC; the other queues stay idle`);
       }
-      if (channels.combined !== params.combined) changes.push({ module: 'ethtool', target: `${name}:combined`, scope: 'runtime', before: String(channels.combined), after: String(params.combined) });
+      if (channels.combined !== params.combined) {
+        changes.push({
+          module: 'ethtool', target: `${name}:combined`, scope: 'runtime', before: String(channels.combined), after: String(params.combined),
+          commands: setChannelsCommands(name, params.combined),
+        });
+      }
     }
     const path = rulePath(params.interface);
     const rule = params.persist ? renderRule(params.interface, params.combined, actual.ethtool) : null;
@@ -128,21 +132,21 @@ export const ethtool = defineModule<EthtoolParams, EthtoolState>({
       changes.push({
         module: 'ethtool', target: path, scope: 'persist', before: actual.rule === null ? null : 'present', after: `combined ${params.combined} on add`,
         diff: fileDiff(path, actual.rule, rule),
+        commands: [writeFileCommand(path, rule!, actual.rule)],
       });
     }
     return changes;
   },
 
-  commands(change, params, actual) {
-    if (change.scope === 'persist') {
-      return [writeFileCommand(rulePath(params.interface), renderRule(params.interface, params.combined, actual.ethtool ?? ETHTOOL_FALLBACK), actual.rule)];
-    }
-    const iface = quote(change.target.slice(0, change.target.lastIndexOf(':')));
-    const want = quote(String(params.combined));
-    return [
-      `ethtool -L ${iface} combined ${want}`,
-      `kc_got=$(ethtool -l ${iface} | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2}')`,
-      `[ "$kc_got" = ${want} ] || kc_fail ${quote(`${change.target}: asked for ${params.combined} combined channels, the device has`)} "$kc_got"`,
-    ];
-  },
 });
+
+/** `ethtool -L`, read back from the device: a driver that grants fewer channels fails the step. */
+function setChannelsCommands(iface: string, combined: number): string[] {
+  const name = quote(iface);
+  const want = quote(String(combined));
+  return [
+    `ethtool -L ${name} combined ${want}`,
+    `kc_got=$(ethtool -l ${name} | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2}')`,
+    `[ "$kc_got" = ${want} ] || kc_fail ${quote(`${iface}:combined: asked for ${combined} combined channels, the device has`)} "$kc_got"`,
+  ];
+}

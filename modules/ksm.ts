@@ -11,9 +11,9 @@
 import { defineModule, type Change, type Diagnostic } from '../src/module.js';
 import { quote } from '../src/shell.js';
 import { READ_FN } from '../src/engine/remote-lib.js';
-import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
+import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 import { tmpfilesChange } from './lib/tmpfiles-values.js';
-import { parseUnitProbe, planUnit, unitCommands, unitProbe, type UnitsState } from './lib/systemd.js';
+import { parseUnitProbe, planUnit, unitProbe, type UnitsState } from './lib/systemd.js';
 
 export const KSM_DIR = '/sys/kernel/mm/ksm';
 export const KSM_TMPFILES = tmpfilesPath('ksm');
@@ -197,13 +197,14 @@ export const ksm = defineModule<KsmParams, KsmState>({
         changes.push({
           module: 'ksm', target: `${KSM_DIR}/merge_across_nodes`, scope: 'runtime', before: live.merge_across_nodes, after: params.merge_across_nodes,
           reason: `every shared page is unmerged first (run=2; ${live.pages_shared ?? '?'} pages shared now), then run is set to ${back}`,
+          commands: mergeAcrossNodesCommands(params.merge_across_nodes, params.run ? RUN_VALUE[params.run] : null),
         });
       }
     }
     if (params.run !== undefined) {
       if (live.run === undefined) throw new Error(`${KSM_DIR}/run is missing`);
       if (!runMet(params.run, live.run)) {
-        changes.push({ module: 'ksm', target: `${KSM_DIR}/run`, scope: 'runtime', before: runName(live.run), after: params.run });
+        changes.push({ module: 'ksm', target: `${KSM_DIR}/run`, scope: 'runtime', before: runName(live.run), after: params.run, commands: [runCommand(params.run)] });
       }
       const shared = Number(live.pages_shared ?? 0);
       if (params.run === 'stop' && shared > 0 && !mergeChange) {
@@ -217,15 +218,5 @@ export const ksm = defineModule<KsmParams, KsmState>({
       }
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (KSM_UNITS.includes(change.target)) return unitCommands(change);
-    if (change.target === `${KSM_DIR}/merge_across_nodes`) {
-      return mergeAcrossNodesCommands(params.merge_across_nodes!, params.run ? RUN_VALUE[params.run] : null);
-    }
-    if (change.target === `${KSM_DIR}/run`) return [runCommand(params.run!)];
-    const command = tmpfilesCommand(KSM_TMPFILES, desiredTmpfiles(params), actual.tmpfiles);
-    return command ? [command] : [];
   },
 });

@@ -72,7 +72,9 @@ export const numaBalancing = defineModule<NumaBalancingParams, SysctlState>({
     const wanted = String(wantedMode(mode, params.enabled));
     const tiering = mode & 2 ? 'the memory tiering mode (value 2) is on and is kept' : undefined;
     const changes: Change[] = [];
-    if (wanted !== live) changes.push({ module: 'numa_balancing', target: KEY, scope: 'runtime', before: live, after: wanted, ...(tiering ? { reason: tiering } : {}) });
+    if (wanted !== live) {
+      changes.push({ module: 'numa_balancing', target: KEY, scope: 'runtime', before: live, after: wanted, ...(tiering ? { reason: tiering } : {}), commands: [setSysctlCommand(KEY, wanted)] });
+    }
     if (params.persist) {
       const content = desiredFile(wanted);
       if (actual.file !== content) {
@@ -80,16 +82,11 @@ export const numaBalancing = defineModule<NumaBalancingParams, SysctlState>({
           module: 'numa_balancing', target: NUMA_BALANCING_FILE, scope: 'persist',
           before: settingsSummary(actual.file), after: settingsSummary(content),
           diff: fileDiff(NUMA_BALANCING_FILE, actual.file, content),
+          commands: [writeSysctlFileCommand(NUMA_BALANCING_FILE, content, actual.file)],
         });
       }
       overrideWarnings(actual, NUMA_BALANCING_FILE, { [KEY]: wanted }).forEach(context.warn);
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (change.scope === 'runtime') return [setSysctlCommand(KEY, change.after!)];
-    const live = balancingMode(actual.runtime[KEY] ?? '');
-    return [writeSysctlFileCommand(NUMA_BALANCING_FILE, desiredFile(String(wantedMode(live, params.enabled!))), actual.file)];
   },
 });

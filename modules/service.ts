@@ -4,7 +4,7 @@
  * shared with the modules that manage units of their own (ksm).
  */
 import { defineModule } from '../src/module.js';
-import { UNIT_NAME_PATTERN, parseUnitProbe, planUnit, unitCommands, unitName, unitProbe, type UnitsState } from './lib/systemd.js';
+import { UNIT_NAME_PATTERN, parseUnitProbe, planUnit, unitName, unitProbe, type UnitsState } from './lib/systemd.js';
 
 export interface ServiceParams {
   /** Full unit name, `.service` added when the name has no unit type suffix. */
@@ -57,6 +57,4 @@ export const service = defineModule<ServiceParams, UnitsState>({
       warn: context.warn,
       absentNote: params.absent_ok ? 'nothing to do' : 'set absent_ok: true if that is expected',
     }),
-
-  commands: (change) => unitCommands(change),
 });

@@ -56,7 +56,7 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
     for (const [key, value] of Object.entries(params.settings)) {
       const live = actual.runtime[key];
       if (live === null || live === undefined) throw new Error(`${key}: no such sysctl on this kernel (is its module loaded?)`);
-      if (live !== value) changes.push({ module: 'sysctl', target: key, scope: 'runtime', before: live, after: value });
+      if (live !== value) changes.push({ module: 'sysctl', target: key, scope: 'runtime', before: live, after: value, commands: [setSysctlCommand(key, value)] });
     }
     if (params.persist) {
       const content = renderSysctlFile(params.settings, 'sysctl');
@@ -65,15 +65,11 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
           module: 'sysctl', target: params.file, scope: 'persist',
           before: settingsSummary(actual.file), after: settingsSummary(content),
           diff: fileDiff(params.file, actual.file, content),
+          commands: [writeSysctlFileCommand(params.file, content, actual.file)],
         });
       }
       overrideWarnings(actual, params.file, params.settings).forEach(context.warn);
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (change.scope === 'runtime') return [setSysctlCommand(change.target, change.after!)];
-    return [writeSysctlFileCommand(params.file, renderSysctlFile(params.settings, 'sysctl'), actual.file)];
   },
 });

@@ -11,7 +11,6 @@ import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesP
 
 const THP_DIR = '/sys/kernel/mm/transparent_hugepage';
 const SETTINGS = ['enabled', 'defrag'] as const;
-type Setting = (typeof SETTINGS)[number];
 const TMPFILES = tmpfilesPath('thp');
 
 export interface ThpParams {
@@ -87,22 +86,20 @@ export const thp = defineModule<ThpParams, ThpState>({
       const current = actual[setting];
       if (!current) throw new Error(`${THP_DIR}/${setting} is missing: this kernel has no transparent hugepage support`);
       if (!current.available.includes(wanted)) throw new Error(`${setting}=${wanted} is not offered by this kernel (choices: ${current.available.join(', ')})`);
-      if (current.selected !== wanted) changes.push({ module: 'thp', target: setting, scope: 'runtime', before: current.selected, after: wanted });
+      if (current.selected !== wanted) {
+        const commands = [`kc_set_choice ${quote(`${THP_DIR}/${setting}`)} ${quote(wanted)}`];
+        changes.push({ module: 'thp', target: setting, scope: 'runtime', before: current.selected, after: wanted, commands });
+      }
     }
     const desired = desiredTmpfiles(params);
     if (params.persist && desired !== actual.tmpfiles) {
       changes.push({
         module: 'thp', target: TMPFILES, scope: 'persist', before: actual.tmpfiles === null ? null : 'present', after: desired === null ? null : `defrag=${params.defrag}`,
         diff: fileDiff(TMPFILES, actual.tmpfiles, desired),
+        commands: [tmpfilesCommand(TMPFILES, desired, actual.tmpfiles)!],
       });
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (change.scope === 'runtime') return [`kc_set_choice ${quote(`${THP_DIR}/${change.target as Setting}`)} ${quote(change.after!)}`];
-    const command = tmpfilesCommand(TMPFILES, desiredTmpfiles(params), actual.tmpfiles);
-    return command ? [command] : [];
   },
 });
 

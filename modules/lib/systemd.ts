@@ -122,20 +122,21 @@ export function planUnit(module: string, name: string, wish: UnitWish, state: Un
     throw new Error(`${name} failed to load (LoadState=${unit.load}); see 'systemctl status ${name}'`);
   }
   const changes: Change[] = [];
+  const push = (change: Change) => changes.push({ ...change, commands: unitCommands(change) });
   if (wish.state === 'started' && !RUNNING.includes(unit.active)) {
-    changes.push({ module, target: name, scope: 'runtime', before: runState(unit), after: 'started' });
+    push({ module, target: name, scope: 'runtime', before: runState(unit), after: 'started' });
   }
   if (wish.state === 'stopped' && !STOPPED.includes(unit.active)) {
-    changes.push({ module, target: name, scope: 'runtime', before: runState(unit), after: 'stopped' });
+    push({ module, target: name, scope: 'runtime', before: runState(unit), after: 'stopped' });
   }
   if (wish.enabled === true && !ENABLED.includes(unit.file)) {
     if (['static', 'indirect', 'generated', 'transient'].includes(unit.file)) {
       throw new Error(`${name} is ${unit.file}: it has no [Install] section to enable; it runs when another unit or its trigger wants it`);
     }
-    changes.push({ module, target: name, scope: 'persist', before: unit.file || null, after: 'enabled' });
+    push({ module, target: name, scope: 'persist', before: unit.file || null, after: 'enabled' });
   }
   if (wish.enabled === false && !NOT_ENABLED.includes(unit.file)) {
-    changes.push({ module, target: name, scope: 'persist', before: unit.file, after: 'disabled' });
+    push({ module, target: name, scope: 'persist', before: unit.file, after: 'disabled' });
   }
   return changes;
 }

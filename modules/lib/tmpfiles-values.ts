@@ -3,7 +3,7 @@
  * persist change: `w PATH - - - - VALUE` lines as `name=value` pairs.
  */
 import { fileDiff, type Change } from '../../src/module.js';
-import type { SysfsWrite } from './tmpfiles.js';
+import { tmpfilesCommand, type SysfsWrite } from './tmpfiles.js';
 
 /** The `w` lines of a tmpfiles.d file, in file order; null when the file is absent. */
 export function tmpfilesWrites(content: string | null): SysfsWrite[] | null {
@@ -26,5 +26,6 @@ export function tmpfilesChange(module: string, path: string, current: string | n
     module, target: path, scope: 'persist',
     before: writesSummary(tmpfilesWrites(current), label), after: writesSummary(tmpfilesWrites(desired), label),
     diff: fileDiff(path, current, desired),
+    commands: [tmpfilesCommand(path, desired, current)!],
   };
 }

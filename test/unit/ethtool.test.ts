@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ethtool, parseChannels, renderRule, rulePath, type EthtoolParams, type EthtoolState } from '../../modules/ethtool.js';
 import { REMOTE_LIB } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
-import { changeCommands, type Change, type PlanContext } from '../../src/module.js';
+import { changeCommands, type PlanContext } from '../../src/module.js';
 import { fixture as readFixture } from '../helpers/paths.js';
 
 const fixture = (name: string) => readFixture('ethtool', name);
@@ -93,8 +93,9 @@ ethtool() {
 test('runtime commands set and read back; a device that grants less fails with both numbers', () => {
   const p = params({ interface: 'enp1s0', combined: 4 });
   const state: EthtoolState = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p);
-  const change: Change = { module: 'ethtool', target: 'enp1s0:combined', scope: 'runtime', before: '1', after: '4' };
-  const commands = changeCommands(ethtool, change, p, state);
+  const [change] = ethtool.diff(p, state, context()).filter((c) => c.scope === 'runtime');
+  assert.equal(change!.target, 'enp1s0:combined');
+  const commands = changeCommands(ethtool, change!, p, state);
   assert.equal(commands[0], 'ethtool -L enp1s0 combined 4');
   assert.equal(runWithFakeEthtool(commands, 4).status, 0);
   const short = runWithFakeEthtool(commands, 2);
