@@ -122,10 +122,6 @@ function devicePath(name: string): string {
   return `/sys/block/${name}/queue/scheduler`;
 }
 
-function persistedName(params: IoSchedulerParams, state: IoSchedulerState): string {
-  return effectiveScheduler(params, state).name;
-}
-
 export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
   name: 'io_scheduler',
   summary: 'block I/O scheduler of matching disks, live in sysfs and persisted by a udev rule',
@@ -212,6 +208,7 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
       changes.push({
         module: 'io_scheduler', target: devicePath(device.name), scope: 'runtime', before: device.selected, after: wanted,
         ...(reasons.length ? { reason: reasons.join('; ') } : {}),
+        commands: [`kc_set_choice ${quote(devicePath(device.name))} ${quote(wanted)}`],
       });
     }
     if (params.persist) {
@@ -225,16 +222,12 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
           before: actual.file === null ? null : (/ATTR\{queue\/scheduler\}="([^"]*)"/.exec(actual.file)?.[1] ?? 'present'), after: wanted,
           ...(reasons.length ? { reason: reasons.join('; ') } : {}),
           diff: fileDiff(path, actual.file, content),
+          commands: ruleCommands(path, content, actual.file),
         });
       }
       for (const warning of overrideWarnings(actual, path, wanted)) context.warn(warning);
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (change.scope === 'runtime') return [`kc_set_choice ${quote(change.target)} ${quote(change.after!)}`];
-    return ruleCommands(rulePath(params.devices), renderRule(params.devices, persistedName(params, actual)), actual.file);
   },
 });
 

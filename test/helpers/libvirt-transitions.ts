@@ -19,7 +19,8 @@ import { libvirtDomain } from '../../modules/libvirt-domain.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
 import { parseCpuList, type HostFacts } from '../../src/engine/facts.js';
-import { changeCommands, type Change } from '../../src/module.js';
+import { type Change } from '../../src/module.js';
+import { changeCommands, diffOf } from './plan.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from './test-domain.js';
 
 type Fragment = Record<string, unknown>;
@@ -181,7 +182,7 @@ class TestDomain {
     const actual = libvirtDomain.parse(await this.host.exec(libvirtDomain.probe(p)), p);
     const errors = (libvirtDomain.rules?.(p, this.host.facts) ?? []).filter((d) => d.severity === 'error');
     assert.deepEqual(errors, [], 'the rules accept the target');
-    const changes = libvirtDomain.diff(p, actual, { facts: this.host.facts, tasks: [], warn: () => undefined });
+    const changes = diffOf(libvirtDomain, p, actual, { facts: this.host.facts, tasks: [], warn: () => undefined });
     return { actual, changes };
   }
 

@@ -1,5 +1,5 @@
 /** Runs a module's pure functions the way the engine does, for module unit tests. */
-import { changeCommands, type Change, type Diagnostic, type Module } from '../../src/module.js';
+import { changeCommands as plannedCommands, type Change, type Diagnostic, type Module, type PlanContext } from '../../src/module.js';
 import { parseFacts, type HostFacts } from '../../src/engine/facts.js';
 import { compile } from '../../src/config/schema.js';
 
@@ -19,10 +19,30 @@ export function schemaAccepts(module: Module<unknown, unknown>, raw: unknown): b
   return compile(module.schema)(raw) as boolean;
 }
 
+/** The commands each displayed change was planned with. */
+const commandsByChange = new WeakMap<Change, string[]>();
+
+/**
+ * A module's diff() as a reviewer reads it: the changes without their commands (tests
+ * compare what changes with deepEqual), each still answering changeCommands().
+ */
+export function diffOf<P, A>(module: Module<P, A>, params: P, actual: A, context: PlanContext): Change[] {
+  return module.diff(params, actual, context).map((planned) => {
+    const { commands, ...change } = planned;
+    commandsByChange.set(change, plannedCommands(module, planned, params, actual));
+    return change;
+  });
+}
+
+/** The commands a change from diffOf() was planned with (or, for a change built by hand, the module's). */
+export function changeCommands<P, A>(module: Module<P, A>, change: Change, params: P, actual: A): string[] {
+  return commandsByChange.get(change) ?? plannedCommands(module, change, params, actual);
+}
+
 export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, facts: HostFacts = TWO_NODE_FACTS, tasks: Array<{ module: string; name: string; params: unknown }> = []) {
   const params = normalize(module as Module<P, unknown>, raw);
   const actual = module.parse(output, params);
   const warnings: Diagnostic[] = [];
-  const changes: Change[] = module.diff(params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
+  const changes: Change[] = diffOf(module, params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
   return { params, actual, changes, warnings, commands: (change: Change) => changeCommands(module, change, params, actual) };
 }

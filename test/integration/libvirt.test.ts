@@ -16,7 +16,8 @@ import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import type { DomainProbeState } from '../../modules/lib/libvirt-probe.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
 import { parseFacts, FACTS_PROBE, type HostFacts } from '../../src/engine/facts.js';
-import { changeCommands, type Change } from '../../src/module.js';
+import { type Change } from '../../src/module.js';
+import { changeCommands, diffOf } from '../helpers/plan.js';
 import { startLibvirtd, virsh, type Libvirtd } from '../helpers/libvirtd.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from '../helpers/test-domain.js';
 
@@ -71,7 +72,7 @@ function plan(p: DomainParams): { actual: DomainProbeState; changes: Change[]; w
   const warnings: string[] = [];
   const errors = (libvirtDomain.rules?.(p, facts) ?? []).filter((d) => d.severity === 'error');
   assert.deepEqual(errors, []);
-  const changes = libvirtDomain.diff(p, actual, { facts, tasks: [], warn: (w) => warnings.push(w) });
+  const changes = diffOf(libvirtDomain, p, actual, { facts, tasks: [], warn: (w) => warnings.push(w) });
   return { actual, changes, warnings };
 }
 

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { ethtool, parseChannels, renderRule, rulePath, type EthtoolParams, type EthtoolState } from '../../modules/ethtool.js';
 import { REMOTE_LIB } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
-import { changeCommands, type PlanContext } from '../../src/module.js';
+import { type PlanContext } from '../../src/module.js';
+import { changeCommands, diffOf } from '../helpers/plan.js';
 import { fixture as readFixture } from '../helpers/paths.js';
 
 const fixture = (name: string) => readFixture('ethtool', name);
@@ -50,22 +51,22 @@ test('the probe runs for real and reads this machine', () => {
 test('plan: runtime and persist changes, then no-op', () => {
   const p = params({ interface: 'enp1s0', combined: 4 });
   const state = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p);
-  const changes = ethtool.diff(p, state, context());
+  const changes = diffOf(ethtool, p, state, context());
   assert.deepEqual(changes.map((c) => `${c.scope} ${c.target} ${c.before} -> ${c.after}`), [
     'runtime enp1s0:combined 1 -> 4',
     `persist ${rulePath('enp1s0')} null -> combined 4 on add`,
   ]);
   const done = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE.replace(/Combined:\t1/, 'Combined:\t4') }, renderRule('enp1s0', 4, '/usr/sbin/ethtool')), p);
-  assert.deepEqual(ethtool.diff(p, done, context()), []);
+  assert.deepEqual(diffOf(ethtool, p, done, context()), []);
 });
 
 test('above the pre-set maximum is an error naming the maximum; a NIC without channels is an error by name', () => {
   const p = params({ interface: 'enp1s0', combined: 8 });
-  assert.throws(() => ethtool.diff(p, ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p), context()), /combined 8 is above the pre-set maximum 4/);
+  assert.throws(() => diffOf(ethtool, p, ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p), context()), /combined 8 is above the pre-set maximum 4/);
   const lo = params({ interface: 'lo', combined: 1 });
-  assert.throws(() => ethtool.diff(lo, ethtool.parse(probeOutput({ lo: 'netlink error: Operation not supported\n' }), lo), context()), /lo: the driver has no combined channels/);
+  assert.throws(() => diffOf(ethtool, lo, ethtool.parse(probeOutput({ lo: 'netlink error: Operation not supported\n' }), lo), context()), /lo: the driver has no combined channels/);
   const none = params({ interface: 'en*', combined: 1 });
-  assert.throws(() => ethtool.diff(none, ethtool.parse(probeOutput({}), none), context()), /no network interface matches 'en\*'/);
+  assert.throws(() => diffOf(ethtool, none, ethtool.parse(probeOutput({}), none), context()), /no network interface matches 'en\*'/);
 });
 
 test('the udev rule: exact content, file name for globs, sorted after 80-net-setup-link', () => {
@@ -93,7 +94,7 @@ ethtool() {
 test('runtime commands set and read back; a device that grants less fails with both numbers', () => {
   const p = params({ interface: 'enp1s0', combined: 4 });
   const state: EthtoolState = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p);
-  const [change] = ethtool.diff(p, state, context()).filter((c) => c.scope === 'runtime');
+  const [change] = diffOf(ethtool, p, state, context()).filter((c) => c.scope === 'runtime');
   assert.equal(change!.target, 'enp1s0:combined');
   const commands = changeCommands(ethtool, change!, p, state);
   assert.equal(commands[0], 'ethtool -L enp1s0 combined 4');
@@ -106,7 +107,7 @@ test('runtime commands set and read back; a device that grants less fails with b
 test('persist command writes the owned rule atomically', () => {
   const p = params({ interface: 'enp1s0', combined: 4 });
   const state = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p);
-  const [change] = ethtool.diff(p, state, context()).filter((c) => c.scope === 'persist');
+  const [change] = diffOf(ethtool, p, state, context()).filter((c) => c.scope === 'persist');
   const [command] = changeCommands(ethtool, change!, p, state);
   assert.match(command!, /^kc_write_file \/etc\/udev\/rules\.d\/81-kvmconf-ethtool-enp1s0\.rules 0644 absent '# Managed by kvmconf/);
 });
@@ -123,6 +124,6 @@ test('schema rejects hostile interface names', () => {
 test('fewer channels than the hypervisor queues (the virtio maximum) warn that queues stay idle', () => {
   const p = params({ interface: 'enp1s0', combined: 2 });
   const warnings: string[] = [];
-  ethtool.diff(p, ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p), context(warnings));
+  diffOf(ethtool, p, ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p), context(warnings));
   assert.deepEqual(warnings, ['enp1s0: 2 combined channels for the 4 queues the hypervisor gives this NIC; the other queues stay idle']);
 });

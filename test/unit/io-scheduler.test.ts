@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { changeCommands, type PlanContext } from '../../src/module.js';
+import { type PlanContext } from '../../src/module.js';
+import { changeCommands, diffOf } from '../helpers/plan.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -24,7 +25,7 @@ const parse = (name: string, p: IoSchedulerParams) => ioScheduler.parse(fixture(
 function run(p: IoSchedulerParams, state: IoSchedulerState) {
   const warnings: string[] = [];
   const ctx: PlanContext = { facts, tasks: [], warn: (message) => warnings.push(message) };
-  return { changes: ioScheduler.diff(p, state, ctx), warnings };
+  return { changes: diffOf(ioScheduler, p, state, ctx), warnings };
 }
 
 describe('io_scheduler parse', () => {

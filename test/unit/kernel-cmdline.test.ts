@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { changeCommands, type Change, type PlanContext } from '../../src/module.js';
+import { type Change, type PlanContext } from '../../src/module.js';
+import { changeCommands, diffOf } from '../helpers/plan.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -35,7 +36,7 @@ const parse = (name: string, p = params([])) => kernelCmdline.parse(fixture(name
 
 function run(params: KernelCmdlineParams, state: KernelCmdlineState) {
   const warnings: string[] = [];
-  const changes = kernelCmdline.diff(params, state, context(warnings));
+  const changes = diffOf(kernelCmdline, params, state, context(warnings));
   return { changes, warnings };
 }
 

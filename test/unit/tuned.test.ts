@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { changeCommands, type PlanContext } from '../../src/module.js';
+import { type PlanContext } from '../../src/module.js';
+import { changeCommands, diffOf } from '../helpers/plan.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -22,7 +23,7 @@ type Tasks = PlanContext['tasks'];
 
 function run(p: TunedParams, state: TunedState, tasks: Tasks = []) {
   const warnings: string[] = [];
-  const changes = tuned.diff(p, state, { facts, tasks, warn: (message) => warnings.push(message) });
+  const changes = diffOf(tuned, p, state, { facts, tasks, warn: (message) => warnings.push(message) });
   return { changes, warnings };
 }
 

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { changeCommands, type PlanContext } from '../../src/module.js';
+import { type PlanContext } from '../../src/module.js';
+import { changeCommands, diffOf } from '../helpers/plan.js';
 import type { HostFacts } from '../../src/engine/facts.js';
 import { REMOTE_LIB, BACKUP_DIR } from '../../src/engine/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -24,7 +25,7 @@ const parse = (name: string) => vhostNet.parse(fixture(name), params(1));
 function run(p: VhostNetParams, state: VhostNetState) {
   const warnings: string[] = [];
   const ctx: PlanContext = { facts, tasks: [], warn: (message) => warnings.push(message) };
-  return { changes: vhostNet.diff(p, state, ctx), warnings };
+  return { changes: diffOf(vhostNet, p, state, ctx), warnings };
 }
 
 describe('vhost_net parse', () => {
@@ -130,7 +131,7 @@ describe('vhost_net diff and commands', () => {
     const state = parse('handwritten-builtin-cmdline.probe');
     assert.throws(() => run(params(1), state), /built into this kernel.*vhost_net\.experimental_zcopytx=1 with the kernel_cmdline module/);
     const warnings: string[] = [];
-    assert.deepEqual(vhostNet.diff(params(0, false), state, { facts, tasks: [], warn: (m) => warnings.push(m) }), []);
+    assert.deepEqual(diffOf(vhostNet, params(0, false), state, { facts, tasks: [], warn: (m) => warnings.push(m) }), []);
   });
 
   it('reports a kernel command line value that overrides every file', () => {
