@@ -110,7 +110,7 @@ export function chooseBootTool(state: KernelCmdlineState): BootTool {
   return { kind: 'none', command: null, cfgPath: null };
 }
 
-/** What the task plans, shared by diff() (which reports it) and commands() (which acts on it). */
+/** What the task plans: the changes and their commands are both read from it. */
 interface Plan {
   names: Set<string>;
   desired: string[];
@@ -357,18 +357,21 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
         before: result.fileEdit.before.join(' ') || null, after,
         reason: tool.kind === 'grubby' ? 'GRUB_CMDLINE_LINUX is what new kernels and grub2-mkconfig use' : `then ${regenerates}`,
         diff: fileDiff(GRUB_DEFAULT, actual.grub!, result.fileEdit.content),
+        commands: grubFileCommands(GRUB_DEFAULT, result.fileEdit.content, actual.grub, tool.kind === 'grubby' ? null : tool.command),
       });
     }
     if (result.blsDrift) {
       changes.push({
         module: 'kernel_cmdline', target: BLS_DIR, scope: 'persist', before: distinct(result.blsDrift), after,
         reason: `${result.blsDrift.length} boot entr${result.blsDrift.length === 1 ? 'y' : 'ies'} differ; ${regenerates}`,
+        commands: [grubbyCommand(result)],
       });
     }
     if (result.cfgDrift) {
       changes.push({
         module: 'kernel_cmdline', target: tool.cfgPath!, scope: 'persist', before: distinct(result.cfgDrift), after,
         reason: `${GRUB_DEFAULT} is right but ${tool.cfgPath} was not regenerated from it; ${regenerates}`,
+        commands: tool.command ? [tool.command] : [],
       });
     }
     const running = managedSubsequence(actual.running, result.names);
@@ -394,17 +397,6 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
       changes.push(...pending);
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (change.scope === 'pending') return [];
-    const result = plan(params, actual);
-    if (change.target === GRUB_DEFAULT && result.fileEdit) {
-      return grubFileCommands(GRUB_DEFAULT, result.fileEdit.content, actual.grub, result.tool.kind === 'grubby' ? null : result.tool.command);
-    }
-    if (change.target === BLS_DIR) return [grubbyCommand(result)];
-    if (change.target === result.tool.cfgPath && result.tool.command) return [result.tool.command];
-    return [];
   },
 
   rules(_params, facts) {

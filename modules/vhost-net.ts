@@ -198,6 +198,7 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
           before: actual.file === null ? null : old === null ? '(no option)' : `experimental_zcopytx=${old}`, after: `experimental_zcopytx=${wanted}`,
           ...([...notes, ...security].length ? { reason: [...notes, ...security].join('; ') } : {}),
           diff: fileDiff(MODPROBE_FILE, actual.file, content),
+          commands: [persistCommand(MODPROBE_FILE, wanted, actual.file)],
         });
       }
       conflictWarnings(actual, wanted).forEach((warning) => context.warn(warning));
@@ -221,17 +222,11 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
         changes.push({
           module: 'vhost_net', target: 'experimental_zcopytx', scope: 'runtime', before, after: String(wanted),
           reason: ['no guest uses vhost_net: it is reloaded with the new option', ...security].join('; '),
+          commands: reloadCommands(wanted, params.persist),
         });
       }
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    const wanted = params.experimental_zcopytx!;
-    if (change.scope === 'pending') return [];
-    if (change.scope === 'runtime') return reloadCommands(wanted, params.persist);
-    return [persistCommand(MODPROBE_FILE, wanted, actual.file)];
   },
 });
 
