@@ -188,12 +188,19 @@ export const tuned = defineModule<TunedParams, TunedState>({
       if (actual.enabled === 'masked') throw new Error('tuned.service is masked: unmask it (systemctl unmask tuned) if tuned should run');
       if (actual.enabled === '' || actual.enabled === 'not-found') throw new Error('tuned.service is not known to systemd although tuned-adm is installed: reinstall the tuned package');
       if (!ENABLED_STATES.has(actual.enabled)) {
-        changes.push({ module: 'tuned', target: 'tuned.service', scope: 'persist', before: actual.enabled, after: 'enabled', reason: 'tuned must start at boot to apply its profile' });
+        changes.push({
+          module: 'tuned', target: 'tuned.service', scope: 'persist', before: actual.enabled, after: 'enabled', reason: 'tuned must start at boot to apply its profile',
+          commands: ['systemctl enable tuned', `[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`],
+        });
       }
       if (!isRunning) {
-        changes.push({ module: 'tuned', target: 'tuned.service', scope: 'runtime', before: actual.activeState || 'inactive', after: 'active' });
+        changes.push({
+          module: 'tuned', target: 'tuned.service', scope: 'runtime', before: actual.activeState || 'inactive', after: 'active',
+          commands: ['systemctl start tuned', `systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`],
+        });
       }
     }
+    const switchProfile = profileSwitchCommands(params.profile, actual.postLoaded);
     const persists = `tuned keeps the profile in ${ACTIVE_PROFILE_FILE} (mode manual) and loads it at every start, so the switch persists`;
     if (isRunning || params.service) {
       // A tuned about to be started loads the preset in manual mode, its recommendation in auto mode.
@@ -202,32 +209,23 @@ export const tuned = defineModule<TunedParams, TunedState>({
         changes.push({
           module: 'tuned', target: 'profile', scope: 'runtime', before: effective, after: params.profile,
           reason: actual.active === null && isRunning ? `tuned runs without a profile (tuned-adm off); ${persists}` : persists,
+          commands: switchProfile,
         });
       } else if (preset(actual) !== params.profile || !manual(actual)) {
         changes.push({
           module: 'tuned', target: ACTIVE_PROFILE_FILE, scope: 'persist', before: `${preset(actual) ?? '(none)'} (${manual(actual) ? 'manual' : 'auto'})`, after: `${params.profile} (manual)`,
           reason: 'in auto mode tuned picks its recommended profile at every start; selecting the profile again with tuned-adm makes the choice stick',
+          commands: switchProfile,
         });
       }
     } else if (preset(actual) !== params.profile || !manual(actual)) {
       changes.push({
         module: 'tuned', target: ACTIVE_PROFILE_FILE, scope: 'persist', before: preset(actual), after: params.profile,
         reason: 'tuned is not running and service is false: the profile is stored for tuned to load when it starts',
+        commands: [writeFileCommand(ACTIVE_PROFILE_FILE, `${params.profile}\n`, actual.presetFile), writeFileCommand(PROFILE_MODE_FILE, 'manual\n', actual.modeFile)],
       });
     }
     return changes;
-  },
-
-  commands(change, params, actual) {
-    if (change.target === 'tuned.service') {
-      return change.scope === 'persist'
-        ? ['systemctl enable tuned', `[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`]
-        : ['systemctl start tuned', `systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`];
-    }
-    if (change.target === ACTIVE_PROFILE_FILE && !running(actual) && !params.service) {
-      return [writeFileCommand(ACTIVE_PROFILE_FILE, `${params.profile}\n`, actual.presetFile), writeFileCommand(PROFILE_MODE_FILE, 'manual\n', actual.modeFile)];
-    }
-    return profileSwitchCommands(params.profile, actual.postLoaded);
   },
 
   rules(params, facts) {
