@@ -18,7 +18,7 @@ import type { HostFacts } from '../src/engine/facts.js';
 import { quote } from '../src/shell.js';
 import { READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand } from '../src/engine/remote-lib.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from './lib/sysctl-conf.js';
-import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from './lib/tmpfiles.js';
+import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from './lib/tmpfiles.js';
 import { tmpfilesChange } from './lib/tmpfiles-values.js';
 import { editFstab, type WantedMount } from './lib/fstab.js';
 
@@ -509,7 +509,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
         throw new Error(`${poolLabel(pool)}: cannot shrink to ${pool.count}: ${inUse} of its ${live.nr} pages are in use (${live.free} free${live.resv ? `, ${live.resv} of them reserved` : ''}); stop the guests using them first`);
       }
       const reason = pool.count > persistent && pool.sizeKiB >= GiB ? `${formatSize(pool.sizeKiB)} pages need that much contiguous free memory each; when memory is fragmented the kernel grants fewer and this step fails` : undefined;
-      runtime.push({ module: 'hugepages', target, scope: 'runtime', before: String(persistent), after: String(pool.count), ...(reason ? { reason } : {}) });
+      runtime.push({ module: 'hugepages', target, scope: 'runtime', before: String(persistent), after: String(pool.count), ...(reason ? { reason } : {}), commands: poolCommands(pool, persistent) });
     }
     // Shrink before growing, so freed memory can serve the larger pools.
     runtime.sort((a, b) => Number(Number(a.after) > Number(a.before)) - Number(Number(b.after) > Number(b.before)));
@@ -522,6 +522,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
         changes.push({
           module: 'hugepages', target: mount.path, scope: 'runtime', before: null, after: `hugetlbfs pagesize=${formatSize(mount.sizeKiB)}`,
           reason: 'libvirtd sees hugepage mounts only when it starts: restart it (systemctl restart libvirtd) before guests use this one',
+          commands: mountCommands(mount),
         });
       } else if (top.vfstype !== 'hugetlbfs') {
         throw new Error(`mount ${mount.path}: a ${top.vfstype} file system is mounted there`);
@@ -537,6 +538,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
         changes.push({
           module: 'hugepages', target: HUGEPAGES_SYSCTL_FILE, scope: 'persist', before: settingsSummary(actual.sysctl.file), after: settingsSummary(sysctl),
           diff: fileDiff(HUGEPAGES_SYSCTL_FILE, actual.sysctl.file, sysctl),
+          commands: [sysctl === null ? removeFileCommand(HUGEPAGES_SYSCTL_FILE, actual.sysctl.file) : writeSysctlFileCommand(HUGEPAGES_SYSCTL_FILE, sysctl, actual.sysctl.file)],
         });
       }
       const tmpfiles = desiredTmpfiles(pools);
@@ -562,28 +564,11 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
           module: 'hugepages', target: FSTAB, scope: 'persist', before: edit.before.join('; ') || null, after: edit.after.join('; '),
           diff: fileDiff(FSTAB, actual.fstab, edit.content),
           ...(edit.before.length > edit.after.length ? { reason: 'a mount point had several lines: the later ones are removed' } : {}),
+          commands: fstabCommands(params, actual.fstab),
         });
       }
     }
     return changes;
   },
 
-  commands(change, params, actual) {
-    if (change.scope === 'persist') {
-      if (change.target === FSTAB) return fstabCommands(params, actual.fstab);
-      const pools = resolvePools(params, params.defaultSizeKiB ?? actual.defaultSizeKiB);
-      if (change.target === HUGEPAGES_SYSCTL_FILE) {
-        const content = desiredSysctl(pools);
-        return [content === null ? removeFileCommand(HUGEPAGES_SYSCTL_FILE, actual.sysctl.file) : writeSysctlFileCommand(HUGEPAGES_SYSCTL_FILE, content, actual.sysctl.file)];
-      }
-      const command = tmpfilesCommand(HUGEPAGES_TMPFILES, desiredTmpfiles(pools), actual.tmpfiles);
-      return command ? [command] : [];
-    }
-    if (change.scope !== 'runtime') return [];
-    const mount = params.mounts.find((m) => m.path === change.target);
-    if (mount) return mountCommands(mount);
-    const pool = resolvePools(params, params.defaultSizeKiB ?? actual.defaultSizeKiB).find((p) => `${poolDir(p)}/nr_hugepages` === change.target);
-    if (!pool) throw new Error(`hugepages: no pool for ${change.target}`);
-    return poolCommands(pool, Number(change.before));
-  },
 });
