@@ -10,7 +10,7 @@ import { defineModule, type Change } from '../src/module.js';
 import { formatCpuList, parseCpuList } from '../src/engine/facts.js';
 import { DOMAIN_SCHEMA, normalizeDomainParams, type DomainParams } from './lib/libvirt-params.js';
 import { domainProbe, parseDomainProbe, type DomainProbeState } from './lib/libvirt-probe.js';
-import { MODULE, domainCommands, planDomain, splitTarget } from './lib/libvirt-plan.js';
+import { MODULE, planDomain } from './lib/libvirt-plan.js';
 import { domainDiagnostics, hugepageDiagnostics, rulesFor, selects, taskLabel } from './lib/libvirt-rules.js';
 import { parseXml } from './lib/domain-xml.js';
 
@@ -53,10 +53,4 @@ export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
     return matched.flatMap((domain): Change[] => planDomain(params, domain));
   },
 
-  commands(change, params, actual) {
-    const { domain: name } = splitTarget(change.target);
-    const domain = actual.domains.find((d) => d.name === name);
-    if (!domain) throw new Error(`internal error: no probed domain ${name}`);
-    return domainCommands(change, params, domain);
-  },
 });

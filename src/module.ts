@@ -1,7 +1,8 @@
 /**
  * The module contract. A module manages one family of settings: it declares the
  * parameters it accepts, a read-only shell probe, a pure parser of the probe's output,
- * a pure planner (desired vs actual -> changes) and a pure command builder.
+ * and a pure planner (desired vs actual -> changes, each carrying the quoted commands
+ * that make it, so what is shown and what runs come from one decision).
  * The engine batches every module's probe into one round trip and every change's
  * commands into another, so modules never talk to the host themselves.
  */
@@ -91,15 +92,10 @@ export interface Module<P = unknown, A = unknown> {
   probe(params: P): string;
   parse(output: string, params: P): A;
   /**
-   * Pure: the changes that bring actual to desired, or [] when in desired state.
-   * Throws when the desired state cannot be reached on this host (the task fails).
+   * Pure: the changes that bring actual to desired, or [] when in desired state; every
+   * change that is not pending carries its commands. Throws when the desired state cannot be reached on this host (the task fails).
    */
   diff(params: P, actual: A, context: PlanContext): Change[];
-  /**
-   * Pure: quoted shell commands that make one change. Only for modules whose diff() does
-   * not yet put the commands on each change (being phased out).
-   */
-  commands?(change: Change, params: P, actual: A): string[];
   /** Kernel command line tokens this task contributes (see KernelArgs). */
   kernelArgs?(params: P): KernelArgs;
   /**
@@ -116,15 +112,11 @@ export interface Module<P = unknown, A = unknown> {
   factsParams?: P;
 }
 
-/**
- * The commands that make one change: those the planner put on it, or, for a module not
- * yet carrying them, its commands(). Pending changes have none.
- */
-export function changeCommands<P, A>(module: Module<P, A>, change: Change, params: P, actual: A): string[] {
+/** The commands that make one change, as its planner gave them; pending changes have none. */
+export function changeCommands(module: string, change: Change): string[] {
   if (change.scope === 'pending') return [];
-  const commands = change.commands ?? module.commands?.(change, params, actual);
-  if (!commands) throw new Error(`module ${module.name} planned ${change.target} without the commands that make it`);
-  return commands;
+  if (!change.commands) throw new Error(`module ${module} planned ${change.target} without the commands that make it`);
+  return change.commands;
 }
 
 /** Helper that keeps a module's parameter and probe types attached to its functions. */

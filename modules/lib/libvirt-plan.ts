@@ -50,17 +50,21 @@ function summary(leaves: Leaf[], value: (leaf: Leaf) => string): string {
   return leaves.map((leaf) => `${leaf.key}=${show(value(leaf)) ?? '(unset)'}`).join(', ');
 }
 
-function persistChange(name: string, xml: string, inactive: Element, leaves: Leaf[]): Change | null {
+function persistChange(params: DomainParams, domain: DomainActual, inactive: Element, leaves: Leaf[]): Change | null {
+  const { name, inactive: xml } = domain;
+  if (xml === null) return null;
   const stale = leaves.filter((leaf) => leaf.read(inactive) !== leaf.want);
   if (!stale.length) return null;
   const edited = parseXml(xml);
   stale.forEach((leaf) => leaf.write(edited));
   const wrong = leaves.filter((leaf) => leaf.read(edited) !== leaf.want);
   if (wrong.length) throw new Error(`internal error: editing ${name} left ${summary(wrong, (leaf) => leaf.read(edited))}`);
+  const after = serializeXml(edited);
   return {
     module: MODULE, target: targetOf(name, 'config'), scope: 'persist',
     before: summary(stale, (leaf) => leaf.read(inactive)), after: summary(stale, (leaf) => leaf.want),
-    diff: { before: reformat(xml), after: serializeXml(edited), beforeHeader: `virsh dumpxml --inactive ${name}`, afterHeader: `virsh define (${name})` },
+    diff: { before: reformat(xml), after, beforeHeader: `virsh dumpxml --inactive ${name}`, afterHeader: `virsh define (${name})` },
+    commands: persistCommands(params, domain, after, leaves),
   };
 }
 
@@ -76,6 +80,7 @@ function liveChanges(params: DomainParams, domain: DomainActual, leaves: Leaf[],
   const tools = liveTools(domain.tools);
   const runtime: Change[] = [];
   const waiting: Change[] = [];
+  const virsh = `virsh -c ${quote(params.uri)}`;
   for (const leaf of leaves) {
     const current = liveValue(leaf, tools, live, persistTouched);
     if (current === leaf.want) continue;
@@ -83,7 +88,10 @@ function liveChanges(params: DomainParams, domain: DomainActual, leaves: Leaf[],
     const view = { root: live, tools };
     const blocked = leaf.live ? leaf.live.blocked?.(current, leaf.want, view) : 'libvirt applies it only when the guest starts';
     const note = blocked ? undefined : leaf.live?.note?.(current, leaf.want, view);
-    if (!blocked) runtime.push({ ...base, scope: 'runtime', ...(note ? { reason: note } : {}) });
+    if (!blocked) {
+      const commands = [DOMAIN_LIB, sameInstance(params, domain.name, live), ...leaf.live!.commands(virsh, domain.name, leaf.want)];
+      runtime.push({ ...base, scope: 'runtime', ...(note ? { reason: note } : {}), commands });
+    }
     else waiting.push({ ...base, scope: 'pending', pendingOn: 'guest-restart', reason: blocked });
   }
   if (!waiting.length || !params.restart) return [...runtime, ...waiting];
@@ -92,6 +100,7 @@ function liveChanges(params: DomainParams, domain: DomainActual, leaves: Leaf[],
   return [...runtime, {
     module: MODULE, target: targetOf(domain.name, 'restart'), scope: 'runtime', before: 'running', after: 'restarted',
     reason: `graceful shutdown and start to apply ${keys.join(', ')}${how}`,
+    commands: [DOMAIN_LIB, sameInstance(params, domain.name, live), `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`],
   }];
 }
 
@@ -101,7 +110,7 @@ export function planDomain(params: DomainParams, domain: DomainActual): Change[]
   const inactive = parseXml(domain.inactive);
   const live = isActive(domain) ? parseXml(domain.live!) : null;
   const leaves = buildLeaves(params, inactive, live);
-  const persist = persistChange(domain.name, domain.inactive, inactive, leaves);
+  const persist = persistChange(params, domain, inactive, leaves);
   const touched = new Set(leaves.filter((leaf) => leaf.read(inactive) !== leaf.want).map((leaf) => leaf.key));
   return [...(persist ? [persist] : []), ...(live ? liveChanges(params, domain, leaves, touched) : [])];
 }
@@ -138,13 +147,13 @@ kc_lv_restart() {
   [ "$(virsh -c "$1" domstate --domain "$2" </dev/null)" = running ] || kc_fail "$2 is not running after start"
 }`;
 
-function persistCommands(params: DomainParams, domain: DomainActual, change: Change, leaves: Leaf[]): string[] {
+function persistCommands(params: DomainParams, domain: DomainActual, xml: string, leaves: Leaf[]): string[] {
   const uri = quote(params.uri);
   const name = quote(domain.name);
   const checks = leaves.flatMap((leaf) => leaf.checks).map((c) => `  kc_lv_xp ${uri} ${name} ${quote(c.xpath)} ${quote(c.want)} ${quote(c.dflt)}`);
   return [
     DOMAIN_LIB,
-    `kc_lv_define ${uri} ${name} ${quote(contentSha(domain.inactive))} ${quote(change.diff!.after)}`,
+    `kc_lv_define ${uri} ${name} ${quote(contentSha(domain.inactive))} ${quote(xml)}`,
     `if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then`,
     ...(checks.length ? checks : ['  :']),
     `else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
@@ -160,19 +169,4 @@ function sameInstance(params: DomainParams, name: string, live: Element): string
   const id = live.getAttribute('id') ?? '';
   if (!/^[0-9a-f-]{36}$/.test(uuid) || !/^[0-9]+$/.test(id)) throw new Error(`${name}: the live XML has no uuid or domain id to guard the live changes with`);
   return `kc_lv_same ${quote(params.uri)} ${quote(name)} ${uuid} ${id}`;
-}
-
-/** Commands for one change of a domain; pending changes have none. */
-export function domainCommands(change: Change, params: DomainParams, domain: DomainActual): string[] {
-  if (change.scope === 'pending') return [];
-  const { key } = splitTarget(change.target);
-  const live = domain.live ? parseXml(domain.live) : null;
-  if (key === 'restart') {
-    return [DOMAIN_LIB, sameInstance(params, domain.name, live!), `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`];
-  }
-  const leaves = buildLeaves(params, parseXml(domain.inactive!), live);
-  if (change.scope === 'persist') return persistCommands(params, domain, change, leaves);
-  const leaf = leaves.find((l) => l.key === key);
-  if (!leaf?.live) throw new Error(`internal error: no live setter for ${change.target}`);
-  return [DOMAIN_LIB, sameInstance(params, domain.name, live!), ...leaf.live.commands(`virsh -c ${quote(params.uri)}`, domain.name, leaf.want)];
 }

@@ -113,7 +113,7 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
       const actual = task.module.parse(output.output, task.params);
       hashes[index] = hash(task, output.output, actual);
       const planned = task.module.diff(task.params, actual, context(diagnostics));
-      const commands = planned.map((change) => changeCommands(task.module, change, task.params, actual));
+      const commands = planned.map((change) => changeCommands(task.module.name, change));
       const changes = planned.map(({ commands: _commands, ...change }) => change);
       return { task, actual, changes, commands, diagnostics };
     } catch (error) {

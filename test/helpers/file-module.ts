@@ -29,13 +29,12 @@ export const fileModule = defineModule<FileParams, string | null>({
   parse: (output) => parseFileBlock(output),
   diff: (params, actual) =>
     actual === params.content ? [] : [
-      ...(params.slow ? [{ module: 'test_file', target: `${params.path}.marker`, scope: 'runtime' as const, before: null, after: 'slow' }] : []),
-      { module: 'test_file', target: params.path, scope: 'persist', before: actual, after: params.content },
+      ...(params.slow ? [{
+        module: 'test_file', target: `${params.path}.marker`, scope: 'runtime' as const, before: null, after: 'slow',
+        commands: [`touch ${quote(`${params.path}.started`)}`, `sleep ${params.slow === true ? 5 : Number(params.slow)}`],
+      }] : []),
+      { module: 'test_file', target: params.path, scope: 'persist', before: actual, after: params.content, commands: [writeFileCommand(params.path, params.content, actual, '0600')] },
     ],
-  commands: (change, params, actual) =>
-    change.target.endsWith('.marker')
-      ? [`touch ${quote(`${params.path}.started`)}`, `sleep ${params.slow === true ? 5 : Number(params.slow)}`]
-      : [writeFileCommand(params.path, params.content, actual, '0600')],
 });
 
 export const TEST_MODULES = new Map<string, Module>([['test_file', fileModule as Module]]);

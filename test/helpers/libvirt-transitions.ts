@@ -187,7 +187,7 @@ class TestDomain {
   }
 
   async apply(p: DomainParams, planned: Awaited<ReturnType<TestDomain['plan']>>): Promise<void> {
-    const steps = planned.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, planned.actual) }));
+    const steps = planned.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change) }));
     if (!steps.length) return;
     const mark = newMark();
     // The domains are applied to in parallel, each as its own target: one apply lock each.

@@ -29,14 +29,14 @@ const commandsByChange = new WeakMap<Change, string[]>();
 export function diffOf<P, A>(module: Module<P, A>, params: P, actual: A, context: PlanContext): Change[] {
   return module.diff(params, actual, context).map((planned) => {
     const { commands, ...change } = planned;
-    commandsByChange.set(change, plannedCommands(module, planned, params, actual));
+    commandsByChange.set(change, plannedCommands(module.name, planned));
     return change;
   });
 }
 
-/** The commands a change from diffOf() was planned with (or, for a change built by hand, the module's). */
-export function changeCommands<P, A>(module: Module<P, A>, change: Change, params: P, actual: A): string[] {
-  return commandsByChange.get(change) ?? plannedCommands(module, change, params, actual);
+/** The commands a change from diffOf() was planned with. */
+export function changeCommands(module: { name: string }, change: Change): string[] {
+  return commandsByChange.get(change) ?? plannedCommands(module.name, change);
 }
 
 export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, facts: HostFacts = TWO_NODE_FACTS, tasks: Array<{ module: string; name: string; params: unknown }> = []) {
@@ -44,5 +44,5 @@ export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, f
   const actual = module.parse(output, params);
   const warnings: Diagnostic[] = [];
   const changes: Change[] = diffOf(module, params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
-  return { params, actual, changes, warnings, commands: (change: Change) => changeCommands(module, change, params, actual) };
+  return { params, actual, changes, warnings, commands: (change: Change) => changeCommands(module, change) };
 }

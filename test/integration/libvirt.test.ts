@@ -77,7 +77,7 @@ function plan(p: DomainParams): { actual: DomainProbeState; changes: Change[]; w
 }
 
 function apply(p: DomainParams, actual: DomainProbeState, changes: Change[]): void {
-  const steps = changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, actual) }));
+  const steps = changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change) }));
   const mark = newMark();
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
   const { outcomes } = parseApplyOutput(result.stdout, mark, steps);
@@ -132,7 +132,7 @@ test('a graceful restart that times out fails without destroying the guest', () 
   const p = params({ restart: true, restart_timeout: 1, scsi_queues: 1 });
   const first = plan(p);
   assert.deepEqual(summary(first.changes), ['persist config', 'runtime restart']);
-  const steps = first.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, first.actual) }));
+  const steps = first.changes.filter((c) => c.scope !== 'pending').map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change) }));
   const mark = newMark();
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
   const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');
@@ -149,7 +149,7 @@ test('a live step refuses a domain restarted since it was read, as the define st
   assert.ok(live.length, 'a live change is planned');
   virsh('destroy', '--domain', NAME);
   virsh('start', '--domain', NAME);
-  const steps = live.map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change, p, planned.actual) }));
+  const steps = live.map((change) => ({ label: change.target, commands: changeCommands(libvirtDomain, change) }));
   const mark = newMark();
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(steps, mark), encoding: 'utf8' });
   const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');

@@ -96,7 +96,7 @@ test('runtime commands set and read back; a device that grants less fails with b
   const state: EthtoolState = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p);
   const [change] = diffOf(ethtool, p, state, context()).filter((c) => c.scope === 'runtime');
   assert.equal(change!.target, 'enp1s0:combined');
-  const commands = changeCommands(ethtool, change!, p, state);
+  const commands = changeCommands(ethtool, change!);
   assert.equal(commands[0], 'ethtool -L enp1s0 combined 4');
   assert.equal(runWithFakeEthtool(commands, 4).status, 0);
   const short = runWithFakeEthtool(commands, 2);
@@ -108,7 +108,7 @@ test('persist command writes the owned rule atomically', () => {
   const p = params({ interface: 'enp1s0', combined: 4 });
   const state = ethtool.parse(probeOutput({ enp1s0: FOUR_OF_ONE }), p);
   const [change] = diffOf(ethtool, p, state, context()).filter((c) => c.scope === 'persist');
-  const [command] = changeCommands(ethtool, change!, p, state);
+  const [command] = changeCommands(ethtool, change!);
   assert.match(command!, /^kc_write_file \/etc\/udev\/rules\.d\/81-kvmconf-ethtool-enp1s0\.rules 0644 absent '# Managed by kvmconf/);
 });
 

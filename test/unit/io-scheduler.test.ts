@@ -92,8 +92,8 @@ describe('io_scheduler diff and commands', () => {
       },
     ]);
     assert.equal(renderRule('vd*', 'none'), RULE);
-    assert.deepEqual(changeCommands(ioScheduler, changes[0]!, p, state), ['kc_set_choice /sys/block/vda/queue/scheduler none']);
-    assert.deepEqual(changeCommands(ioScheduler, changes[1]!, p, state), [writeFileCommand(path, RULE, null), RELOAD_COMMAND]);
+    assert.deepEqual(changeCommands(ioScheduler, changes[0]!), ['kc_set_choice /sys/block/vda/queue/scheduler none']);
+    assert.deepEqual(changeCommands(ioScheduler, changes[1]!), [writeFileCommand(path, RULE, null), RELOAD_COMMAND]);
     // Converged: nothing to do.
     const converged: IoSchedulerState = { ...state, file: RULE, devices: state.devices.map((d) => (d.name === 'vda' ? { ...d, selected: 'none' } : d)) };
     assert.deepEqual(run(p, converged).changes, []);
@@ -198,7 +198,7 @@ describe('io_scheduler on this machine', () => {
     const apply = (p: IoSchedulerParams) => {
       const state = probe(p);
       const changes = run(p, state).changes;
-      const commands = changes.flatMap((change) => changeCommands(ioScheduler, change, p, state));
+      const commands = changes.flatMap((change) => changeCommands(ioScheduler, change));
       const result = sh(`${REMOTE_LIB}\n( set -e\n${commands.join('\n')}\n) </dev/null 2>&1`);
       assert.equal(result.status, 0, result.stdout);
       return changes;

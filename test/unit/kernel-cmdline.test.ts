@@ -157,8 +157,8 @@ describe('kernel_cmdline diff and commands', () => {
       },
     ]);
     assert.deepEqual(changedLines(STOCK, expected), [['GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="transparent_hugepage=never"']]);
-    assert.deepEqual(changeCommands(kernelCmdline, changes[0]!, p, state), [writeFileCommand(GRUB_DEFAULT, expected, STOCK), 'update-grub']);
-    assert.deepEqual(changeCommands(kernelCmdline, changes[1]!, p, state), []);
+    assert.deepEqual(changeCommands(kernelCmdline, changes[0]!), [writeFileCommand(GRUB_DEFAULT, expected, STOCK), 'update-grub']);
+    assert.deepEqual(changeCommands(kernelCmdline, changes[1]!), []);
     // After apply the file holds the new content: only the reboot is left.
     const after = run(p, { ...state, grub: expected }).changes;
     assert.deepEqual(after.map((c) => c.scope), ['pending']);
@@ -189,7 +189,7 @@ describe('kernel_cmdline diff and commands', () => {
       ['/boot/grub/grub.cfg', 'persist', null, 'hugepages=16'],
       ['hugepages', 'pending', null, 'hugepages=16'],
     ]);
-    assert.deepEqual(changeCommands(kernelCmdline, changes[0]!, p, { ...state, grub }), ['update-grub']);
+    assert.deepEqual(changeCommands(kernelCmdline, changes[0]!), ['update-grub']);
   });
 
   it('reports a managed argument in GRUB_CMDLINE_LINUX_DEFAULT and in /etc/default/grub.d', () => {
@@ -240,7 +240,7 @@ describe('kernel_cmdline diff and commands', () => {
     assert.deepEqual(warnings, []);
     assert.deepEqual(changes.map((c) => [c.target, c.scope]), [[GRUB_DEFAULT, 'persist'], ['elevator', 'pending']]);
     assert.match(changes[0]!.diff!.after, /GRUB_CMDLINE_LINUX="crashkernel=auto rd.lvm.lv=rhel\/root rd.lvm.lv=rhel\/swap rhgb quiet elevator=deadline"/);
-    assert.equal(changeCommands(kernelCmdline, changes[0]!, p, state)[1], 'grub2-mkconfig -o /boot/grub2/grub.cfg');
+    assert.equal(changeCommands(kernelCmdline, changes[0]!)[1], 'grub2-mkconfig -o /boot/grub2/grub.cfg');
   });
 
   it('uses grubby on a RHEL 9 BLS host, checking the boot entries but not the rescue one', () => {
@@ -254,12 +254,12 @@ describe('kernel_cmdline diff and commands', () => {
       ['hugepagesz', 'pending', null, 'hugepagesz=1G'],
       ['hugepages', 'pending', null, 'hugepages=4'],
     ]);
-    assert.equal(changeCommands(kernelCmdline, changes[0]!, p, state).length, 1, 'grubby hosts only write the file; grubby edits the entries');
-    assert.deepEqual(changeCommands(kernelCmdline, changes[1]!, p, state), ["grubby --update-kernel=ALL --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
+    assert.equal(changeCommands(kernelCmdline, changes[0]!).length, 1, 'grubby hosts only write the file; grubby edits the entries');
+    assert.deepEqual(changeCommands(kernelCmdline, changes[1]!), ["grubby --update-kernel=ALL --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
     // Entries already carrying an old value: it is removed first, exactly as written.
     const drifted = { ...state, grubby: state.grubby!.map((e, i) => (i === 0 ? { ...e, args: [...e.args, 'hugepages=2'] } : e)) };
     const driftedEntries = run(p, drifted).changes.find((c) => c.target === BLS_DIR)!;
-    assert.deepEqual(changeCommands(kernelCmdline, driftedEntries, p, drifted), ["grubby --update-kernel=ALL --remove-args=hugepages=2 --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
+    assert.deepEqual(changeCommands(kernelCmdline, driftedEntries), ["grubby --update-kernel=ALL --remove-args=hugepages=2 --args='default_hugepagesz=1G hugepagesz=1G hugepages=4'"]);
     // Converged entries and file: only the reboot remains.
     const args = ['ro', 'default_hugepagesz=1G', 'hugepagesz=1G', 'hugepages=4'];
     const converged = { ...state, grub: changes[0]!.diff!.after, grubby: state.grubby!.map((e) => ({ ...e, args })) };

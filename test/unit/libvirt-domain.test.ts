@@ -179,8 +179,8 @@ test('older libvirt shapes: old vcpupin table, no dies attribute, upper-case MAC
 });
 
 test('persist commands: sha guard, define from a temp file, read-back by xpath', () => {
-  const { changes, params, actual } = plan({ name: 'kc-tuned', cputune: { vcpupin: { 0: '1' } } });
-  const commands = changeCommands(libvirtDomain, changes[0]!, params, actual);
+  const { changes, actual } = plan({ name: 'kc-tuned', cputune: { vcpupin: { 0: '1' } } });
+  const commands = changeCommands(libvirtDomain, changes[0]!);
   const sha = contentSha(actual.domains.find((d) => d.name === 'kc-tuned')!.inactive);
   assert.match(commands[0]!, /^kc_lv_field\(\)/);
   assert.ok(commands[1]!.startsWith(`kc_lv_define qemu:///system kc-tuned ${sha} '<domain type="qemu">`));
@@ -193,7 +193,7 @@ test('persist commands: sha guard, define from a temp file, read-back by xpath',
 
 test('runtime and restart commands are exact', () => {
   const running = plan({ name: 'kc-probe', cputune: { vcpupin: { 0: '0' } }, memtune: { soft_limit_kib: 262144 }, restart: true, force_restart: true, restart_timeout: 30, disks: [{ target: 'vda', cache: 'none' }] });
-  const byTarget = (t: string) => changeCommands(libvirtDomain, running.changes.find((c) => c.target === t)!, running.params, running.actual);
+  const byTarget = (t: string) => changeCommands(libvirtDomain, running.changes.find((c) => c.target === t)!);
   const guard = /^kc_lv_same qemu:\/\/\/system kc-probe [0-9a-f-]{36} 3$/;
   assert.match(byTarget('kc-probe/cputune.vcpupin[0]')[1]!, guard, 'a live step first checks the domain still runs as the instance that was read');
   assert.match(byTarget('kc-probe/restart')[1]!, guard);
@@ -328,13 +328,13 @@ function planEdited(raw: Record<string, unknown>, edit: (probe: string) => strin
 }
 
 test('numatune, no live policy yet: mode and nodeset are set live in one call, which never names strict', () => {
-  const { changes, params, actual } = plan({ name: 'kc-probe', numatune: { mode: 'interleave', nodeset: '0' } });
+  const { changes } = plan({ name: 'kc-probe', numatune: { mode: 'interleave', nodeset: '0' } });
   assert.deepEqual(brief(changes).slice(1), ['runtime kc-probe/numatune.nodeset null -> 0', 'runtime kc-probe/numatune.mode strict -> interleave']);
   assert.match(changes[1]!.reason!, /with mode interleave in one virsh numatune call/);
-  assert.match(changeCommands(libvirtDomain, changes[1]!, params, actual).join('\n'), /numatune --domain kc-probe --mode interleave --nodeset 0 --live/);
-  assert.match(changeCommands(libvirtDomain, changes[2]!, params, actual).join('\n'), /^kc_lv_check 'kc-probe numatune numa_mode' interleave/m, 'the mode step reads back what the nodeset step set');
+  assert.match(changeCommands(libvirtDomain, changes[1]!).join('\n'), /numatune --domain kc-probe --mode interleave --nodeset 0 --live/);
+  assert.match(changeCommands(libvirtDomain, changes[2]!).join('\n'), /^kc_lv_check 'kc-probe numatune numa_mode' interleave/m, 'the mode step reads back what the nodeset step set');
   const strict = plan({ name: 'kc-probe', numatune: { mode: 'strict', nodeset: '0' } });
-  const command = changeCommands(libvirtDomain, strict.changes[1]!, strict.params, strict.actual).join('\n');
+  const command = changeCommands(libvirtDomain, strict.changes[1]!).join('\n');
   assert.match(command, /numatune --domain kc-probe --nodeset 0 --live/);
   assert.doesNotMatch(command, /--mode/);
 });
@@ -355,9 +355,9 @@ test('memtune: a hard_limit below what qemu uses now waits for a start; hard and
   const below = planEdited({ name: 'kc-probe', memtune: { hard_limit_kib: 40960 } }, rss(45356));
   assert.deepEqual(brief(below).slice(1), ['pending kc-probe/memtune.hard_limit unlimited -> 40960']);
   assert.match(below[1]!.reason!, /uses 45356 KiB now/);
-  const { changes, params, actual } = plan({ name: 'kc-probe', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 2097152 } });
+  const { changes } = plan({ name: 'kc-probe', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 2097152 } });
   const hard = changes.find((c) => c.target.endsWith('memtune.hard_limit'))!;
-  assert.match(changeCommands(libvirtDomain, hard, params, actual)[2]!, /memtune --domain kc-probe --hard-limit 1048576 --swap-hard-limit 2097152 --live/);
+  assert.match(changeCommands(libvirtDomain, hard)[2]!, /memtune --domain kc-probe --hard-limit 1048576 --swap-hard-limit 2097152 --live/);
   assert.throws(() => plan({ name: 'kc-tuned', memtune: { hard_limit_kib: 1048576, swap_hard_limit_kib: 524288 } }), /kc-tuned: memtune.hard_limit_kib 1048576 is above swap_hard_limit_kib 524288/);
 });
 

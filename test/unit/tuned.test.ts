@@ -104,7 +104,7 @@ describe('tuned diff and commands', () => {
     const { changes, warnings } = run(params(), state);
     assert.deepEqual(warnings, []);
     assert.deepEqual(changes, [{ module: 'tuned', target: 'profile', scope: 'runtime', before: 'virtual-guest', after: 'virtual-host', reason: PERSISTS }]);
-    assert.deepEqual(changeCommands(tuned, changes[0]!, params(), state), [
+    assert.deepEqual(changeCommands(tuned, changes[0]!), [
       'tuned-adm profile virtual-host',
       "kc_got=$(tuned-adm active 2>/dev/null | sed -n 's/^Current active profile: //p')",
       `[ "$kc_got" = virtual-host ] || kc_fail "tuned-adm: asked for profile "virtual-host", tuned reports '$kc_got'"`,
@@ -119,7 +119,7 @@ describe('tuned diff and commands', () => {
     const state = { ...parse('handwritten-running-virtual-host-manual.probe'), modeFile: 'auto\n' };
     const { changes } = run(params(), state);
     assert.deepEqual(changes.map((c) => [c.target, c.scope, c.before, c.after]), [[ACTIVE_PROFILE_FILE, 'persist', 'virtual-host (auto)', 'virtual-host (manual)']]);
-    assert.equal(changeCommands(tuned, changes[0]!, params(), state)[0], 'tuned-adm profile virtual-host');
+    assert.equal(changeCommands(tuned, changes[0]!)[0], 'tuned-adm profile virtual-host');
   });
 
   it('turns tuning back on after tuned-adm off', () => {
@@ -135,8 +135,8 @@ describe('tuned diff and commands', () => {
       ['tuned.service', 'runtime', 'inactive', 'active'],
       ['profile', 'runtime', 'virtual-guest', 'virtual-host'],
     ]);
-    assert.deepEqual(changeCommands(tuned, changes[0]!, params(), state), ['systemctl enable tuned', `[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`]);
-    assert.deepEqual(changeCommands(tuned, changes[1]!, params(), state), ['systemctl start tuned', `systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`]);
+    assert.deepEqual(changeCommands(tuned, changes[0]!), ['systemctl enable tuned', `[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`]);
+    assert.deepEqual(changeCommands(tuned, changes[1]!), ['systemctl start tuned', `systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`]);
     // Its preset already right: starting it is enough.
     const right = { ...state, presetFile: 'virtual-host\n' };
     assert.deepEqual(run(params(), right).changes.map((c) => c.scope), ['persist', 'runtime']);
@@ -147,7 +147,7 @@ describe('tuned diff and commands', () => {
     const p = params('virtual-host', false);
     const { changes } = run(p, state);
     assert.deepEqual(changes.map((c) => [c.target, c.scope, c.before, c.after]), [[ACTIVE_PROFILE_FILE, 'persist', null, 'virtual-host']]);
-    assert.deepEqual(changeCommands(tuned, changes[0]!, p, state), [writeFileCommand(ACTIVE_PROFILE_FILE, 'virtual-host\n', ''), writeFileCommand(PROFILE_MODE_FILE, 'manual\n', '')]);
+    assert.deepEqual(changeCommands(tuned, changes[0]!), [writeFileCommand(ACTIVE_PROFILE_FILE, 'virtual-host\n', ''), writeFileCommand(PROFILE_MODE_FILE, 'manual\n', '')]);
     assert.deepEqual(run(p, { ...state, presetFile: 'virtual-host\n', modeFile: 'manual\n' }).changes, []);
   });
 
@@ -254,7 +254,7 @@ describe('tuned on this machine', () => {
     const lib = REMOTE_LIB.split(BACKUP_DIR).join(path.join(dir, 'backups'));
     const state = parse('debian12-container-no-daemon-virtual-host.probe');
     const p = params('virtual-host', false);
-    const commands = run(p, state).changes.flatMap((change) => changeCommands(tuned, change, p, state))
+    const commands = run(p, state).changes.flatMap((change) => changeCommands(tuned, change))
       .map((command) => command.split(ACTIVE_PROFILE_FILE).join(`${dir}/active_profile`).split(PROFILE_MODE_FILE).join(`${dir}/profile_mode`));
     fs.writeFileSync(`${dir}/active_profile`, '');
     fs.writeFileSync(`${dir}/profile_mode`, '');

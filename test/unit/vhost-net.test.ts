@@ -77,7 +77,7 @@ describe('vhost_net diff and commands', () => {
       diff: { before: '', after: renderModprobe(1), beforeHeader: MODPROBE_FILE, afterHeader: MODPROBE_FILE },
     }]);
     assert.equal(renderModprobe(1), '# Managed by kvmconf (vhost_net); edits here are overwritten.\noptions vhost_net experimental_zcopytx=1\n');
-    assert.deepEqual(changeCommands(vhostNet, changes[0]!, p, state), [persistCommand(MODPROBE_FILE, 1, null)]);
+    assert.deepEqual(changeCommands(vhostNet, changes[0]!), [persistCommand(MODPROBE_FILE, 1, null)]);
     assert.deepEqual(run(p, { ...state, file: renderModprobe(1) }).changes, []);
     assert.deepEqual(vhostNet.ownedFiles!(p), [MODPROBE_FILE]);
     assert.deepEqual(vhostNet.ownedFiles!(params(1, false)), []);
@@ -98,7 +98,7 @@ describe('vhost_net diff and commands', () => {
     ]);
     assert.equal(changes[1]!.reason, `vhost_net is in use by guests (2 open vhost-net devices): reload it (modprobe -r vhost_net && modprobe vhost_net) with guests stopped; ${ZCOPY_SECURITY}`);
     assert.equal(changes[0]!.reason, ZCOPY_SECURITY);
-    assert.deepEqual(changeCommands(vhostNet, changes[1]!, params(1), state), []);
+    assert.deepEqual(changeCommands(vhostNet, changes[1]!), []);
     assert.deepEqual(warnings, [
       `/etc/modprobe.d/zz-local.conf sets experimental_zcopytx=0 and is read after ${MODPROBE_FILE}, so its value wins at the next load: remove it there`,
     ]);
@@ -116,7 +116,7 @@ describe('vhost_net diff and commands', () => {
       ['experimental_zcopytx', 'runtime', '0', '1'],
     ]);
     assert.equal(changes[1]!.reason, `no guest uses vhost_net: it is reloaded with the new option; ${ZCOPY_SECURITY}`);
-    assert.deepEqual(changeCommands(vhostNet, changes[1]!, params(1), state), [
+    assert.deepEqual(changeCommands(vhostNet, changes[1]!), [
       "modprobe -r vhost_net && modprobe vhost_net || kc_fail 'reloading vhost_net failed (did a guest start using it?)'",
       'kc_got=$(cat /sys/module/vhost_net/parameters/experimental_zcopytx); case "$kc_got" in Y|y) kc_got=1 ;; N|n) kc_got=0 ;; esac',
       '[ "$kc_got" = 1 ] || kc_fail "vhost_net: asked for experimental_zcopytx=1, the reloaded module has $kc_got"',
@@ -124,7 +124,7 @@ describe('vhost_net diff and commands', () => {
     // Without the file, the option is given to modprobe itself.
     const transient = run(params(1, false), state).changes;
     assert.deepEqual(transient.map((c) => c.scope), ['runtime']);
-    assert.match(changeCommands(vhostNet, transient[0]!, params(1, false), state)[0]!, /&& modprobe vhost_net experimental_zcopytx=1 \|\|/);
+    assert.match(changeCommands(vhostNet, transient[0]!)[0]!, /&& modprobe vhost_net experimental_zcopytx=1 \|\|/);
   });
 
   it('refuses a built-in vhost_net and points at the kernel command line', () => {
