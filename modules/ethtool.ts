@@ -10,9 +10,7 @@
  * The rule sorts after 80-net-setup-link.rules so that NAME (the predictable name) is
  * set when it is matched; a second line covers interfaces udev does not rename.
  */
-import { defineModule, fileDiff, type Change } from '../src/module.js';
-import { quote } from '../src/shell.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { defineModule, fileDiff, quote, catFileProbe, parseFileBlock, writeFileCommand, type Change } from '../src/kit/index.js';
 
 /** Interface names (IFNAMSIZ 15) or shell/udev globs over them. */
 export const IFACE_PATTERN = '^[A-Za-z0-9_.*?-]{1,15}$';

@@ -13,10 +13,9 @@
  * `tmpfiles` (an owned tmpfiles.d file written at boot; per-node pools). Mounts persist
  * as /etc/fstab lines, identified by mount point, every other line kept byte for byte.
  */
-import { defineModule, fileDiff, type Change, type Diagnostic, type KernelArgs } from '../src/module.js';
-import type { HostFacts } from '../src/engine/facts.js';
-import { quote } from '../src/shell.js';
-import { READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand } from '../src/engine/remote-lib.js';
+import {
+  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, type Change, type Diagnostic, type KernelArgs, type HostFacts,
+} from '../src/kit/index.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from './lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from './lib/tmpfiles.js';
 import { tmpfilesChange } from './lib/tmpfiles-values.js';

@@ -1,5 +1,5 @@
 /** Every module kvmconf knows, by the name playbooks use. */
-import type { FleetCheck, Module } from '../src/module.js';
+import type { FleetCheck, Module } from '../src/kit/index.js';
 import { tuned } from './tuned.js';
 import { thp } from './thp.js';
 import { hugepages } from './hugepages.js';

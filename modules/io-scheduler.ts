@@ -3,9 +3,7 @@
  * pattern. Live through /sys/block/DEV/queue/scheduler; persisted by a udev rule file
  * the task owns, because multi-queue kernels (5.0+) ignore `elevator=` on the command line.
  */
-import { defineModule, fileDiff, type Change } from '../src/module.js';
-import { quote } from '../src/shell.js';
-import { READ_FN, catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change } from '../src/kit/index.js';
 
 export const DEVICE_PATTERN = '^[a-z0-9*?\\[\\]-]+$';
 export const SCHEDULERS = ['none', 'mq-deadline', 'kyber', 'bfq', 'noop', 'deadline', 'cfq'] as const;

@@ -4,11 +4,9 @@
  * host's own tool, and compared with /proc/cmdline: what the running kernel lacks waits
  * for a reboot. The engine merges every module's kernelArgs() into this one task.
  */
-import { defineModule, fileDiff, type Change, type KernelArgs } from '../src/module.js';
-import { osFamily } from '../src/engine/facts.js';
-import { InputError } from '../src/errors.js';
-import { quote } from '../src/shell.js';
-import { READ_FN, catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import {
+  defineModule, fileDiff, osFamily, InputError, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type KernelArgs,
+} from '../src/kit/index.js';
 import { editCmdline, effectiveValue, findAssignments, managedSubsequence, simpleSetting, tokenName, tokenizeCmdline } from './lib/grub.js';
 
 export const GRUB_DEFAULT = '/etc/default/grub';

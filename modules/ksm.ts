@@ -8,9 +8,7 @@
  * EBUSY otherwise), so its command unmerges first, waits for pages_shared to read 0,
  * writes the value, and sets run back.
  */
-import { defineModule, type Change, type Diagnostic } from '../src/module.js';
-import { quote } from '../src/shell.js';
-import { READ_FN } from '../src/engine/remote-lib.js';
+import { defineModule, quote, READ_FN, type Change, type Diagnostic } from '../src/kit/index.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 import { tmpfilesChange } from './lib/tmpfiles-values.js';
 import { parseUnitProbe, planUnit, unitProbe, type UnitsState } from './lib/systemd.js';

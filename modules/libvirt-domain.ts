@@ -6,8 +6,7 @@
  * live where libvirt can, and what only a guest start applies is reported pending
  * (or applied by a restart when the task allows one).
  */
-import { defineModule, type Change } from '../src/module.js';
-import { formatCpuList, parseCpuList } from '../src/engine/facts.js';
+import { defineModule, formatCpuList, parseCpuList, type Change } from '../src/kit/index.js';
 import { DOMAIN_SCHEMA, normalizeDomainParams, type DomainParams } from './lib/libvirt-params.js';
 import { domainProbe, parseDomainProbe, type DomainProbeState } from './lib/libvirt-probe.js';
 import { MODULE, planDomain } from './lib/libvirt-plan.js';

@@ -4,7 +4,7 @@
  * memory tiering promotion is on (bit 1); `enabled` sets only the normal balancing
  * bit (bit 0), so a tiering setup is kept as it is.
  */
-import { defineModule, fileDiff, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/kit/index.js';
 import {
   overrideWarnings, parseSysctlProbe, renderSysctlFile, setSysctlCommand, settingsSummary, sysctlProbe, writeSysctlFileCommand, type SysctlState,
 } from './lib/sysctl-conf.js';

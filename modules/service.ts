@@ -3,7 +3,7 @@
  * (runtime), each read back from systemd. The unit logic lives in lib/systemd.ts,
  * shared with the modules that manage units of their own (ksm).
  */
-import { defineModule } from '../src/module.js';
+import { defineModule } from '../src/kit/index.js';
 import { UNIT_NAME_PATTERN, parseUnitProbe, planUnit, unitName, unitProbe, type UnitsState } from './lib/systemd.js';
 
 export interface ServiceParams {

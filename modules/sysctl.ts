@@ -2,7 +2,7 @@
  * sysctl: any kernel parameter, live in /proc/sys and persisted in a sysctl.d file
  * that this task owns whole. Runtime and persisted state are planned separately.
  */
-import { defineModule, fileDiff, type Change } from '../src/module.js';
+import { defineModule, fileDiff, type Change } from '../src/kit/index.js';
 import {
   SYSCTL_FILE_PATTERN, SYSCTL_KEY_PATTERN, SYSCTL_VALUE_PATTERN, canonicalValue, overrideWarnings, settingsSummary,
   parseSysctlProbe, renderSysctlFile, setSysctlCommand, sysctlProbe, writeSysctlFileCommand, type SysctlState,

@@ -4,9 +4,7 @@
  * the engine merges into the play's one kernel_cmdline edit; `defrag` has no boot
  * parameter and persists through a tmpfiles.d entry.
  */
-import { defineModule, fileDiff, type Change } from '../src/module.js';
-import { quote } from '../src/shell.js';
-import { READ_FN } from '../src/engine/remote-lib.js';
+import { defineModule, fileDiff, quote, READ_FN, type Change } from '../src/kit/index.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from './lib/tmpfiles.js';
 
 const THP_DIR = '/sys/kernel/mm/transparent_hugepage';

@@ -4,9 +4,7 @@
  * profile switch persists. The profile's own sysctl, THP, elevator and kernel-argument
  * settings are read so that a fight with another task of the play is reported, not repeated.
  */
-import { defineModule, type Change, type PlanContext } from '../src/module.js';
-import { quote } from '../src/shell.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext } from '../src/kit/index.js';
 import { TUNED_PROFILE_DIRS, loadProfiles, profileSettings, type ProfileSetting } from './lib/tuned-profile.js';
 import { MQ_NAMES } from './io-scheduler.js';
 

@@ -4,8 +4,7 @@
  * keeps the value it was loaded with, so a running one is reloaded when no guest uses
  * it, and otherwise the change waits for a module reload.
  */
-import { defineModule, fileDiff, type Change } from '../src/module.js';
-import { READ_FN, catFileProbe, parseFileBlock, writeFileCommand } from '../src/engine/remote-lib.js';
+import { defineModule, fileDiff, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change } from '../src/kit/index.js';
 import { tokenizeCmdline } from './lib/grub.js';
 
 export const MODPROBE_FILE = '/etc/modprobe.d/kvmconf-vhost-net.conf';

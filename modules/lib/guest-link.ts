@@ -10,7 +10,7 @@
  * it cannot see there (queues the playbook leaves alone) the guest sees itself: the
  * virtio-net maximum that `ethtool -l` reports is the hypervisor's queue count.
  */
-import type { Diagnostic, FleetCheck, FleetDiagnostic, FleetTask } from '../../src/module.js';
+import type { Diagnostic, FleetCheck, FleetDiagnostic, FleetTask } from '../../src/kit/index.js';
 import type { EthtoolParams } from '../ethtool.js';
 import type { DomainParams } from './libvirt-params.js';
 import { selects } from './libvirt-rules.js';

@@ -5,8 +5,7 @@
  * (vcpupin/emulatorpin/numatune) and as the kernel enforces it (Cpus_allowed_list /
  * Mems_allowed_list of every thread of the qemu process). Fields are tab-separated.
  */
-import { parseCpuList } from '../../src/engine/facts.js';
-import { quote } from '../../src/shell.js';
+import { parseCpuList, quote } from '../../src/kit/index.js';
 
 export interface HostCpu { id: number; core: number; socket: number; node: number; siblings: number[] }
 export interface HugepagePool { node: number; sizeKiB: number; total: number; free: number; surplus: number }

@@ -3,7 +3,7 @@
  * Only stated settings become leaves: everything else in the domain is left alone.
  */
 import type { Element } from '@xmldom/xmldom';
-import { quote } from '../../src/shell.js';
+import { quote } from '../../src/kit/index.js';
 import { childElements, ensurePath, findPath, firstChild, removeElement, insertChild, toKiB, xpathOf, type Step } from './domain-xml.js';
 import { ABSENT, attrLeaf, canonCpus, fieldOp, presenceLeaf, removeAt, textLeaf, type Leaf, type LiveOp, type LiveTools, type LiveView } from './libvirt-leaves.js';
 import { IOTUNE_KEYS, MEMTUNE_KEYS, type MemtuneKey, type CacheTune, type CacheType, type DomainParams, type InterfaceMatch } from './libvirt-params.js';

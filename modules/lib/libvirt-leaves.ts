@@ -6,8 +6,7 @@
  * Comparing leaves (never whole documents) is what keeps a second run at zero changes.
  */
 import type { Element } from '@xmldom/xmldom';
-import { formatCpuList, parseCpuList } from '../../src/engine/facts.js';
-import { quote } from '../../src/shell.js';
+import { formatCpuList, parseCpuList, quote } from '../../src/kit/index.js';
 import { ensurePath, findPath, pruneUp, removeElement, setText, textOf, toKiB, xpathOf, type Step } from './domain-xml.js';
 
 /** The canonical value of a setting that is not in the XML (shown as null); never a real libvirt value. */

@@ -5,9 +5,7 @@
  * `restart` change when the task allows it) for what only a guest start applies.
  */
 import type { Element } from '@xmldom/xmldom';
-import type { Change } from '../../src/module.js';
-import { contentSha } from '../../src/engine/remote-lib.js';
-import { quote } from '../../src/shell.js';
+import { contentSha, quote, type Change } from '../../src/kit/index.js';
 import { findPath, parseXml, reformat, serializeXml, textOf } from './domain-xml.js';
 import { ABSENT, LV_LIB, type Leaf, type LiveTools } from './libvirt-leaves.js';
 import { buildLeaves } from './libvirt-leafset.js';

@@ -6,8 +6,7 @@
  * blkdeviotune per disk the task names). Only read-only virsh commands run here.
  */
 import { randomBytes } from 'node:crypto';
-import { formatCpuList, parseCpuList } from '../../src/engine/facts.js';
-import { quote } from '../../src/shell.js';
+import { formatCpuList, parseCpuList, quote } from '../../src/kit/index.js';
 import { libvirtFactsProbe, parseLibvirtFacts, type LibvirtHostFacts } from './libvirt-facts.js';
 import { DOMAIN_GLOB_PATTERN, DOMAIN_NAME_PATTERN, type DomainParams } from './libvirt-params.js';
 

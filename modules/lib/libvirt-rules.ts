@@ -5,13 +5,12 @@
  * written). Errors name the guest and the setting.
  */
 import type { Element } from '@xmldom/xmldom';
-import type { Diagnostic } from '../../src/module.js';
-import { formatCpuList, parseCpuList, type HostFacts } from '../../src/engine/facts.js';
+import { formatCpuList, parseCpuList, type Diagnostic, type HostFacts } from '../../src/kit/index.js';
 import { childElements, findPath, parseXml, textOf, toKiB } from './domain-xml.js';
 import type { LibvirtHostFacts } from './libvirt-facts.js';
 import { IOTUNE_KEYS, type DomainParams } from './libvirt-params.js';
 import { readCells } from './libvirt-leafset.js';
-import { type DomainActual, type DomainProbeState } from './libvirt-probe.js';
+import type { DomainActual, DomainProbeState } from './libvirt-probe.js';
 
 const error = (message: string): Diagnostic => ({ severity: 'error', message });
 const warning = (message: string): Diagnostic => ({ severity: 'warning', message });

@@ -4,8 +4,7 @@
  * canonically, and the boot-time load order is read so a later file that overrides
  * ours is reported instead of silently winning at the next boot.
  */
-import { quote } from '../../src/shell.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../../src/engine/remote-lib.js';
+import { quote, catFileProbe, parseFileBlock, writeFileCommand } from '../../src/kit/index.js';
 
 /** Directories systemd-sysctl reads, highest priority first for files of the same name. */
 const SYSCTL_DIRS = ['/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d'];

@@ -4,8 +4,7 @@
  * turns "enabled/started" wishes into changes, and commands that read the result back
  * through `systemctl is-enabled` / `systemctl is-active`.
  */
-import type { Change } from '../../src/module.js';
-import { quote } from '../../src/shell.js';
+import { quote, type Change } from '../../src/kit/index.js';
 
 /** Unit type suffixes systemd knows; a name without one is a service. */
 export const UNIT_TYPES = ['service', 'socket', 'device', 'mount', 'automount', 'swap', 'target', 'path', 'timer', 'slice', 'scope'];

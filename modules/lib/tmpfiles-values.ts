@@ -2,7 +2,7 @@
  * Reads back what an owned tmpfiles.d file sets, for the before/after of its
  * persist change: `w PATH - - - - VALUE` lines as `name=value` pairs.
  */
-import { fileDiff, type Change } from '../../src/module.js';
+import { fileDiff, type Change } from '../../src/kit/index.js';
 import { tmpfilesCommand, type SysfsWrite } from './tmpfiles.js';
 
 /** The `w` lines of a tmpfiles.d file, in file order; null when the file is absent. */

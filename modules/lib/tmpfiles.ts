@@ -3,7 +3,7 @@
  * hugepage pools): a tmpfiles.d file the task owns, whose `w` lines systemd-tmpfiles
  * writes early at every boot.
  */
-import { catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand } from '../../src/engine/remote-lib.js';
+import { catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand } from '../../src/kit/index.js';
 
 export interface SysfsWrite {
   path: string;

@@ -3,8 +3,8 @@
  * nodes with their CPUs, thread siblings and free hugepages per size, PCI devices by
  * node, running domains with their pinning, then the settings the modules manage.
  */
-import type { HostFacts } from '../engine/facts.js';
-import { formatCpuList } from '../engine/facts.js';
+import type { HostFacts } from '../kit/host-facts.js';
+import { formatCpuList } from '../kit/host-facts.js';
 import type { HugepagePool, LibvirtHostFacts } from '../../modules/lib/libvirt-facts.js';
 
 export interface HostFactsReport {

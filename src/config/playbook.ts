@@ -2,7 +2,7 @@
  * Playbooks: a YAML list of plays in Ansible's shape. Validation runs in three steps
  * (schema -> normalise -> rules); the task schema is assembled from the modules' own.
  */
-import type { Module } from '../module.js';
+import type { Module } from '../kit/module.js';
 import { InputError, InputErrors, didYouMean, type SourceLocation } from '../errors.js';
 import { validateAt } from './schema.js';
 import { ANSIBLE_YAML, readYaml, type YamlSource } from './yaml-source.js';

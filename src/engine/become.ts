@@ -4,7 +4,7 @@
  * login shell reads it with the `read` builtin and hands it to `sudo -S` through a pipe
  * only when sudo asks for one, so it is never in a process's arguments or environment.
  */
-import { quote } from '../shell.js';
+import { quote } from '../kit/shell.js';
 import type { Secret } from '../secret.js';
 import type { ExecResult, Transport } from '../transport/types.js';
 

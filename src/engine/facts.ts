@@ -2,37 +2,9 @@
  * Host facts every planner and rule may use, gathered in the same round trip as the
  * module probes: OS, kernel, CPUs, NUMA topology, hugepage sizes, boot tooling.
  */
-import { READ_FN } from './remote-lib.js';
+import { READ_FN } from '../kit/remote-lib.js';
+import { parseCpuList, type HostFacts } from '../kit/host-facts.js';
 import type { ProbeSection } from './script.js';
-
-export interface NumaNode {
-  id: number;
-  cpus: number[];
-  memTotalKiB: number;
-  memFreeKiB: number;
-}
-
-export interface HostFacts {
-  osId: string;
-  osVersion: string;
-  osLike: string[];
-  kernel: string;
-  /** /proc/sys/kernel/random/boot_id: tells one boot from the next in reports. */
-  bootId: string;
-  arch: string;
-  uid: number;
-  systemd: boolean;
-  cpusOnline: number[];
-  cpuFlags: string[];
-  /** Thread siblings of each CPU, as the kernel groups them into cores. */
-  threadSiblings: Record<number, number[]>;
-  numaNodes: NumaNode[];
-  /** Supported hugepage sizes in KiB, from /sys/kernel/mm/hugepages. */
-  hugepageSizesKiB: number[];
-  memTotalKiB: number;
-  /** Allocation resources resctrl offers (L3, L3CODE, L3DATA, L2, MB...); empty when it is not mounted. */
-  resctrl: string[];
-}
 
 /** Shell builtins and one awk (uname too on kernels without /proc/sys/kernel/arch, before 6.1). */
 export const FACTS_PROBE = READ_FN + `
@@ -71,30 +43,6 @@ echo "resctrl=$kc_s"
 /** The facts probe in a gather: isolated, since it sources /etc/os-release. */
 export const FACTS_SECTION: ProbeSection = { id: 'facts', script: FACTS_PROBE, isolated: true };
 
-/** Expands a kernel CPU list such as `0-3,8,10-11` (empty means none). */
-export function parseCpuList(list: string): number[] {
-  const cpus: number[] = [];
-  for (const part of list.trim().split(',').filter(Boolean)) {
-    const [from, to] = part.split('-').map(Number);
-    if (!Number.isInteger(from)) throw new Error(`bad CPU list '${list}'`);
-    for (let cpu = from!; cpu <= (to ?? from!); cpu++) cpus.push(cpu);
-  }
-  return cpus;
-}
-
-/** Formats CPUs as the kernel and libvirt write them: `0-3,8`. */
-export function formatCpuList(cpus: Iterable<number>): string {
-  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
-  const ranges: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    ranges.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return ranges.join(',');
-}
-
 export function parseFacts(output: string): HostFacts {
   const kv = new Map<string, string>();
   const facts: HostFacts = {
@@ -129,11 +77,3 @@ export function parseFacts(output: string): HostFacts {
   return facts;
 }
 
-/** The OS family that decides distribution tooling (grub regeneration, package names). */
-export function osFamily(facts: Pick<HostFacts, 'osId' | 'osLike'>): 'debian' | 'rhel' | 'suse' | 'other' {
-  const ids = [facts.osId, ...facts.osLike];
-  if (ids.some((id) => id === 'debian' || id === 'ubuntu')) return 'debian';
-  if (ids.some((id) => ['rhel', 'fedora', 'centos', 'rocky', 'almalinux'].includes(id))) return 'rhel';
-  if (ids.some((id) => id.includes('suse'))) return 'suse';
-  return 'other';
-}

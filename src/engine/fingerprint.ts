@@ -4,8 +4,8 @@
  * task's probed state and of every file the play's tasks own, read as modules read them.
  */
 import { createHash } from 'node:crypto';
-import { catFileProbe, contentSha, parseFileBlock } from './remote-lib.js';
-import type { HostFacts } from './facts.js';
+import { catFileProbe, contentSha, parseFileBlock } from '../kit/remote-lib.js';
+import type { HostFacts } from '../kit/host-facts.js';
 import type { PreparedTask } from './prepare.js';
 
 export interface Fingerprint {

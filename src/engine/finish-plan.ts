@@ -4,7 +4,7 @@
  * made true, which hosts a retry file lists, and the remote scripts (built, never run here).
  */
 import type { FinishPolicy, GuestsPolicy } from '../config/playbook.js';
-import { quote } from '../shell.js';
+import { quote } from '../kit/shell.js';
 import { tokenizeCmdline } from '../../modules/lib/grub.js';
 import type { ChangeResult, HostReport, RunReport } from './results.js';
 

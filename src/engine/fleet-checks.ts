@@ -3,7 +3,7 @@
  * before any connection: errors become input errors naming host and task; warnings are
  * attached to their task and shown with it.
  */
-import type { FleetCheck, FleetTask } from '../module.js';
+import type { FleetCheck, FleetTask } from '../kit/module.js';
 import { InputError, InputErrors } from '../errors.js';
 import type { Inventory } from '../config/inventory.js';
 import type { HostJob } from './host-run.js';

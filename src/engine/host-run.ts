@@ -3,11 +3,12 @@
  * apply mode run every change in one round trip and verify in one more.
  * Every failure becomes part of the HostReport; nothing here throws to the runner.
  */
-import { changeCommands, type Change, type Diagnostic, type PlanContext } from '../module.js';
+import { changeCommands, type Change, type Diagnostic, type PlanContext } from '../kit/module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
-import { FACTS_SECTION, parseFacts, type HostFacts } from './facts.js';
+import type { HostFacts } from '../kit/host-facts.js';
+import { FACTS_SECTION, parseFacts } from './facts.js';
 import type { PreparedTask } from './prepare.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, TaskReport } from './results.js';
 import { factsHash, fileHashes, fingerprintDiff, ownedFileProbes, taskHash, type Fingerprint } from './fingerprint.js';

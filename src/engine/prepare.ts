@@ -4,7 +4,7 @@
  * kernel command line tokens of all modules merged into one kernel_cmdline task, and
  * files owned by two tasks refused. Pure: no host is contacted.
  */
-import type { Diagnostic, KernelArgs, Module } from '../module.js';
+import type { Diagnostic, KernelArgs, Module } from '../kit/module.js';
 import type { Play, Task } from '../config/playbook.js';
 import { InputError, formatLocation } from '../errors.js';
 import { render } from '../config/template.js';

@@ -2,7 +2,7 @@
  * What a run produced, in the shape every reporter (text, JSON, JUnit) reads.
  * The JSON report is this structure; bump REPORT_VERSION on any incompatible change.
  */
-import type { Change, Diagnostic } from '../module.js';
+import type { Change, Diagnostic } from '../kit/module.js';
 import type { StepOutcome } from './script.js';
 import type { Fingerprint } from './fingerprint.js';
 

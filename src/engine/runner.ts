@@ -5,7 +5,7 @@
  * applies finish their current step.
  */
 import pLimit from 'p-limit';
-import type { FleetCheck, Module } from '../module.js';
+import type { FleetCheck, Module } from '../kit/module.js';
 import type { Playbook, Play } from '../config/playbook.js';
 import type { Secret } from '../secret.js';
 import type { ApplyLock } from './script.js';

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
-import { quote } from '../shell.js';
-import { REMOTE_LIB } from './remote-lib.js';
+import { quote } from '../kit/shell.js';
+import { REMOTE_LIB } from '../kit/remote-lib.js';
 
 const ENV = 'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

@@ -2,7 +2,7 @@
  * Helpers shared by the text, JSON and JUnit reporters: how a task is classified,
  * how a change is written on one line, how durations read.
  */
-import type { Change } from '../module.js';
+import type { Change } from '../kit/module.js';
 import type { ChangeResult, ChangeStatus, FinishReport, Mode, TaskReport } from '../engine/results.js';
 
 export type TaskState = 'ok' | 'changed' | 'pending' | 'failed' | 'skipped';

@@ -3,7 +3,7 @@
  * with one line per host and the run's totals.
  */
 import { createTwoFilesPatch } from 'diff';
-import type { FileDiff } from '../module.js';
+import type { FileDiff } from '../kit/module.js';
 import type { ChangeResult, HostReport, HostStatus, Mode, RunReport, TaskReport } from '../engine/results.js';
 import type { StepOutcome } from '../engine/script.js';
 import { changeLine, countTaskStates, describeFinish, formatDuration, groupBy, plural, taskState, TASK_STATES } from './common.js';

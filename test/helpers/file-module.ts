@@ -3,9 +3,9 @@
  * they exercise real SSH, sudo and shell without retuning the machine they run on.
  * `slow` adds a step that sleeps, to cut a connection in the middle of an apply.
  */
-import { defineModule, type Module } from '../../src/module.js';
-import { catFileProbe, parseFileBlock, writeFileCommand } from '../../src/engine/remote-lib.js';
-import { quote } from '../../src/shell.js';
+import { defineModule, type Module } from '../../src/kit/module.js';
+import { catFileProbe, parseFileBlock, writeFileCommand } from '../../src/kit/remote-lib.js';
+import { quote } from '../../src/kit/shell.js';
 
 export interface FileParams {
   path: string;

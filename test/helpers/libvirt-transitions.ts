@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { libvirtDomain } from '../../modules/libvirt-domain.js';
 import type { DomainParams } from '../../modules/lib/libvirt-params.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
-import { parseCpuList, type HostFacts } from '../../src/engine/facts.js';
-import { type Change } from '../../src/module.js';
+import { parseCpuList, type HostFacts } from '../../src/kit/host-facts.js';
+import type { Change } from '../../src/kit/module.js';
 import { changeCommands, diffOf } from './plan.js';
 import { emulatorThread, parseQemuThreads, qemuThreadsScript, testDomainXml, vcpuThread } from './test-domain.js';
 

@@ -1,6 +1,7 @@
 /** Runs a module's pure functions the way the engine does, for module unit tests. */
-import { changeCommands as plannedCommands, type Change, type Diagnostic, type Module, type PlanContext } from '../../src/module.js';
-import { parseFacts, type HostFacts } from '../../src/engine/facts.js';
+import { changeCommands as plannedCommands, type Change, type Diagnostic, type Module, type PlanContext } from '../../src/kit/module.js';
+import type { HostFacts } from '../../src/kit/host-facts.js';
+import { parseFacts } from '../../src/engine/facts.js';
 import { compile } from '../../src/config/schema.js';
 
 export const TWO_NODE_FACTS: HostFacts = parseFacts(

@@ -3,7 +3,7 @@
  * TCG, 64 MiB, no OS, a raw disk, a virtio-scsi controller and a user-mode NIC (no host
  * network), and a reader of its qemu threads' CPU and memory affinity from /proc.
  */
-import { parseCpuList } from '../../src/engine/facts.js';
+import { parseCpuList } from '../../src/kit/host-facts.js';
 
 export function testDomainXml(name: string, disk: string): string {
   return `<domain type='qemu'>

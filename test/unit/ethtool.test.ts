@@ -5,9 +5,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ethtool, parseChannels, renderRule, rulePath, type EthtoolParams, type EthtoolState } from '../../modules/ethtool.js';
-import { REMOTE_LIB } from '../../src/engine/remote-lib.js';
+import { REMOTE_LIB } from '../../src/kit/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
-import { type PlanContext } from '../../src/module.js';
+import type { PlanContext } from '../../src/kit/module.js';
 import { changeCommands, diffOf } from '../helpers/plan.js';
 import { fixture as readFixture } from '../helpers/paths.js';
 

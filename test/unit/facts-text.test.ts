@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderFactsText, table } from '../../src/commands/facts-text.js';
-import type { HostFacts } from '../../src/engine/facts.js';
+import type { HostFacts } from '../../src/kit/host-facts.js';
 
 const facts: HostFacts = {
   osId: 'debian', osVersion: '12', osLike: [], kernel: '6.1.0-18-amd64', bootId: '3f2c', arch: 'x86_64', uid: 0, systemd: true,

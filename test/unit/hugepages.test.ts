@@ -9,7 +9,7 @@ import {
 } from '../../modules/hugepages.js';
 import { editFstab } from '../../modules/lib/fstab.js';
 import { parseFacts, FACTS_PROBE } from '../../src/engine/facts.js';
-import { BACKUP_DIR, contentSha } from '../../src/engine/remote-lib.js';
+import { BACKUP_DIR, contentSha } from '../../src/kit/remote-lib.js';
 import { buildApplyScript, buildGatherScript, newMark, parseApplyOutput, splitSections } from '../../src/engine/script.js';
 import { fixture } from '../helpers/paths.js';
 import { TWO_NODE_FACTS, normalize, plan, schemaAccepts } from '../helpers/plan.js';

@@ -4,10 +4,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type PlanContext } from '../../src/module.js';
+import type { PlanContext } from '../../src/kit/module.js';
 import { changeCommands, diffOf } from '../helpers/plan.js';
-import type { HostFacts } from '../../src/engine/facts.js';
-import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/engine/remote-lib.js';
+import type { HostFacts } from '../../src/kit/host-facts.js';
+import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/kit/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
 import {
   ioScheduler, globMatch, selects, sanitisePattern, rulePath, renderRule, ruleCommands, parseSchedulerLine, RELOAD_COMMAND,

@@ -9,9 +9,9 @@ import { buildLeaves, readCachetunes } from '../../modules/lib/libvirt-leafset.j
 import { ABSENT } from '../../modules/lib/libvirt-leaves.js';
 import { parseXml, serializeXml } from '../../modules/lib/domain-xml.js';
 import { compile } from '../../src/config/schema.js';
-import { contentSha } from '../../src/engine/remote-lib.js';
-import type { HostFacts } from '../../src/engine/facts.js';
-import { type Change, type Diagnostic, type PlanContext } from '../../src/module.js';
+import { contentSha } from '../../src/kit/remote-lib.js';
+import type { HostFacts } from '../../src/kit/host-facts.js';
+import { type Change, type Diagnostic, type PlanContext } from '../../src/kit/module.js';
 import { changeCommands, diffOf } from '../helpers/plan.js';
 
 const fixture = (name: string) => readFixture('libvirt', name);

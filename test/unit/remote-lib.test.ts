@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, chmodSync, existsSync, lstatSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { READ_FN, REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/engine/remote-lib.js';
+import { READ_FN, REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/kit/remote-lib.js';
 
 function run(commands: string[], env: Record<string, string> = {}) {
   return spawnSync('/bin/sh', ['-c', `${REMOTE_LIB}\nset -e\n${commands.join('\n')}`], { encoding: 'utf8', env: { ...process.env, ...env } });

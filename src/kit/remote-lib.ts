@@ -6,7 +6,7 @@
  * link ever replaced by a file (see SYMLINK_REFUSAL).
  */
 import { createHash } from 'node:crypto';
-import { quote } from '../shell.js';
+import { quote } from './shell.js';
 
 export const BACKUP_DIR = '/var/backups/kvmconf';
 /** Shell expansion of the backup folder; KC_BACKUP_DIR moves it (tests point it at a temp dir). */

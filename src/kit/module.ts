@@ -6,8 +6,8 @@
  * The engine batches every module's probe into one round trip and every change's
  * commands into another, so modules never talk to the host themselves.
  */
-import type { HostFacts } from './engine/facts.js';
-import type { SourceLocation } from './errors.js';
+import type { HostFacts } from './host-facts.js';
+import type { SourceLocation } from '../errors.js';
 
 /**
  * runtime: the live kernel or daemon state; persist: the file or unit that survives a reboot;

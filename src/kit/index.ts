@@ -1,0 +1,10 @@
+/**
+ * The module toolkit: everything a module in modules/ may use from kvmconf itself.
+ * Modules import from here only, never from the engine, so the engine can change
+ * without touching them and a module's whole life stays in its own folder.
+ */
+export * from './module.js';
+export * from './shell.js';
+export * from './remote-lib.js';
+export * from './host-facts.js';
+export { InputError } from '../errors.js';
