@@ -1,17 +1,17 @@
 /** Every module kvmconf knows, by the name playbooks use. */
 import type { FleetCheck, Module } from '../src/kit/index.js';
-import { tuned } from './tuned.js';
-import { thp } from './thp.js';
-import { hugepages } from './hugepages.js';
-import { ksm } from './ksm.js';
-import { numaBalancing } from './numa-balancing.js';
-import { kernelCmdline } from './kernel-cmdline.js';
-import { vhostNet } from './vhost-net.js';
-import { sysctl } from './sysctl.js';
-import { ioScheduler } from './io-scheduler.js';
-import { service } from './service.js';
-import { libvirtDomain } from './libvirt-domain.js';
-import { ethtool } from './ethtool.js';
+import { tuned } from './tuned/index.js';
+import { thp } from './thp/index.js';
+import { hugepages } from './hugepages/index.js';
+import { ksm } from './ksm/index.js';
+import { numaBalancing } from './numa_balancing/index.js';
+import { kernelCmdline } from './kernel_cmdline/index.js';
+import { vhostNet } from './vhost_net/index.js';
+import { sysctl } from './sysctl/index.js';
+import { ioScheduler } from './io_scheduler/index.js';
+import { service } from './service/index.js';
+import { libvirtDomain } from './libvirt_domain/index.js';
+import { ethtool } from './ethtool/index.js';
 import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */

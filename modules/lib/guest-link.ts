@@ -11,9 +11,9 @@
  * virtio-net maximum that `ethtool -l` reports is the hypervisor's queue count.
  */
 import type { Diagnostic, FleetCheck, FleetDiagnostic, FleetTask } from '../../src/kit/index.js';
-import type { EthtoolParams } from '../ethtool.js';
-import type { DomainParams } from './libvirt-params.js';
-import { selects } from './libvirt-rules.js';
+import type { EthtoolParams } from '../ethtool/index.js';
+import type { DomainParams } from '../libvirt_domain/params.js';
+import { selects } from '../libvirt_domain/rules.js';
 
 export const HYPERVISOR_VAR = 'kvmconf_hypervisor';
 export const DOMAIN_VAR = 'kvmconf_domain';

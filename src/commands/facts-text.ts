@@ -5,7 +5,7 @@
  */
 import type { HostFacts } from '../kit/host-facts.js';
 import { formatCpuList } from '../kit/host-facts.js';
-import type { HugepagePool, LibvirtHostFacts } from '../../modules/lib/libvirt-facts.js';
+import type { HugepagePool, LibvirtHostFacts } from '../../modules/libvirt_domain/facts.js';
 
 export interface HostFactsReport {
   host: string;

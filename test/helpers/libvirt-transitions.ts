@@ -15,8 +15,8 @@
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { libvirtDomain } from '../../modules/libvirt-domain.js';
-import type { DomainParams } from '../../modules/lib/libvirt-params.js';
+import { libvirtDomain } from '../../modules/libvirt_domain/index.js';
+import type { DomainParams } from '../../modules/libvirt_domain/params.js';
 import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
 import { parseCpuList, type HostFacts } from '../../src/kit/host-facts.js';
 import type { Change } from '../../src/kit/module.js';

@@ -16,8 +16,13 @@ function findRoot(): string {
 export const ROOT = findRoot();
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 
-export function fixture(...parts: string[]): string {
-  return readFileSync(join(ROOT, 'test', 'fixtures', ...parts), 'utf8');
+/** A module's recorded probe output or config, from modules/MODULE/fixtures. */
+export function fixture(module: string, name: string): string {
+  return readFileSync(join(moduleFixtures(module), name), 'utf8');
+}
+
+export function moduleFixtures(module: string): string {
+  return join(ROOT, 'modules', module, 'fixtures');
 }
 
 /** The environment the CLI runs with in tests: as in CI, and never appending to the job's own step summary. */

@@ -14,7 +14,7 @@ import { loadPlaybook } from '../../src/config/playbook.js';
 import { runPlaybook } from '../../src/engine/runner.js';
 import { renderText } from '../../src/report/text.js';
 import { createLocalTransport } from '../../src/transport/local.js';
-import { sysctl } from '../../modules/sysctl.js';
+import { sysctl } from '../../modules/sysctl/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvmconf-links-'));
 const backups = join(root, 'backups');

@@ -44,3 +44,9 @@ test('modules import kvmconf only through the module toolkit, never src/engine',
   }
   assert.deepEqual(offenders, [], 'modules may import other files of modules/ and src/kit/index.js only');
 });
+
+test('one folder per module: every folder of modules/ (but lib) is a registered module of its name, and back', async () => {
+  const { MODULES: registered } = await import('../../modules/index.js');
+  const folders = readdirSync(MODULES, { withFileTypes: true }).filter((entry) => entry.isDirectory() && entry.name !== 'lib').map((entry) => entry.name);
+  assert.deepEqual([...folders].sort(), registered.map((module) => module.name).sort());
+});

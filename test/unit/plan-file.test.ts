@@ -13,8 +13,8 @@ import {
 import { renderPlanMarkdown, renderPlanText } from '../../src/plan/plan-render.js';
 import { renderText } from '../../src/report/text.js';
 import { TWO_NODE_FACTS } from '../helpers/plan.js';
-import { ksm } from '../../modules/ksm.js';
-import { hugepages } from '../../modules/hugepages.js';
+import { ksm } from '../../modules/ksm/index.js';
+import { hugepages } from '../../modules/hugepages/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-plan-unit-'));
 const COMMAND = "kc_write_file /etc/sysctl.d/90-kvmconf.conf 0644 absent 'vm.swappiness = 10\n'";

@@ -1,0 +1,322 @@
+/**
+ * tuned: the tuned daemon's profile (virtual-host on hypervisors, virtual-guest in guests)
+ * and its service. tuned keeps the chosen profile in /etc/tuned/active_profile itself, so a
+ * profile switch persists. The profile's own sysctl, THP, elevator and kernel-argument
+ * settings are read so that a fight with another task of the play is reported, not repeated.
+ */
+import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext } from '../../src/kit/index.js';
+import { TUNED_PROFILE_DIRS, loadProfiles, profileSettings, type ProfileSetting } from './profile.js';
+import { MQ_NAMES } from '../io_scheduler/index.js';
+
+export const PROFILE_PATTERN = '^[A-Za-z0-9_.-]+( [A-Za-z0-9_.-]+)*$';
+export const ACTIVE_PROFILE_FILE = '/etc/tuned/active_profile';
+export const PROFILE_MODE_FILE = '/etc/tuned/profile_mode';
+const NOT_INSTALLED = 'tuned is not installed: install the tuned package';
+/** is-enabled answers that mean the unit starts at boot. */
+const ENABLED_STATES = new Set(['enabled', 'static', 'indirect', 'alias', 'generated']);
+
+export interface TunedParams {
+  /** One profile or several merged ones, space separated; '' only for `kvmconf facts`. */
+  profile: string;
+  service: boolean;
+}
+
+export interface TunedState {
+  installed: boolean;
+  /** What `tuned-adm active` reports the daemon runs (post-loaded profile included); null: none. */
+  active: string | null;
+  postLoaded: string | null;
+  /** tuned-adm said the daemon is not running and only showed the preset. */
+  admNotRunning: boolean;
+  available: string[];
+  systemd: boolean;
+  /** `systemctl is-enabled tuned` / `is-active tuned` output ('' when systemctl could not tell). */
+  enabled: string;
+  activeState: string;
+  /** /run/tuned/tuned.pid names a live process. */
+  daemon: boolean;
+  /** reapply_sysctl of tuned-main.conf (tuned's default: on). */
+  reapplySysctl: boolean;
+  /** Raw content of /etc/tuned/active_profile and /etc/tuned/profile_mode (null: absent). */
+  presetFile: string | null;
+  modeFile: string | null;
+  /** tuned.conf files of the wanted profile and everything it includes, by path. */
+  profileFiles: Record<string, string>;
+}
+
+const running = (state: TunedState) => state.daemon || state.activeState === 'active' || (state.active !== null && !state.admNotRunning);
+const preset = (state: TunedState) => state.presetFile?.trim() || null;
+/** tuned's rule: an empty mode file means manual when a profile is preset. */
+const manual = (state: TunedState) => {
+  const mode = state.modeFile?.trim() ?? '';
+  return mode === 'manual' || (mode === '' && preset(state) !== null);
+};
+
+/** The active profile without the post-loaded one tuned-adm appends to it. */
+function activeProfile(state: TunedState): string | null {
+  if (!running(state) || state.active === null) return null;
+  const post = state.postLoaded;
+  if (post && state.active.endsWith(` ${post}`)) return state.active.slice(0, -post.length - 1);
+  if (post && state.active === post) return null;
+  return state.active;
+}
+
+export function parseTunedProbe(output: string): TunedState {
+  const state: TunedState = {
+    installed: true, active: null, postLoaded: null, admNotRunning: false, available: [], systemd: false, enabled: '', activeState: '',
+    daemon: false, reapplySysctl: true, presetFile: null, modeFile: null, profileFiles: {},
+  };
+  const presetAt = output.indexOf('@@preset\n');
+  const modeAt = output.indexOf('@@mode\n');
+  const confAt = output.indexOf('@@profiles\n');
+  if (presetAt < 0 || modeAt < 0 || confAt < 0) throw new Error('tuned probe output is truncated');
+  state.presetFile = parseFileBlock(output.slice(presetAt + '@@preset\n'.length, modeAt));
+  state.modeFile = parseFileBlock(output.slice(modeAt + '@@mode\n'.length, confAt));
+  for (const line of output.slice(0, presetAt).split('\n')) {
+    const space = line.indexOf(' ');
+    const kind = space < 0 ? line : line.slice(0, space);
+    const rest = space < 0 ? '' : line.slice(space + 1);
+    if (kind === 'absent') state.installed = false;
+    else if (kind === 'adm-active' || kind === 'adm-list') {
+      const current = /^Current active profile: (.*)$/.exec(rest);
+      const post = /^Current post-loaded profile: (.*)$/.exec(rest);
+      if (current) state.active = current[1]!.trim() || null;
+      else if (post) state.postLoaded = post[1]!.trim() || null;
+      else if (rest.startsWith('It seems that tuned daemon is not running')) state.admNotRunning = true;
+      else if (kind === 'adm-list' && rest.startsWith('- ')) state.available.push(rest.slice(2).trim().split(/\s+/)[0]!);
+    } else if (kind === 'systemd') state.systemd = true;
+    else if (kind === 'enabled') state.enabled = rest.trim();
+    else if (kind === 'active') state.activeState = rest.trim();
+    else if (kind === 'daemon') state.daemon = true;
+    else if (kind === 'reapply' && rest.trim()) state.reapplySysctl = /^(1|true|yes|on)$/i.test(rest.trim());
+  }
+  const confs = output.slice(confAt + '@@profiles\n'.length);
+  for (const match of confs.matchAll(/^@@conf (\S+)\n([\s\S]*?)\n@@conf-end$/gm)) state.profileFiles[match[1]!] = match[2]!;
+  return state;
+}
+
+function tunedAdmProfile(names: string[]): string {
+  return `tuned-adm profile ${names.map(quote).join(' ')}`;
+}
+
+/** `tuned-adm profile` and a read-back of what the daemon then reports. */
+export function profileSwitchCommands(profile: string, postLoaded: string | null): string[] {
+  const expected = postLoaded ? `${profile} ${postLoaded}` : profile;
+  return [
+    tunedAdmProfile(profile.split(' ')),
+    `kc_got=$(tuned-adm active 2>/dev/null | sed -n 's/^Current active profile: //p')`,
+    `[ "$kc_got" = ${quote(expected)} ] || kc_fail "tuned-adm: asked for profile "${quote(expected)}", tuned reports '$kc_got'"`,
+  ];
+}
+
+export const tuned = defineModule<TunedParams, TunedState>({
+  name: 'tuned',
+  summary: 'tuned profile and service; reports profile settings that fight other tasks',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['profile'],
+    properties: {
+      profile: { type: 'string', pattern: PROFILE_PATTERN, maxLength: 256 },
+      service: { type: 'boolean' },
+    },
+  },
+  factsParams: { profile: '', service: false },
+
+  normalize: (raw) => {
+    const input = raw as { profile: string; service?: boolean };
+    return { profile: input.profile, service: input.service ?? true };
+  },
+
+  probe: (params) =>
+    [
+      `set -f`,
+      `if command -v tuned-adm >/dev/null 2>&1; then`,
+      `  tuned-adm active 2>/dev/null | sed 's/^/adm-active /'`,
+      `  tuned-adm list 2>/dev/null | sed 's/^/adm-list /'`,
+      `else echo absent; fi`,
+      `if [ -d /run/systemd/system ]; then echo systemd; fi`,
+      `if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then printf 'enabled %s\\n' "$(systemctl is-enabled tuned 2>/dev/null)"; printf 'active %s\\n' "$(systemctl is-active tuned 2>/dev/null)"; fi`,
+      `if [ -r /run/tuned/tuned.pid ] && kill -0 "$(cat /run/tuned/tuned.pid)" 2>/dev/null; then echo daemon; fi`,
+      `if [ -f /etc/tuned/tuned-main.conf ]; then printf 'reapply %s\\n' "$(sed -n 's/^[[:space:]]*reapply_sysctl[[:space:]]*=[[:space:]]*//p' /etc/tuned/tuned-main.conf 2>/dev/null | tail -n 1)"; fi`,
+      `echo '@@preset'`,
+      catFileProbe(ACTIVE_PROFILE_FILE),
+      `echo '@@mode'`,
+      catFileProbe(PROFILE_MODE_FILE),
+      `echo '@@profiles'`,
+      // Every tuned.conf of the wanted profiles and of what they include, in every profile directory.
+      `kc_todo=${quote(params.profile)}; kc_seen=' '; kc_n=0`,
+      `while [ -n "$kc_todo" ] && [ "$kc_n" -lt 64 ]; do`,
+      `  kc_n=$((kc_n + 1)); set -- $kc_todo; [ "$#" -gt 0 ] || break; kc_p=\${1#-}; shift; kc_todo="$*"`,
+      `  case "$kc_p" in ''|*/*|*'$'*) continue ;; esac`,
+      `  case "$kc_seen" in *" $kc_p "*) continue ;; esac`,
+      `  kc_seen="$kc_seen$kc_p "`,
+      `  for kc_d in ${TUNED_PROFILE_DIRS.join(' ')}; do`,
+      `    kc_f="$kc_d/$kc_p/tuned.conf"`,
+      `    [ -f "$kc_f" ] || continue`,
+      `    echo "@@conf $kc_f"; cat "$kc_f"; echo; echo '@@conf-end'`,
+      `    kc_todo="$kc_todo $(sed -n 's/^[[:space:]]*include[[:space:]]*=//p' "$kc_f" | tr ',;' '  ')"`,
+      `  done`,
+      `done`,
+    ].join('\n'),
+
+  parse: (output) => parseTunedProbe(output),
+
+  diff(params, actual, context) {
+    if (!actual.installed) throw new Error(NOT_INSTALLED);
+    if (!params.profile) return [];
+    const names = params.profile.split(' ');
+    if (actual.available.length) {
+      const unknown = names.filter((name) => !actual.available.includes(name));
+      if (unknown.length) throw new Error(`unknown tuned profile ${unknown.map((n) => `'${n}'`).join(', ')}; available: ${actual.available.join(', ')}`);
+    }
+    try {
+      const merged = loadProfiles(names, actual.profileFiles);
+      const uname = `Linux ${context.facts.kernel} ${context.facts.arch}`;
+      conflictWarnings(profileSettings(merged, uname), params.profile, actual.reapplySysctl, context.tasks).forEach((warning) => context.warn(warning));
+    } catch (error) {
+      if (!actual.available.length) throw error;
+      context.warn(`cannot read the files of tuned profile '${params.profile}' (${(error as Error).message}): its settings were not checked against the other tasks`);
+    }
+
+    const changes: Change[] = [];
+    const isRunning = running(actual);
+    if (params.service) {
+      if (!actual.systemd) throw new Error('this host does not run systemd: kvmconf cannot enable or start tuned here; set service: false');
+      if (actual.enabled === 'masked') throw new Error('tuned.service is masked: unmask it (systemctl unmask tuned) if tuned should run');
+      if (actual.enabled === '' || actual.enabled === 'not-found') throw new Error('tuned.service is not known to systemd although tuned-adm is installed: reinstall the tuned package');
+      if (!ENABLED_STATES.has(actual.enabled)) {
+        changes.push({
+          module: 'tuned', target: 'tuned.service', scope: 'persist', before: actual.enabled, after: 'enabled', reason: 'tuned must start at boot to apply its profile',
+          commands: ['systemctl enable tuned', `[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`],
+        });
+      }
+      if (!isRunning) {
+        changes.push({
+          module: 'tuned', target: 'tuned.service', scope: 'runtime', before: actual.activeState || 'inactive', after: 'active',
+          commands: ['systemctl start tuned', `systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`],
+        });
+      }
+    }
+    const switchProfile = profileSwitchCommands(params.profile, actual.postLoaded);
+    const persists = `tuned keeps the profile in ${ACTIVE_PROFILE_FILE} (mode manual) and loads it at every start, so the switch persists`;
+    if (isRunning || params.service) {
+      // A tuned about to be started loads the preset in manual mode, its recommendation in auto mode.
+      const effective = isRunning ? activeProfile(actual) : manual(actual) ? preset(actual) : null;
+      if (effective !== params.profile) {
+        changes.push({
+          module: 'tuned', target: 'profile', scope: 'runtime', before: effective, after: params.profile,
+          reason: actual.active === null && isRunning ? `tuned runs without a profile (tuned-adm off); ${persists}` : persists,
+          commands: switchProfile,
+        });
+      } else if (preset(actual) !== params.profile || !manual(actual)) {
+        changes.push({
+          module: 'tuned', target: ACTIVE_PROFILE_FILE, scope: 'persist', before: `${preset(actual) ?? '(none)'} (${manual(actual) ? 'manual' : 'auto'})`, after: `${params.profile} (manual)`,
+          reason: 'in auto mode tuned picks its recommended profile at every start; selecting the profile again with tuned-adm makes the choice stick',
+          commands: switchProfile,
+        });
+      }
+    } else if (preset(actual) !== params.profile || !manual(actual)) {
+      changes.push({
+        module: 'tuned', target: ACTIVE_PROFILE_FILE, scope: 'persist', before: preset(actual), after: params.profile,
+        reason: 'tuned is not running and service is false: the profile is stored for tuned to load when it starts',
+        commands: [writeFileCommand(ACTIVE_PROFILE_FILE, `${params.profile}\n`, actual.presetFile), writeFileCommand(PROFILE_MODE_FILE, 'manual\n', actual.modeFile)],
+      });
+    }
+    return changes;
+  },
+
+  rules(params, facts) {
+    if (params.service && !facts.systemd) {
+      return [{ severity: 'error', message: 'tuned: service management needs systemd, which this host does not run; set service: false' }];
+    }
+    return [];
+  },
+});
+
+// ---------------------------------------------------------------- conflicts with other tasks
+
+type TaskView = PlanContext['tasks'][number];
+
+function canonical(value: string): string {
+  return value.trim().split(/\s+/).join(' ');
+}
+
+/** Whether tuned's value (with its `>N` / `<N` only-raise / only-lower forms) leaves `ours` alone. */
+function tunedAgrees(tunedValue: string, ours: string): boolean {
+  const modifier = /^([<>])\s*(-?\d+)$/.exec(tunedValue.trim());
+  if (modifier && /^-?\d+$/.test(ours.trim())) {
+    const limit = Number(modifier[2]);
+    return modifier[1] === '>' ? Number(ours) >= limit : Number(ours) <= limit;
+  }
+  return canonical(tunedValue) === canonical(ours);
+}
+
+function sets(setting: ProfileSetting): string {
+  return `tuned profile '${setting.from}' ${setting.conditional ? 'may set (on some CPUs)' : 'sets'}`;
+}
+
+/** vm.nr_hugepages a hugepages task asks for (default-size pool), when its parameters say so. */
+function hugepagesCount(params: Record<string, unknown>): string | null {
+  const settings = params.settings as Record<string, unknown> | undefined;
+  const candidates = [params.nr_hugepages, settings?.['vm.nr_hugepages'], params.size === undefined ? params.count : undefined];
+  const found = candidates.find((value) => typeof value === 'number' || (typeof value === 'string' && /^\d+$/.test(value)));
+  return found === undefined ? null : String(found);
+}
+
+/** One warning per setting the profile and another task of the play both set, differently, with who wins. */
+export function conflictWarnings(settings: ProfileSetting[], profile: string, reapplySysctl: boolean, tasks: readonly TaskView[]): string[] {
+  const warnings: string[] = [];
+  const reapply = reapplySysctl
+    ? 'tuned then re-applies /etc/sysctl.d (reapply_sysctl = 1)'
+    : 'tuned starts after systemd-sysctl and does not re-apply /etc/sysctl.d (reapply_sysctl = 0)';
+  for (const task of tasks) {
+    const params = (task.params ?? {}) as Record<string, unknown>;
+    if (task.module === 'sysctl') {
+      const values = (params.settings ?? {}) as Record<string, string>;
+      const persist = params.persist !== false;
+      for (const setting of settings.filter((s) => s.kind === 'sysctl')) {
+        const ours = values[setting.key];
+        if (ours === undefined || tunedAgrees(setting.value, ours)) continue;
+        const winner = persist && reapplySysctl
+          ? `at boot ${reapply} and ${String(params.file ?? 'the sysctl task file')} sets ${ours} again, so ${ours} wins; kvmconf keeps it at run time too`
+          : `${persist ? reapply : 'the sysctl task does not persist'}, so tuned's ${setting.value} wins at every boot and profile load and kvmconf sets ${ours} back at each run: the two alternate; align them or drop the key from the profile`;
+        warnings.push(`sysctl ${setting.key}: ${sets(setting)} ${setting.value} but task '${task.name}' sets ${ours}; ${winner}`);
+      }
+    } else if (task.module === 'hugepages') {
+      const ours = hugepagesCount(params);
+      const setting = settings.find((s) => s.kind === 'sysctl' && s.key === 'vm.nr_hugepages');
+      if (ours === null || !setting || tunedAgrees(setting.value, ours)) continue;
+      warnings.push(
+        `vm.nr_hugepages: ${sets(setting)} ${setting.value} but task '${task.name}' asks for ${ours}; tuned writes its value whenever it starts or loads the profile, ${reapply}; ` +
+          `kvmconf sets ${ours} back at each run, so the pool shrinks and grows: align them or drop vm.nr_hugepages from the profile`,
+      );
+    } else if (task.module === 'thp' && typeof params.enabled === 'string') {
+      const setting = settings.find((s) => s.kind === 'thp');
+      if (!setting || canonical(setting.value) === params.enabled) continue;
+      const winner = params.persist !== false
+        ? `task '${task.name}' puts transparent_hugepage=${params.enabled} on the kernel command line and tuned leaves THP alone when the command line sets it, so ${params.enabled} wins once the host has rebooted with it; until then tuned sets ${setting.value} whenever it loads the profile`
+        : `tuned sets ${setting.value} at every boot and profile load and kvmconf sets ${params.enabled} back at each run: the two alternate`;
+      warnings.push(`transparent hugepages: ${sets(setting)} ${setting.value} but task '${task.name}' sets ${params.enabled}; ${winner}`);
+    } else if (task.module === 'io_scheduler' && typeof params.scheduler === 'string') {
+      const setting = settings.find((s) => s.kind === 'elevator');
+      const mq = (name: string) => MQ_NAMES[name] ?? name;
+      if (!setting || mq(canonical(setting.value)) === mq(params.scheduler)) continue;
+      warnings.push(
+        `I/O scheduler: ${sets(setting)} elevator=${setting.value} for ${setting.devices === '*' ? 'all disks' : `disks ${setting.devices}`} but task '${task.name}' sets ${params.scheduler} for ${String(params.devices)}; ` +
+          `tuned applies its elevator when it starts (after udev's rules) and when disks appear, so ${setting.value} wins at boot and kvmconf sets ${params.scheduler} back at each run: the two alternate; align them or drop elevator from the profile`,
+      );
+    } else if (task.module === 'kernel_cmdline') {
+      const tokens = (params.tokens ?? []) as string[];
+      const names = new Set([...tokens.map((token) => token.split('=')[0]!), ...((params.absent ?? []) as string[])]);
+      for (const setting of settings.filter((s) => s.kind === 'cmdline' && names.has(s.key))) {
+        if (tokens.includes(setting.value)) continue;
+        const ours = tokens.filter((token) => token.split('=')[0] === setting.key).join(' ') || 'it absent';
+        warnings.push(
+          `kernel command line ${setting.key}: ${sets(setting)} ${setting.value} through its bootloader plugin ($tuned_params, after GRUB_CMDLINE_LINUX) but task '${task.name}' wants ${ours}; the later argument usually wins, which is tuned's: align them`,
+        );
+      }
+    }
+  }
+  return warnings.map((warning) => (warning.includes(profile) ? warning : `${warning} (included by profile ${profile})`));
+}
