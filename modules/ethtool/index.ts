@@ -10,7 +10,7 @@
  * The rule sorts after 80-net-setup-link.rules so that NAME (the predictable name) is
  * set when it is matched; a second line covers interfaces udev does not rename.
  */
-import { defineModule, fileDiff, quote, catFileProbe, parseFileBlock, writeFileCommand, type Change } from '../../src/kit/index.js';
+import { defineModule, fileDiff, catFileProbe, parseFileBlock, writeFileCommand, sh, type Change, type Command } from '../../src/kit/index.js';
 
 /** Interface names (IFNAMSIZ 15) or shell/udev globs over them. */
 export const IFACE_PATTERN = '^[A-Za-z0-9_.*?-]{1,15}$';
@@ -139,12 +139,10 @@ export const ethtool = defineModule<EthtoolParams, EthtoolState>({
 });
 
 /** `ethtool -L`, read back from the device: a driver that grants fewer channels fails the step. */
-function setChannelsCommands(iface: string, combined: number): string[] {
-  const name = quote(iface);
-  const want = quote(String(combined));
+function setChannelsCommands(iface: string, combined: number): Command[] {
   return [
-    `ethtool -L ${name} combined ${want}`,
-    `kc_got=$(ethtool -l ${name} | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2}')`,
-    `[ "$kc_got" = ${want} ] || kc_fail ${quote(`${iface}:combined: asked for ${combined} combined channels, the device has`)} "$kc_got"`,
+    sh`ethtool -L ${iface} combined ${combined}`,
+    sh`kc_got=$(ethtool -l ${iface} | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2}')`,
+    sh`[ "$kc_got" = ${combined} ] || kc_fail ${`${iface}:combined: asked for ${combined} combined channels, the device has`} "$kc_got"`,
   ];
 }

@@ -14,7 +14,7 @@
  * as /etc/fstab lines, identified by mount point, every other line kept byte for byte.
  */
 import {
-  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, type Change, type Diagnostic, type KernelArgs, type HostFacts,
+  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type KernelArgs, type HostFacts, type Command,
 } from '../../src/kit/index.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from '../lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from '../lib/tmpfiles.js';
@@ -167,7 +167,7 @@ function poolProblems(pools: Pool[], defaultKiB: number | null): string[] {
  * keeps more, for pages in use) fails with both numbers. `root` prefixes the sysfs
  * paths so the logic can run against a fake tree.
  */
-export function poolCommands(pool: { sizeKiB: number; node: number | null; count: number }, current: number, root = ''): string[] {
+export function poolCommands(pool: { sizeKiB: number; node: number | null; count: number }, current: number, root = ''): Command[] {
   const dir = poolDir(pool, root);
   const size = formatSize(pool.sizeKiB);
   const label = `${size} pool${pool.node === null ? '' : ` on node${pool.node}`}`;
@@ -179,23 +179,23 @@ export function poolCommands(pool: { sizeKiB: number; node: number | null; count
         : ` (not enough free contiguous memory${pool.node === null ? '' : ` on node${pool.node}`}; free some or allocate at boot)`;
   // A pool that could not grow is set back: the pages the kernel did grant would otherwise
   // stay reserved, starving the host of memory that nobody asked for.
-  const setBack = pool.count > current ? `kc_write_value ${quote(`${dir}/nr_hugepages`)} ${current}; ` : '';
+  const setBack = inline(pool.count > current ? sh`kc_write_value ${`${dir}/nr_hugepages`} ${current}; ` : shellCode``);
   const note = pool.count > current ? `${hint}; the pool was set back to ${current}` : hint;
   return [
-    `kc_write_value ${quote(`${dir}/nr_hugepages`)} ${pool.count}`,
-    `kc_got=$(( $(cat ${quote(`${dir}/nr_hugepages`)}) - $(cat ${quote(`${dir}/surplus_hugepages`)}) ))`,
-    `[ "$kc_got" -eq ${pool.count} ] || { ${setBack}kc_fail ${quote(`${label}: asked ${pool.count}, granted`)} "$kc_got"${quote(note)}; }`,
+    sh`kc_write_value ${`${dir}/nr_hugepages`} ${pool.count}`,
+    sh`kc_got=$(( $(cat ${`${dir}/nr_hugepages`}) - $(cat ${`${dir}/surplus_hugepages`}) ))`,
+    sh`[ "$kc_got" -eq ${pool.count} ] || { ${setBack}kc_fail ${`${label}: asked ${pool.count}, granted`} "$kc_got"${note}; }`,
   ];
 }
 
 // ---------------------------------------------------------------- mounts
 
-export function mountCommands(mount: HugepageMount): string[] {
-  const path = quote(mount.path);
+export function mountCommands(mount: HugepageMount): Command[] {
+  const path = mount.path;
   return [
-    `mkdir -p ${path}`,
-    `mount -t hugetlbfs -o ${quote(`pagesize=${formatSize(mount.sizeKiB)}`)} none ${path}`,
-    `awk -v p=${path} '$2 == p && $3 == "hugetlbfs" {found = 1} END {exit !found}' /proc/mounts || kc_fail ${quote(`${mount.path}: no hugetlbfs mount there after mounting`)}`,
+    sh`mkdir -p ${path}`,
+    sh`mount -t hugetlbfs -o ${`pagesize=${formatSize(mount.sizeKiB)}`} none ${path}`,
+    sh`awk -v p=${path} '$2 == p && $3 == "hugetlbfs" {found = 1} END {exit !found}' /proc/mounts || kc_fail ${`${mount.path}: no hugetlbfs mount there after mounting`}`,
   ];
 }
 
@@ -214,9 +214,9 @@ function wantedFstab(params: HugepagesParams): WantedMount[] {
  * The /etc/fstab edit (atomic, backed up, guarded by the content it was planned from),
  * then a systemd daemon-reload so the mount units follow. `path` is overridable for tests.
  */
-export function fstabCommands(params: HugepagesParams, current: string | null, path = FSTAB): string[] {
+export function fstabCommands(params: HugepagesParams, current: string | null, path = FSTAB): Command[] {
   const edit = editFstab(current, wantedFstab(params), samePagesize);
-  return [writeFileCommand(path, edit.content, current), 'if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi'];
+  return [writeFileCommand(path, edit.content, current), shellCode`if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi`];
 }
 
 // ---------------------------------------------------------------- persistence

@@ -3,7 +3,7 @@
  * pattern. Live through /sys/block/DEV/queue/scheduler; persisted by a udev rule file
  * the task owns, because multi-queue kernels (5.0+) ignore `elevator=` on the command line.
  */
-import { defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change } from '../../src/kit/index.js';
+import { defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, type Change, type Command } from '../../src/kit/index.js';
 
 export const DEVICE_PATTERN = '^[a-z0-9*?\\[\\]-]+$';
 export const SCHEDULERS = ['none', 'mq-deadline', 'kyber', 'bfq', 'noop', 'deadline', 'cfq'] as const;
@@ -108,11 +108,10 @@ export function renderRule(pattern: string, scheduler: string): string {
 }
 
 /** Reloads udev's rules when udevd runs; in a container without it the rule waits for the next boot. */
-export const RELOAD_COMMAND =
-  "if command -v udevadm >/dev/null 2>&1 && [ -S /run/udev/control ]; then udevadm control --reload-rules; else echo 'kvmconf: udevd is not running here; the rule applies from the next boot'; fi";
+export const RELOAD_COMMAND = shellCode`if command -v udevadm >/dev/null 2>&1 && [ -S /run/udev/control ]; then udevadm control --reload-rules; else echo 'kvmconf: udevd is not running here; the rule applies from the next boot'; fi`;
 
 /** Atomic write of the owned rule file (guarded by the content the plan saw), then a reload of udev's rules. */
-export function ruleCommands(path: string, content: string, previous: string | null): string[] {
+export function ruleCommands(path: string, content: string, previous: string | null): Command[] {
   return [writeFileCommand(path, content, previous), RELOAD_COMMAND];
 }
 
@@ -206,7 +205,7 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
       changes.push({
         module: 'io_scheduler', target: devicePath(device.name), scope: 'runtime', before: device.selected, after: wanted,
         ...(reasons.length ? { reason: reasons.join('; ') } : {}),
-        commands: [`kc_set_choice ${quote(devicePath(device.name))} ${quote(wanted)}`],
+        commands: [sh`kc_set_choice ${devicePath(device.name)} ${wanted}`],
       });
     }
     if (params.persist) {

@@ -5,7 +5,8 @@
  * for a reboot. The engine merges every module's kernelArgs() into this one task.
  */
 import {
-  defineModule, fileDiff, osFamily, InputError, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type KernelArgs,
+  defineModule, fileDiff, osFamily, InputError, sh, shellCode, inline, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type Command,
+  type KernelArgs,
 } from '../../src/kit/index.js';
 import { editCmdline, effectiveValue, findAssignments, managedSubsequence, simpleSetting, tokenName, tokenizeCmdline } from '../lib/grub.js';
 
@@ -24,7 +25,7 @@ export type BootToolKind = 'update-grub' | 'grub-mkconfig' | 'grub2-mkconfig' | 
 export interface BootTool {
   kind: BootToolKind;
   /** The regeneration command, without the grubby arguments. */
-  command: string | null;
+  command: Command | null;
   /** The generated grub.cfg, when the tool writes one. */
   cfgPath: string | null;
 }
@@ -88,7 +89,7 @@ export function chooseBootTool(state: KernelCmdlineState): BootTool {
   const has = (tool: string) => state.tools.includes(tool);
   const blsEnabled = state.grub !== null && simpleSetting(state.grub, 'GRUB_ENABLE_BLSCFG') === 'true';
   if (family === 'rhel' || (family === 'other' && !has('update-grub'))) {
-    if (state.blsDir && blsEnabled && has('grubby')) return { kind: 'grubby', command: 'grubby', cfgPath: null };
+    if (state.blsDir && blsEnabled && has('grubby')) return { kind: 'grubby', command: shellCode`grubby`, cfgPath: null };
     if (has('grub2-mkconfig')) {
       let cfgPath = '/boot/grub2/grub.cfg';
       if (state.efi) {
@@ -99,12 +100,12 @@ export function chooseBootTool(state: KernelCmdlineState): BootTool {
         if (full.length) cfgPath = (full.find((cfg) => cfg.path === `/boot/efi/EFI/${vendor}/grub.cfg`) ?? full[0]!).path;
         else if (!stubbed) cfgPath = `/boot/efi/EFI/${vendor}/grub.cfg`;
       }
-      return { kind: 'grub2-mkconfig', command: `grub2-mkconfig -o ${quote(cfgPath)}`, cfgPath };
+      return { kind: 'grub2-mkconfig', command: sh`grub2-mkconfig -o ${cfgPath}`, cfgPath };
     }
   }
-  if (family === 'suse' && has('grub2-mkconfig')) return { kind: 'grub2-mkconfig', command: 'grub2-mkconfig -o /boot/grub2/grub.cfg', cfgPath: '/boot/grub2/grub.cfg' };
-  if (has('update-grub')) return { kind: 'update-grub', command: 'update-grub', cfgPath: '/boot/grub/grub.cfg' };
-  if (has('grub-mkconfig')) return { kind: 'grub-mkconfig', command: 'grub-mkconfig -o /boot/grub/grub.cfg', cfgPath: '/boot/grub/grub.cfg' };
+  if (family === 'suse' && has('grub2-mkconfig')) return { kind: 'grub2-mkconfig', command: shellCode`grub2-mkconfig -o /boot/grub2/grub.cfg`, cfgPath: '/boot/grub2/grub.cfg' };
+  if (has('update-grub')) return { kind: 'update-grub', command: shellCode`update-grub`, cfgPath: '/boot/grub/grub.cfg' };
+  if (has('grub-mkconfig')) return { kind: 'grub-mkconfig', command: shellCode`grub-mkconfig -o /boot/grub/grub.cfg`, cfgPath: '/boot/grub/grub.cfg' };
   return { kind: 'none', command: null, cfgPath: null };
 }
 
@@ -233,16 +234,15 @@ function distinct(lists: string[][]): string | null {
 }
 
 /** Atomic write of the edited grub file (guarded by the content it was planned from), then regeneration. */
-export function grubFileCommands(path: string, content: string, previous: string | null, regenerate: string | null): string[] {
+export function grubFileCommands(path: string, content: string, previous: string | null, regenerate: Command | null): Command[] {
   const write = writeFileCommand(path, content, previous);
   return regenerate ? [write, regenerate] : [write];
 }
 
-function grubbyCommand(plan: Plan): string {
-  const parts = ['grubby', '--update-kernel=ALL'];
-  if (plan.blsPresent.length) parts.push(`--remove-args=${quote(plan.blsPresent.join(' '))}`);
-  if (plan.desired.length) parts.push(`--args=${quote(plan.desired.join(' '))}`);
-  return parts.join(' ');
+function grubbyCommand(plan: Plan): Command {
+  const remove = plan.blsPresent.length ? sh` --remove-args=${plan.blsPresent.join(' ')}` : shellCode``;
+  const args = plan.desired.length ? sh` --args=${plan.desired.join(' ')}` : shellCode``;
+  return sh`grubby --update-kernel=ALL${inline(remove)}${inline(args)}`;
 }
 
 export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineState>({

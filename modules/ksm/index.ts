@@ -8,7 +8,7 @@
  * EBUSY otherwise), so its command unmerges first, waits for pages_shared to read 0,
  * writes the value, and sets run back.
  */
-import { defineModule, quote, READ_FN, type Change, type Diagnostic } from '../../src/kit/index.js';
+import { defineModule, READ_FN, sh, inline, type Change, type Diagnostic, type Command } from '../../src/kit/index.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe } from '../lib/tmpfiles.js';
 import { tmpfilesChange } from '../lib/tmpfiles-values.js';
 import { parseUnitProbe, planUnit, unitProbe, type UnitsState } from '../lib/systemd.js';
@@ -59,23 +59,22 @@ function runMet(wanted: KsmRun, live: string | undefined): boolean {
  * (the wanted run value, or the saved one when null) and read it back.
  * `root` prefixes every path so the logic can run against a fake sysfs tree.
  */
-export function mergeAcrossNodesCommands(value: '0' | '1', restore: string | null, root = '', timeout = UNMERGE_TIMEOUT_SECONDS): string[] {
-  const file = (name: string) => quote(`${root}${KSM_DIR}/${name}`);
-  const restoreRun = `kc_write_value ${file('run')} "$kc_run"`;
+export function mergeAcrossNodesCommands(value: '0' | '1', restore: string | null, root = '', timeout = UNMERGE_TIMEOUT_SECONDS): Command[] {
+  const file = (name: string) => `${root}${KSM_DIR}/${name}`;
+  const restoreRun = inline(sh`kc_write_value ${file('run')} "$kc_run"`);
+  const failUnmerged = `pages after ${timeout} s of unmerging (run=2), so merge_across_nodes cannot change; run set back to`;
   return [
-    `kc_run=$(cat ${file('run')})`,
-    `kc_write_value ${file('run')} 2`,
-    `kc_i=0; while [ "$(cat ${file('pages_shared')})" != 0 ]; do if [ "$kc_i" -ge ${timeout} ]; then ${restoreRun}; ` +
-      `kc_fail ${quote(`KSM still shares`)} "$(cat ${file('pages_shared')})" ${quote(`pages after ${timeout} s of unmerging (run=2), so merge_across_nodes cannot change; run set back to`)} "$kc_run"; fi; ` +
-      `sleep 1; kc_i=$((kc_i + 1)); done`,
-    `if ! (kc_set_value ${file('merge_across_nodes')} ${value}); then ${restoreRun}; kc_fail ${quote('merge_across_nodes was not changed; run set back to')} "$kc_run"; fi`,
-    `kc_set_value ${file('run')} ${restore === null ? '"$kc_run"' : restore}`,
+    sh`kc_run=$(cat ${file('run')})`,
+    sh`kc_write_value ${file('run')} 2`,
+    sh`kc_i=0; while [ "$(cat ${file('pages_shared')})" != 0 ]; do if [ "$kc_i" -ge ${timeout} ]; then ${restoreRun}; kc_fail ${'KSM still shares'} "$(cat ${file('pages_shared')})" ${failUnmerged} "$kc_run"; fi; sleep 1; kc_i=$((kc_i + 1)); done`,
+    sh`if ! (kc_set_value ${file('merge_across_nodes')} ${value}); then ${restoreRun}; kc_fail ${'merge_across_nodes was not changed; run set back to'} "$kc_run"; fi`,
+    restore === null ? sh`kc_set_value ${file('run')} "$kc_run"` : sh`kc_set_value ${file('run')} ${restore}`,
   ];
 }
 
 /** Write a run value and read it back; 2 unmerges every shared page before the write returns. */
-export function runCommand(run: KsmRun, root = ''): string {
-  return `kc_set_value ${quote(`${root}${KSM_DIR}/run`)} ${RUN_VALUE[run]}`;
+export function runCommand(run: KsmRun, root = ''): Command {
+  return sh`kc_set_value ${`${root}${KSM_DIR}/run`} ${RUN_VALUE[run]}`;
 }
 
 /** The boot-time file: merge_across_nodes first (it must be written while nothing is merged), run last. */

@@ -4,7 +4,7 @@
  * canonically, and the boot-time load order is read so a later file that overrides
  * ours is reported instead of silently winning at the next boot.
  */
-import { quote, catFileProbe, parseFileBlock, writeFileCommand } from '../../src/kit/index.js';
+import { quote, sh, catFileProbe, parseFileBlock, writeFileCommand, type Command } from '../../src/kit/index.js';
 
 /** Directories systemd-sysctl reads, highest priority first for files of the same name. */
 const SYSCTL_DIRS = ['/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d'];
@@ -124,11 +124,11 @@ export function settingsSummary(content: string | null): string | null {
 }
 
 /** Runtime write with read-back: a kernel that grants less (nr_hugepages) fails the step. */
-export function setSysctlCommand(key: string, value: string): string {
-  return `kc_set_value ${quote(sysctlPath(key))} ${quote(value)}`;
+export function setSysctlCommand(key: string, value: string): Command {
+  return sh`kc_set_value ${sysctlPath(key)} ${value}`;
 }
 
-export function writeSysctlFileCommand(file: string, content: string, previous: string | null): string {
+export function writeSysctlFileCommand(file: string, content: string, previous: string | null): Command {
   return writeFileCommand(file, content, previous);
 }
 

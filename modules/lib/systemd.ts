@@ -4,7 +4,7 @@
  * turns "enabled/started" wishes into changes, and commands that read the result back
  * through `systemctl is-enabled` / `systemctl is-active`.
  */
-import { quote, type Change } from '../../src/kit/index.js';
+import { inline, quote, sh, type Change, type Command } from '../../src/kit/index.js';
 
 /** Unit type suffixes systemd knows; a name without one is a service. */
 export const UNIT_TYPES = ['service', 'socket', 'device', 'mount', 'automount', 'swap', 'target', 'path', 'timer', 'slice', 'scope'];
@@ -141,22 +141,22 @@ export function planUnit(module: string, name: string, wish: UnitWish, state: Un
 }
 
 /** Commands for a change planUnit made: act, then read the state back from systemd. */
-export function unitCommands(change: Change): string[] {
-  const unit = quote(change.target);
-  const failure = (asked: string) => `kc_fail ${quote(`${change.target}: asked ${asked}, systemd reports`)} "$kc_got"`;
+export function unitCommands(change: Change): Command[] {
+  const unit = change.target;
+  const failure = (asked: string) => inline(sh`kc_fail ${`${unit}: asked ${asked}, systemd reports`} "$kc_got"`);
   if (change.scope === 'runtime' && change.after === 'started') {
-    return [`systemctl start ${unit}`, `kc_got=$(systemctl is-active ${unit}) || true`, `[ "$kc_got" = active ] || ${failure('started')}`];
+    return [sh`systemctl start ${unit}`, sh`kc_got=$(systemctl is-active ${unit}) || true`, sh`[ "$kc_got" = active ] || ${failure('started')}`];
   }
   if (change.scope === 'runtime') {
-    return [`systemctl stop ${unit}`, `kc_got=$(systemctl is-active ${unit}) || true`, `[ "$kc_got" = inactive ] || [ "$kc_got" = failed ] || ${failure('stopped')}`];
+    return [sh`systemctl stop ${unit}`, sh`kc_got=$(systemctl is-active ${unit}) || true`, sh`[ "$kc_got" = inactive ] || [ "$kc_got" = failed ] || ${failure('stopped')}`];
   }
   if (change.after === 'enabled') {
-    return [`systemctl enable ${unit}`, `kc_got=$(systemctl is-enabled ${unit}) || true`, `[ "$kc_got" = enabled ] || ${failure('enabled')}`];
+    return [sh`systemctl enable ${unit}`, sh`kc_got=$(systemctl is-enabled ${unit}) || true`, sh`[ "$kc_got" = enabled ] || ${failure('enabled')}`];
   }
-  const runtime = change.before === 'enabled-runtime' ? ' --runtime' : '';
+  const disable = change.before === 'enabled-runtime' ? sh`systemctl disable --runtime ${unit}` : sh`systemctl disable ${unit}`;
   return [
-    `systemctl disable${runtime} ${unit}`,
-    `kc_got=$(systemctl is-enabled ${unit}) || true`,
-    `[ "$kc_got" != enabled ] && [ "$kc_got" != enabled-runtime ] || ${failure('disabled')}`,
+    disable,
+    sh`kc_got=$(systemctl is-enabled ${unit}) || true`,
+    sh`[ "$kc_got" != enabled ] && [ "$kc_got" != enabled-runtime ] || ${failure('disabled')}`,
   ];
 }

@@ -3,7 +3,7 @@
  * hugepage pools): a tmpfiles.d file the task owns, whose `w` lines systemd-tmpfiles
  * writes early at every boot.
  */
-import { catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand } from '../../src/kit/index.js';
+import { catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, type Command } from '../../src/kit/index.js';
 
 export interface SysfsWrite {
   path: string;
@@ -23,7 +23,7 @@ export const tmpfilesProbe = catFileProbe;
 export const parseTmpfiles = parseFileBlock;
 
 /** Write the file, or remove it when nothing needs persisting; undefined when already right. */
-export function tmpfilesCommand(path: string, desired: string | null, current: string | null): string | undefined {
+export function tmpfilesCommand(path: string, desired: string | null, current: string | null): Command | undefined {
   if (desired === current) return undefined;
   return desired === null ? removeFileCommand(path, current) : writeFileCommand(path, desired, current);
 }

@@ -3,7 +3,7 @@
  * Only stated settings become leaves: everything else in the domain is left alone.
  */
 import type { Element } from '@xmldom/xmldom';
-import { quote } from '../../src/kit/index.js';
+import { inline, sh, shellCode, words } from '../../src/kit/index.js';
 import { childElements, ensurePath, findPath, firstChild, removeElement, insertChild, toKiB, xpathOf, type Step } from './domain-xml.js';
 import { ABSENT, attrLeaf, canonCpus, fieldOp, presenceLeaf, removeAt, textLeaf, type Leaf, type LiveOp, type LiveTools, type LiveView } from './leaves.js';
 import { IOTUNE_KEYS, MEMTUNE_KEYS, type MemtuneKey, type CacheTune, type CacheType, type DomainParams, type InterfaceMatch } from './params.js';
@@ -35,8 +35,8 @@ function currentLeaf(current: number, count: number | undefined): Leaf {
       Number(want) < Number(live) ? 'libvirt removes vCPUs from a running guest only by ACPI hot-unplug, which the guest must complete; the guest takes the lower count when it starts'
         : Number(want) > maxOf(view.root) ? `the running domain's maximum is ${maxOf(view.root)} vCPUs; the guest takes ${want} when it starts` : undefined,
     commands: (virsh, domain, want) => [
-      `${virsh} setvcpus --domain ${quote(domain)} --count ${quote(want)} --live </dev/null`,
-      `kc_lv_check ${quote(`${domain} vCPUs`)} ${quote(want)} "$(${virsh} vcpucount --domain ${quote(domain)} --live --active </dev/null | tr -d ' ')"`,
+      sh`${virsh} setvcpus --domain ${domain} --count ${want} --live </dev/null`,
+      sh`kc_lv_check ${`${domain} vCPUs`} ${want} "$(${virsh} vcpucount --domain ${domain} --live --active </dev/null | tr -d ' ')"`,
     ],
   };
   return {
@@ -56,12 +56,12 @@ function currentLeaf(current: number, count: number | undefined): Leaf {
 function pinOp(vcpu: string | null): LiveOp {
   const tool = vcpu === null ? 'emulatorpin' : 'vcpupin';
   const select = vcpu === null ? [] : ['--vcpu', vcpu];
-  const filter = vcpu === null ? `awk '$1 == "*:" {print $2}'` : `awk -v v=${quote(vcpu)} '{sub(/:$/, "", $1)} $1 == v {print $2}'`;
+  const filter = inline(vcpu === null ? shellCode`awk '$1 == "*:" {print $2}'` : sh`awk -v v=${vcpu} '{sub(/:$/, "", $1)} $1 == v {print $2}'`);
   return {
     read: (tools) => (vcpu === null ? tools.emulatorpin ?? undefined : tools.vcpupin[vcpu]),
     commands: (virsh, domain, want) => [
-      `${virsh} ${tool} --domain ${quote(domain)} ${[...select, '--cpulist', want].map(quote).join(' ')} --live </dev/null`,
-      `kc_lv_check ${quote(`${domain} ${vcpu === null ? 'emulator' : `vCPU ${vcpu}`} pinning`)} ${quote(want)} "$(${virsh} ${tool} --domain ${quote(domain)} ${select.map(quote).join(' ')} --live </dev/null | ${filter})"`,
+      sh`${virsh} ${tool} --domain ${domain} ${words([...select, '--cpulist', want])} --live </dev/null`,
+      sh`kc_lv_check ${`${domain} ${vcpu === null ? 'emulator' : `vCPU ${vcpu}`} pinning`} ${want} "$(${virsh} ${tool} --domain ${domain} ${words(select)} --live </dev/null | ${filter})"`,
     ],
   };
 }
@@ -186,7 +186,7 @@ function numatuneLeaves(params: DomainParams, inactive: Element, live: Element |
       blocked: (current, _want, view) => (!livePolicy(view.root) && tune.nodeset ? undefined : `libvirt cannot change the memory mode of a running domain (it runs in ${current} mode); the guest takes it when it starts`),
       note: () => 'set live together with numatune.nodeset (one virsh numatune call)',
       // The nodeset step set the mode: read it back.
-      commands: (virsh, domain, want) => [`kc_lv_check ${quote(`${domain} numatune numa_mode`)} ${quote(want)} "$(${virsh} numatune --domain ${quote(domain)} --live </dev/null | kc_lv_field numa_mode)"`],
+      commands: (virsh, domain, want) => [sh`kc_lv_check ${`${domain} numatune numa_mode`} ${want} "$(${virsh} numatune --domain ${domain} --live </dev/null | kc_lv_field numa_mode)"`],
     };
     leaves.push(attrLeaf({ key: 'numatune.mode', steps: MEMORY_POLICY, attr: 'mode', dflt: 'strict', want: tune.mode, live: op }));
   }
@@ -418,8 +418,8 @@ function blkioLeaves(params: DomainParams): Leaf[] {
     const live: LiveOp = {
       read: (tools) => (tools.blkiotune.device_weight === undefined ? undefined : parseDeviceWeights(tools.blkiotune.device_weight)[device.path] ?? ABSENT),
       commands: (virsh, domain, want) => [
-        `${virsh} blkiotune --domain ${quote(domain)} --device-weights ${quote(`${device.path},${want}`)} --live </dev/null`,
-        `kc_lv_check ${quote(`${domain} blkiotune ${device.path}`)} ${quote(`${device.path},${want}`)} "$(${virsh} blkiotune --domain ${quote(domain)} --live </dev/null | kc_lv_field device_weight | tr ',' '\\n' | paste -d, - - | grep -F -x -- ${quote(`${device.path},${want}`)})"`,
+        sh`${virsh} blkiotune --domain ${domain} --device-weights ${`${device.path},${want}`} --live </dev/null`,
+        sh`kc_lv_check ${`${domain} blkiotune ${device.path}`} ${`${device.path},${want}`} "$(${virsh} blkiotune --domain ${domain} --live </dev/null | kc_lv_field device_weight | tr ',' '\\n' | paste -d, - - | grep -F -x -- ${`${device.path},${want}`})"`,
       ],
     };
     leaves.push(textLeaf({ key: `blkiotune.device[${device.path}]`, steps, dflt: ABSENT, want: String(device.weight), live }));

@@ -6,7 +6,7 @@
  * Comparing leaves (never whole documents) is what keeps a second run at zero changes.
  */
 import type { Element } from '@xmldom/xmldom';
-import { formatCpuList, parseCpuList, quote } from '../../src/kit/index.js';
+import { formatCpuList, parseCpuList, quote, inline, sh, shellCode, words, type Command, type Verbatim } from '../../src/kit/index.js';
 import { ensurePath, findPath, pruneUp, removeElement, setText, textOf, toKiB, xpathOf, type Step } from './domain-xml.js';
 
 /** The canonical value of a setting that is not in the XML (shown as null); never a real libvirt value. */
@@ -47,7 +47,7 @@ export interface LiveOp {
   /** How a live change is made when that is not the plain setter (shown as the change's reason). */
   note?(live: string, want: string, view: LiveView): string | undefined;
   /** Commands (virsh ... --live, then a read-back) for a domain. */
-  commands(virsh: string, domain: string, want: string): string[];
+  commands(virsh: Verbatim, domain: string, want: string): Command[];
 }
 
 export interface Leaf {
@@ -149,18 +149,19 @@ export function presenceLeaf(key: string, steps: Step[], want: boolean): Leaf {
 }
 
 /** Shell functions the libvirt commands use; kc_fail comes from the remote library. */
-export const LV_LIB = String.raw`kc_lv_field() { awk -v k="$1" '{ i = index($0, ":"); if (i) { n = substr($0, 1, i - 1); v = substr($0, i + 1); gsub(/^[ \t]+|[ \t]+$/, "", n); gsub(/^[ \t]+|[ \t]+$/, "", v); if (n == k) print v } }'; }
-kc_lv_check() { [ "$3" = "$2" ] || kc_fail "$1: asked for '$2', libvirt has '\${3:-nothing}'"; }`.replace('\\${', '${');
+export const LV_LIB = shellCode`kc_lv_field() { awk -v k="$1" '{ i = index($0, ":"); if (i) { n = substr($0, 1, i - 1); v = substr($0, i + 1); gsub(/^[ \\t]+|[ \\t]+$/, "", n); gsub(/^[ \\t]+|[ \\t]+$/, "", v); if (n == k) print v } }'; }
+kc_lv_check() { [ "$3" = "$2" ] || kc_fail "$1: asked for '$2', libvirt has '\${3:-nothing}'"; }`;
 
 /** A live op for "name : value" tools: set with `virsh TOOL --domain D ARGS --live`, read back FIELD. */
 export function fieldOp(tool: string, field: string, args: (want: string) => string[], read: (tools: LiveTools) => string | undefined, blocked?: LiveOp['blocked'], readArgs: string[] = []): LiveOp {
   const select = readArgs.map((arg) => ` ${quote(arg)}`).join('');
+  const selected = inline(readArgs.length ? sh` ${words(readArgs)}` : shellCode``);
   return {
     read,
     ...(blocked ? { blocked } : {}),
     commands: (virsh, domain, want) => [
-      `${virsh} ${tool} --domain ${quote(domain)} ${args(want).map(quote).join(' ')} --live </dev/null`,
-      `kc_lv_check ${quote(`${domain} ${tool}${select} ${field}`)} ${quote(want)} "$(${virsh} ${tool} --domain ${quote(domain)}${select} --live </dev/null | kc_lv_field ${quote(field)})"`,
+      sh`${virsh} ${tool} --domain ${domain} ${words(args(want))} --live </dev/null`,
+      sh`kc_lv_check ${`${domain} ${tool}${select} ${field}`} ${want} "$(${virsh} ${tool} --domain ${domain}${selected} --live </dev/null | kc_lv_field ${field})"`,
     ],
   };
 }

@@ -5,7 +5,7 @@
  * `restart` change when the task allows it) for what only a guest start applies.
  */
 import type { Element } from '@xmldom/xmldom';
-import { contentSha, quote, type Change } from '../../src/kit/index.js';
+import { contentSha, inline, sh, shellCode, type Change, type Command } from '../../src/kit/index.js';
 import { findPath, parseXml, reformat, serializeXml, textOf } from './domain-xml.js';
 import { ABSENT, LV_LIB, type Leaf, type LiveTools } from './leaves.js';
 import { buildLeaves } from './leafset.js';
@@ -78,7 +78,7 @@ function liveChanges(params: DomainParams, domain: DomainActual, leaves: Leaf[],
   const tools = liveTools(domain.tools);
   const runtime: Change[] = [];
   const waiting: Change[] = [];
-  const virsh = `virsh -c ${quote(params.uri)}`;
+  const virsh = inline(sh`virsh -c ${params.uri}`);
   for (const leaf of leaves) {
     const current = liveValue(leaf, tools, live, persistTouched);
     if (current === leaf.want) continue;
@@ -98,7 +98,7 @@ function liveChanges(params: DomainParams, domain: DomainActual, leaves: Leaf[],
   return [...runtime, {
     module: MODULE, target: targetOf(domain.name, 'restart'), scope: 'runtime', before: 'running', after: 'restarted',
     reason: `graceful shutdown and start to apply ${keys.join(', ')}${how}`,
-    commands: [DOMAIN_LIB, sameInstance(params, domain.name, live), `kc_lv_restart ${quote(params.uri)} ${quote(domain.name)} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`],
+    commands: [DOMAIN_LIB, sameInstance(params, domain.name, live), sh`kc_lv_restart ${params.uri} ${domain.name} ${params.restart_timeout} ${params.force_restart ? 1 : 0}`],
   }];
 }
 
@@ -114,7 +114,7 @@ export function planDomain(params: DomainParams, domain: DomainActual): Change[]
 }
 
 /** Shell functions for defining, reading back and restarting domains. */
-export const DOMAIN_LIB = `${LV_LIB}
+export const DOMAIN_LIB = sh`${inline(LV_LIB)}
 kc_lv_define() {
   kc_now=$(virsh -c "$1" dumpxml --inactive --domain "$2" </dev/null) || kc_fail "$2: cannot read its persistent config"
   [ "$(printf '%s' "$kc_now" | sha256sum | cut -d' ' -f1)" = "$3" ] || kc_fail "$2: its config changed since it was read; re-run to plan against the new one"
@@ -145,16 +145,16 @@ kc_lv_restart() {
   [ "$(virsh -c "$1" domstate --domain "$2" </dev/null)" = running ] || kc_fail "$2 is not running after start"
 }`;
 
-function persistCommands(params: DomainParams, domain: DomainActual, xml: string, leaves: Leaf[]): string[] {
-  const uri = quote(params.uri);
-  const name = quote(domain.name);
-  const checks = leaves.flatMap((leaf) => leaf.checks).map((c) => `  kc_lv_xp ${uri} ${name} ${quote(c.xpath)} ${quote(c.want)} ${quote(c.dflt)}`);
+function persistCommands(params: DomainParams, domain: DomainActual, xml: string, leaves: Leaf[]): Command[] {
+  const { uri } = params;
+  const { name } = domain;
+  const checks = leaves.flatMap((leaf) => leaf.checks).map((c) => sh`  kc_lv_xp ${uri} ${name} ${c.xpath} ${c.want} ${c.dflt}`);
   return [
     DOMAIN_LIB,
-    `kc_lv_define ${uri} ${name} ${quote(contentSha(domain.inactive))} ${quote(xml)}`,
-    `if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then`,
-    ...(checks.length ? checks : ['  :']),
-    `else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
+    sh`kc_lv_define ${uri} ${name} ${contentSha(domain.inactive)} ${xml}`,
+    shellCode`if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then`,
+    ...(checks.length ? checks : [shellCode`  :`]),
+    shellCode`else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
   ];
 }
 
@@ -162,9 +162,9 @@ function persistCommands(params: DomainParams, domain: DomainActual, xml: string
  * The guard of a live step: the domain still runs as the instance that was read (same
  * uuid, same domain id), as the sha256 guard does for the persistent config.
  */
-function sameInstance(params: DomainParams, name: string, live: Element): string {
+function sameInstance(params: DomainParams, name: string, live: Element): Command {
   const uuid = textOf(findPath(live, [{ name: 'uuid' }])) ?? '';
   const id = live.getAttribute('id') ?? '';
   if (!/^[0-9a-f-]{36}$/.test(uuid) || !/^[0-9]+$/.test(id)) throw new Error(`${name}: the live XML has no uuid or domain id to guard the live changes with`);
-  return `kc_lv_same ${quote(params.uri)} ${quote(name)} ${uuid} ${id}`;
+  return sh`kc_lv_same ${params.uri} ${name} ${uuid} ${id}`;
 }

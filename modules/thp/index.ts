@@ -4,7 +4,7 @@
  * the engine merges into the play's one kernel_cmdline edit; `defrag` has no boot
  * parameter and persists through a tmpfiles.d entry.
  */
-import { defineModule, fileDiff, quote, READ_FN, type Change } from '../../src/kit/index.js';
+import { defineModule, fileDiff, READ_FN, sh, type Change } from '../../src/kit/index.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from '../lib/tmpfiles.js';
 
 const THP_DIR = '/sys/kernel/mm/transparent_hugepage';
@@ -85,7 +85,7 @@ export const thp = defineModule<ThpParams, ThpState>({
       if (!current) throw new Error(`${THP_DIR}/${setting} is missing: this kernel has no transparent hugepage support`);
       if (!current.available.includes(wanted)) throw new Error(`${setting}=${wanted} is not offered by this kernel (choices: ${current.available.join(', ')})`);
       if (current.selected !== wanted) {
-        const commands = [`kc_set_choice ${quote(`${THP_DIR}/${setting}`)} ${quote(wanted)}`];
+        const commands = [sh`kc_set_choice ${`${THP_DIR}/${setting}`} ${wanted}`];
         changes.push({ module: 'thp', target: setting, scope: 'runtime', before: current.selected, after: wanted, commands });
       }
     }

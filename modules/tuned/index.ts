@@ -4,7 +4,7 @@
  * profile switch persists. The profile's own sysctl, THP, elevator and kernel-argument
  * settings are read so that a fight with another task of the play is reported, not repeated.
  */
-import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext } from '../../src/kit/index.js';
+import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, words, type Change, type PlanContext, type Command } from '../../src/kit/index.js';
 import { TUNED_PROFILE_DIRS, loadProfiles, profileSettings, type ProfileSetting } from './profile.js';
 import { MQ_NAMES } from '../io_scheduler/index.js';
 
@@ -95,17 +95,17 @@ export function parseTunedProbe(output: string): TunedState {
   return state;
 }
 
-function tunedAdmProfile(names: string[]): string {
-  return `tuned-adm profile ${names.map(quote).join(' ')}`;
+function tunedAdmProfile(names: string[]): Command {
+  return sh`tuned-adm profile ${words(names)}`;
 }
 
 /** `tuned-adm profile` and a read-back of what the daemon then reports. */
-export function profileSwitchCommands(profile: string, postLoaded: string | null): string[] {
+export function profileSwitchCommands(profile: string, postLoaded: string | null): Command[] {
   const expected = postLoaded ? `${profile} ${postLoaded}` : profile;
   return [
     tunedAdmProfile(profile.split(' ')),
-    `kc_got=$(tuned-adm active 2>/dev/null | sed -n 's/^Current active profile: //p')`,
-    `[ "$kc_got" = ${quote(expected)} ] || kc_fail "tuned-adm: asked for profile "${quote(expected)}", tuned reports '$kc_got'"`,
+    shellCode`kc_got=$(tuned-adm active 2>/dev/null | sed -n 's/^Current active profile: //p')`,
+    sh`[ "$kc_got" = ${expected} ] || kc_fail "tuned-adm: asked for profile "${expected}", tuned reports '$kc_got'"`,
   ];
 }
 
@@ -188,13 +188,13 @@ export const tuned = defineModule<TunedParams, TunedState>({
       if (!ENABLED_STATES.has(actual.enabled)) {
         changes.push({
           module: 'tuned', target: 'tuned.service', scope: 'persist', before: actual.enabled, after: 'enabled', reason: 'tuned must start at boot to apply its profile',
-          commands: ['systemctl enable tuned', `[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`],
+          commands: [shellCode`systemctl enable tuned`, shellCode`[ "$(systemctl is-enabled tuned)" = enabled ] || kc_fail 'tuned.service is still not enabled'`],
         });
       }
       if (!isRunning) {
         changes.push({
           module: 'tuned', target: 'tuned.service', scope: 'runtime', before: actual.activeState || 'inactive', after: 'active',
-          commands: ['systemctl start tuned', `systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`],
+          commands: [shellCode`systemctl start tuned`, shellCode`systemctl is-active --quiet tuned || kc_fail 'tuned did not start: see journalctl -u tuned'`],
         });
       }
     }

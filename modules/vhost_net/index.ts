@@ -4,7 +4,7 @@
  * keeps the value it was loaded with, so a running one is reloaded when no guest uses
  * it, and otherwise the change waits for a module reload.
  */
-import { defineModule, fileDiff, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change } from '../../src/kit/index.js';
+import { defineModule, fileDiff, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, inline, type Change, type Command } from '../../src/kit/index.js';
 import { tokenizeCmdline } from '../lib/grub.js';
 
 export const MODPROBE_FILE = '/etc/modprobe.d/kvmconf-vhost-net.conf';
@@ -88,17 +88,17 @@ export function modprobeOrder(files: Array<{ file: string; lines: string[] }>): 
 }
 
 /** Atomic write of the owned modprobe.d file, guarded by the content the plan saw. */
-export function persistCommand(path: string, value: 0 | 1, previous: string | null): string {
+export function persistCommand(path: string, value: 0 | 1, previous: string | null): Command {
   return writeFileCommand(path, renderModprobe(value), previous);
 }
 
-export function reloadCommands(value: 0 | 1, persist: boolean): string[] {
+export function reloadCommands(value: 0 | 1, persist: boolean): Command[] {
   // Without the file, the option goes on modprobe's command line, which is read after modprobe.d.
-  const load = persist ? 'modprobe vhost_net' : `modprobe vhost_net experimental_zcopytx=${value}`;
+  const load = persist ? shellCode`modprobe vhost_net` : sh`modprobe vhost_net ${`experimental_zcopytx=${value}`}`;
   return [
-    `modprobe -r vhost_net && ${load} || kc_fail 'reloading vhost_net failed (did a guest start using it?)'`,
-    `kc_got=$(cat ${PARAM}); case "$kc_got" in Y|y) kc_got=1 ;; N|n) kc_got=0 ;; esac`,
-    `[ "$kc_got" = ${value} ] || kc_fail "vhost_net: asked for experimental_zcopytx=${value}, the reloaded module has $kc_got"`,
+    sh`modprobe -r vhost_net && ${inline(load)} || kc_fail 'reloading vhost_net failed (did a guest start using it?)'`,
+    sh`kc_got=$(cat ${PARAM}); case "$kc_got" in Y|y) kc_got=1 ;; N|n) kc_got=0 ;; esac`,
+    sh`[ "$kc_got" = ${value} ] || kc_fail "vhost_net: asked for experimental_zcopytx=${value}, the reloaded module has $kc_got"`,
   ];
 }
 

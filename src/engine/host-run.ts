@@ -3,7 +3,7 @@
  * apply mode run every change in one round trip and verify in one more.
  * Every failure becomes part of the HostReport; nothing here throws to the runner.
  */
-import { changeCommands, type Change, type Diagnostic, type PlanContext } from '../kit/module.js';
+import { changeCommands, type Change, type ChangeView, type Diagnostic, type PlanContext } from '../kit/module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
@@ -51,7 +51,7 @@ export interface SavedHost {
 export interface PlannedTask {
   task: PreparedTask;
   actual: unknown;
-  changes: Change[];
+  changes: ChangeView[];
   /** The commands of each change, in the order of `changes` (none for pending ones). */
   commands: string[][];
   diagnostics: Diagnostic[];
@@ -124,7 +124,7 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
   return { facts, tasks, ...(fingerprint ? { fingerprint: { facts: factsHash(facts), tasks: hashes, files: fileHashes(files, outputs) } } : {}) };
 }
 
-const isPending = (change: Change): boolean => change.scope === 'pending';
+const isPending = (change: Pick<Change, 'scope'>): boolean => change.scope === 'pending';
 
 /** Transport failures after the host was reached: the host failed, it is not unreachable. */
 const HOST_REACHED = new Set<TransportErrorKind>(['timeout', 'dropped', 'output-limit']);
@@ -164,7 +164,7 @@ function applySteps(planned: Planned): Array<ApplyStep & { taskIndex: number; ch
 }
 
 /** The planned commands of every change, per task: what a saved plan is compared on. */
-const plannedCommands = (tasks: ReadonlyArray<{ changes: ReadonlyArray<Change & { commands?: string[] }> }>): string => JSON.stringify(tasks.map((task) => task.changes.map((change) => change.commands ?? [])));
+const plannedCommands = (tasks: ReadonlyArray<{ changes: ReadonlyArray<{ commands?: readonly string[] }> }>): string => JSON.stringify(tasks.map((task) => task.changes.map((change) => change.commands ?? [])));
 
 /**
  * Why a host's saved plan cannot run on the state just gathered, or undefined when it can.

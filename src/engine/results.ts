@@ -16,7 +16,7 @@ export type Mode = 'check' | 'apply';
  */
 export type ChangeStatus = 'planned' | 'applied' | 'pending' | 'failed' | 'not-run';
 
-export interface ChangeResult extends Change {
+export interface ChangeResult extends Omit<Change, 'commands'> {
   status: ChangeStatus;
   /** Check mode: the shell commands apply runs for this change; applying a saved plan: those it ran (none for pending ones). */
   commands?: string[];

@@ -8,6 +8,7 @@
  */
 import type { HostFacts } from './host-facts.js';
 import type { SourceLocation } from '../errors.js';
+import type { Command } from './shell.js';
 
 /**
  * runtime: the live kernel or daemon state; persist: the file or unit that survives a reboot;
@@ -47,8 +48,11 @@ export interface Change {
    * The quoted shell commands that make this change, in order, decided with it by the
    * planner so the decision and its commands cannot drift apart. Absent for pending changes.
    */
-  commands?: string[];
+  commands?: Command[];
 }
+
+/** A change as reports and saved plans show it: its commands travel beside it. */
+export type ChangeView = Omit<Change, 'commands'>;
 
 export type Severity = 'error' | 'warning';
 

@@ -6,7 +6,7 @@
  * link ever replaced by a file (see SYMLINK_REFUSAL).
  */
 import { createHash } from 'node:crypto';
-import { quote } from './shell.js';
+import { quote, sh, type Command } from './shell.js';
 
 export const BACKUP_DIR = '/var/backups/kvmconf';
 /** Shell expansion of the backup folder; KC_BACKUP_DIR moves it (tests point it at a temp dir). */
@@ -105,14 +105,14 @@ export function contentSha(content: string | null): string {
  * Command that atomically writes `content` to `path`, refusing if the file no longer
  * has the content the plan was made from (`previous`; null = absent, undefined = don't check).
  */
-export function writeFileCommand(path: string, content: string, previous?: string | null, mode = '0644'): string {
+export function writeFileCommand(path: string, content: string, previous?: string | null, mode = '0644'): Command {
   const expect = previous === undefined ? 'any' : contentSha(previous);
-  return `kc_write_file ${quote(path)} ${quote(mode)} ${quote(expect)} ${quote(content)}`;
+  return sh`kc_write_file ${path} ${mode} ${expect} ${content}`;
 }
 
-export function removeFileCommand(path: string, previous?: string | null): string {
+export function removeFileCommand(path: string, previous?: string | null): Command {
   const expect = previous === undefined ? 'any' : contentSha(previous);
-  return `kc_remove_file ${quote(path)} ${quote(expect)}`;
+  return sh`kc_remove_file ${path} ${expect}`;
 }
 
 /**

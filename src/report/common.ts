@@ -2,7 +2,7 @@
  * Helpers shared by the text, JSON and JUnit reporters: how a task is classified,
  * how a change is written on one line, how durations read.
  */
-import type { Change } from '../kit/module.js';
+import type { ChangeView } from '../kit/module.js';
 import type { ChangeResult, ChangeStatus, FinishReport, Mode, TaskReport } from '../engine/results.js';
 
 export type TaskState = 'ok' | 'changed' | 'pending' | 'failed' | 'skipped';
@@ -42,7 +42,7 @@ export function formatValue(value: string | null): string {
 }
 
 /** `runtime`, `persist`, or `pending reboot` / `pending module-reload` / `pending guest-restart`. */
-export function scopeLabel(change: Change): string {
+export function scopeLabel(change: ChangeView): string {
   if (change.scope !== 'pending') return change.scope;
   return change.pendingOn ? `pending ${change.pendingOn}` : 'pending';
 }

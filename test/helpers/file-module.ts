@@ -5,7 +5,7 @@
  */
 import { defineModule, type Module } from '../../src/kit/module.js';
 import { catFileProbe, parseFileBlock, writeFileCommand } from '../../src/kit/remote-lib.js';
-import { quote } from '../../src/kit/shell.js';
+import { sh } from '../../src/kit/shell.js';
 
 export interface FileParams {
   path: string;
@@ -31,7 +31,7 @@ export const fileModule = defineModule<FileParams, string | null>({
     actual === params.content ? [] : [
       ...(params.slow ? [{
         module: 'test_file', target: `${params.path}.marker`, scope: 'runtime' as const, before: null, after: 'slow',
-        commands: [`touch ${quote(`${params.path}.started`)}`, `sleep ${params.slow === true ? 5 : Number(params.slow)}`],
+        commands: [sh`touch ${`${params.path}.started`}`, sh`sleep ${params.slow === true ? 5 : Number(params.slow)}`],
       }] : []),
       { module: 'test_file', target: params.path, scope: 'persist', before: actual, after: params.content, commands: [writeFileCommand(params.path, params.content, actual, '0600')] },
     ],
