@@ -230,8 +230,8 @@ class Budget {
   }
 }
 
-/** Splits total into parts proportional to weights, the rounding remainder on the last part. */
-function splitMemory(total: number, weights: number[]): number[] {
+/** Splits total into parts proportional to weights, the rounding remainder on the last part (integers). */
+export function splitMemory(total: number, weights: number[]): number[] {
   const sum = weights.reduce((a, b) => a + b, 0);
   const parts = weights.map((w) => Math.floor((total * w) / sum));
   parts[parts.length - 1]! += total - parts.reduce((a, b) => a + b, 0);
