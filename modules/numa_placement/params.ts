@@ -38,7 +38,7 @@ const obj = (properties: Record<string, unknown>, extra: Record<string, unknown>
 export const PLACEMENT_SCHEMA: Record<string, unknown> = obj(
   {
     uri: says({ type: 'string', pattern: URI_PATTERN }, 'libvirt connection URI (default qemu:///system)'),
-    reserved: says({ type: 'string', pattern: CPUSET_PATTERN }, 'host CPUs no guest is placed on (housekeeping), e.g. "0,8"; default: the first core (with its thread siblings) of every NUMA node'),
+    reserved: says({ type: 'string', pattern: `^$|${CPUSET_PATTERN}` }, 'host CPUs no guest is placed on (housekeeping), e.g. "0,8", "" for none; default: the first core (with its thread siblings) of every NUMA node'),
     guests: says({
       type: 'array',
       minItems: 1,

@@ -131,6 +131,7 @@ test('conflict: libvirt_domain pinning a placed domain is refused, in the plan a
 test('the schema refuses hostile names, patterns, CPU lists and device names', () => {
   const validate = compile(numaPlacement.schema);
   assert.equal(validate(TASK), true);
+  assert.equal(validate({ ...TASK, reserved: '' }), true, 'no CPU kept for the host');
   for (const bad of [
     {}, { guests: [] }, { guests: [{ name: "db'1" }] }, { guests: [{ pattern: 'a b' }] }, { guests: [{ name: 'a', pattern: 'a*' }] },
     { reserved: '0;reboot', guests: [{ name: 'a' }] }, { guests: [{ name: 'a', near: 'eth0;id' }] }, { guests: [{ name: 'a', threads: 'spread' }] },
