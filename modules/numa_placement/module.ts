@@ -237,7 +237,7 @@ export const placementConflicts: FleetCheck = (tasks) => {
     if (task.module !== MODULE) continue;
     const placement = task.params as PlacementParams;
     const twin = tasks.find((other) => other !== task && other.host === task.host && other.module === MODULE);
-    if (twin && tasks.indexOf(twin) > tasks.indexOf(task)) out.push({ severity: 'error', message: `host ${task.host}: two numa_placement tasks ('${task.name}', '${twin.name}'); place all guests of a host in one task`, task });
+    if (twin && tasks.indexOf(twin) > tasks.indexOf(task)) out.push({ severity: 'error', message: `two numa_placement tasks ('${task.name}', '${twin.name}'); place all guests of a host in one task`, task });
     for (const other of tasks) {
       if (other.host !== task.host || other.module !== libvirtDomain.name) continue;
       const domain = other.params as DomainParams;
@@ -247,7 +247,7 @@ export const placementConflicts: FleetCheck = (tasks) => {
         (domain.name !== undefined && entrySelects(entry, domain.name)) ||
         (entry.name !== undefined && domain.pattern !== undefined && globMatch(domain.pattern, entry.name)) ||
         (entry.pattern !== undefined && (entry.pattern === domain.pattern || entry.pattern === '*' || domain.pattern === '*')));
-      if (clash) out.push({ severity: 'error', message: `host ${task.host}: libvirt_domain task '${other.name}' sets ${keys.join(', ')} of a domain numa_placement task '${task.name}' places; one of them must leave the pinning`, task: other });
+      if (clash) out.push({ severity: 'error', message: `libvirt_domain task '${other.name}' sets ${keys.join(', ')} of a domain numa_placement task '${task.name}' places; one of them must leave the pinning`, task: other });
     }
   }
   return out;
