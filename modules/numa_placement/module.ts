@@ -12,6 +12,7 @@ import { libvirtDomain } from '../libvirt-domain.js';
 import { childElements, findPath, parseXml, textOf, toKiB } from '../lib/domain-xml.js';
 import type { DomainParams } from '../lib/libvirt-params.js';
 import { domainProbe, isActive, parseDomainProbe, type DomainActual, type DomainProbeState } from '../lib/libvirt-probe.js';
+import { planDomain } from '../lib/libvirt-plan.js';
 import { globMatch, memoryKiB, rulesFor } from '../lib/libvirt-rules.js';
 import { PLACEMENT_SCHEMA, normalizePlacementParams, type PlacementGuestParams, type PlacementParams } from './params.js';
 import { PlacementError, placeGuests, splitMemory, type CurrentPlacement, type GuestNeed, type GuestPlacement, type PlacementResult, type Topology } from './placement.js';
@@ -170,6 +171,25 @@ function checkConflicts(params: PlacementParams, selected: Selected[], context: 
   }
 }
 
+/**
+ * Each task's `virsh define` is guarded by the sha256 of the config it planned against:
+ * when another task of the play also edits a placed domain's config in this run, the
+ * later define finds the config changed and fails the host; a re-run converges.
+ */
+function warnSharedDefines(selected: Selected[], changes: Change[], context: PlanContext): void {
+  for (const { domain } of selected) {
+    if (!changes.some((c) => c.target === `${domain.name}/config`)) continue;
+    for (const task of context.tasks) {
+      if (task.module !== libvirtDomain.name) continue;
+      const other = task.params as DomainParams;
+      if (!(other.name !== undefined ? other.name === domain.name : globMatch(other.pattern ?? '', domain.name))) continue;
+      if (planDomain(other, domain).some((c) => c.scope === 'persist')) {
+        context.warn(`libvirt_domain task '${task.name}' also edits the config of ${domain.name} in this run: the define that runs second finds the config changed and fails; a second run converges (or apply the two in separate runs)`);
+      }
+    }
+  }
+}
+
 export const numaPlacement = defineModule<PlacementParams, DomainProbeState>({
   name: MODULE,
   summary: 'NUMA-aware automatic placement of libvirt guests: vcpupin, emulatorpin, numatune, guest NUMA cells, hugepage nodes, stable across runs',
@@ -224,6 +244,7 @@ export const numaPlacement = defineModule<PlacementParams, DomainProbeState>({
         });
       }
     });
+    warnSharedDefines(selected, changes, context);
     // check mode shows the whole placement once, beside the first change
     if (changes.length) changes[0] = { ...changes[0]!, reason: `${changes[0]!.reason}\n${placementTable(result, needs)}` };
     return changes;

@@ -140,3 +140,11 @@ test('the schema refuses hostile names, patterns, CPU lists and device names', (
     assert.equal(validate(bad), false, JSON.stringify(bad));
   }
 });
+
+test('another task editing a placed domain\'s config in the same run is a warning: the second guarded define would fail', () => {
+  const memtune = { module: 'libvirt_domain', name: 'limits', params: libvirtDomain.normalize!({ name: 'db1', memtune: { hard_limit_kib: 4194304 } }) };
+  const { warnings } = plan(TASK, PROBE, [memtune]);
+  assert.deepEqual(warnings, ["libvirt_domain task 'limits' also edits the config of db1 in this run: the define that runs second finds the config changed and fails; a second run converges (or apply the two in separate runs)"]);
+  const asIs = { module: 'libvirt_domain', name: 'as is', params: libvirtDomain.normalize!({ name: 'web2', memtune: { hard_limit_kib: 4194304 } }) };
+  assert.deepEqual(plan(TASK, PROBE, [asIs]).warnings, [], 'web2 keeps its placement: only the other task defines it');
+});
