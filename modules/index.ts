@@ -12,14 +12,15 @@ import { ioScheduler } from './io_scheduler/index.js';
 import { service } from './service/index.js';
 import { libvirtDomain } from './libvirt_domain/index.js';
 import { ethtool } from './ethtool/index.js';
+import { numaPlacement, placementConflicts } from './numa_placement/index.js';
 import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */
-export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool].map(
+export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, numaPlacement, ethtool].map(
   (module) => module as Module,
 );
 
 export const MODULES_BY_NAME = new Map(MODULES.map((module) => [module.name, module]));
 
 /** Checks across hosts (a guest against its hypervisor), run before any connection. */
-export const FLEET_CHECKS: FleetCheck[] = [queueAgreement];
+export const FLEET_CHECKS: FleetCheck[] = [queueAgreement, placementConflicts];

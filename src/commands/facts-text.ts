@@ -6,6 +6,7 @@
 import type { HostFacts } from '../kit/host-facts.js';
 import { formatCpuList } from '../kit/host-facts.js';
 import type { HugepagePool, LibvirtHostFacts } from '../../modules/libvirt_domain/facts.js';
+import { freeCapacity } from '../../modules/numa_placement/capacity.js';
 
 export interface HostFactsReport {
   host: string;
@@ -55,6 +56,15 @@ function domainTable(host: LibvirtHostFacts): string[] {
   return table(['domain', 'pid', 'vcpupin', 'emulatorpin', 'numa'], rows);
 }
 
+/** Room for new guests per node after the running domains' pinning (what numa_placement starts from). */
+function capacityTable(host: LibvirtHostFacts): string[] {
+  const nodes = freeCapacity(host);
+  const sizes = [...new Set(host.hugepages.map((pool) => pool.sizeKiB))].sort((a, b) => a - b);
+  const list = (cpus: number[]) => formatCpuList(cpus) || '-';
+  const rows = nodes.map((n) => [String(n.node), list(n.online), list(n.pinned), list(n.housekeeping), `${list(n.free)} (${n.free.length})`, ...sizes.map((size) => String(n.hugepages[size] ?? 0))]);
+  return table(['node', 'online', 'pinned', 'host core', 'free for guests', ...sizes.map((size) => `${sizeLabel(size)} free`)], rows);
+}
+
 const isScalar = (value: unknown): value is string | number | boolean => ['string', 'number', 'boolean'].includes(typeof value) && value !== '';
 
 /** `key=value` of a view's scalars; a nested object shows its `selected` value, or its own scalars. */
@@ -91,6 +101,7 @@ function hostText(report: HostFactsReport): string[] {
     ...section('NUMA nodes', numaTable(facts, pools)),
     ...(libvirt ? section('PCI devices', pciTable(libvirt)) : []),
     ...(libvirt ? section('running domains', domainTable(libvirt)) : []),
+    ...(libvirt?.nodes.length ? section('free for placement (CPUs pinned alone by running domains taken, first core of each node kept for the host)', capacityTable(libvirt)) : []),
     ...(settings.length ? ['', '  settings', ...settings.map((line) => `    ${line}`)] : []),
   ];
 }

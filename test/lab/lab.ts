@@ -324,6 +324,8 @@ interface QemuConfig {
   name: string;
   accel: Accel;
   memoryMiB: number;
+  /** vCPUs, half on each NUMA node */
+  cpus: number;
   disk: string;
   port: number;
   serialLog: string;
@@ -337,18 +339,20 @@ const optValue = (v: string) => v.replace(/,/g, ',,');
 
 function qemuArgs(c: QemuConfig): string[] {
   const half = c.memoryMiB / 2;
+  const perNode = c.cpus / 2;
+  const nodeCpus = (node: number) => (perNode === 1 ? `${node}` : `${node * perNode}-${node * perNode + perNode - 1}`);
   const accel = c.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
   return [
     'qemu-system-x86_64',
     '-name', c.name,
     '-machine', 'q35',
     ...accel,
-    '-smp', '2,sockets=2,cores=1,threads=1',
+    '-smp', `${c.cpus},sockets=2,cores=${perNode},threads=1`,
     '-m', `${c.memoryMiB}M`,
     '-object', `memory-backend-ram,id=mem0,size=${half}M`,
     '-object', `memory-backend-ram,id=mem1,size=${half}M`,
-    '-numa', 'node,nodeid=0,cpus=0,memdev=mem0',
-    '-numa', 'node,nodeid=1,cpus=1,memdev=mem1',
+    '-numa', `node,nodeid=0,cpus=${nodeCpus(0)},memdev=mem0`,
+    '-numa', `node,nodeid=1,cpus=${nodeCpus(1)},memdev=mem1`,
     '-nodefaults', '-display', 'none', '-vga', 'none',
     // a guest reboot ends QEMU; the lab starts it again (see Vm.afterQemuExit)
     '-no-reboot',
@@ -579,6 +583,8 @@ export interface VmOptions {
   memoryMiB?: number;
   /** boot cold even when a saved VM could be restored */
   coldBoot?: boolean;
+  /** vCPUs, an even number split over the two NUMA nodes (default 2: one per node); each count has its own saved VM */
+  cpus?: number;
 }
 
 export interface InventoryHostVars {
@@ -590,6 +596,7 @@ export interface InventoryHostVars {
 }
 
 const DEFAULT_MEMORY_MIB = 1536;
+const DEFAULT_CPUS = 2;
 const bootTimeoutMs = () => Number(process.env.KVMCONF_LAB_BOOT_TIMEOUT ?? 420) * 1000;
 const RESTORE_TIMEOUT_MS = 90_000;
 const registry = new Set<Vm>();
@@ -646,13 +653,13 @@ export class Vm {
   }
 
   /** @internal */
-  static async create(name: string, image: ImageInfo, accel: Accel, memoryMiB: number, runDir: string, disk: string, incomingFile?: string): Promise<Vm> {
+  static async create(name: string, image: ImageInfo, accel: Accel, memoryMiB: number, runDir: string, disk: string, incomingFile?: string, cpus = DEFAULT_CPUS): Promise<Vm> {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const knownHostsFile = path.join(runDir, 'known_hosts');
       fs.writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${image.hostKey}\n`);
       const cfg: QemuConfig = {
-        name, accel, memoryMiB, disk, port,
+        name, accel, memoryMiB, cpus, disk, port,
         serialLog: path.join(runDir, 'serial.log'),
         qmpSocket: path.join(runDir, 'qmp.sock'),
       };
@@ -989,20 +996,21 @@ function snapshotsEnabled(): boolean {
   return process.env.KVMCONF_LAB_SNAPSHOT !== '0';
 }
 
-async function snapshotKey(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<string> {
+async function snapshotKey(image: ImageInfo, accel: Accel, memoryMiB: number, cpus: number): Promise<string> {
   const { stdout: qemuVersion } = await execFileP('qemu-system-x86_64', ['--version']);
+  // the default CPU count leaves the key as it was, so saved VMs of that shape stay valid
   return createHash('sha256')
-    .update([image.hash, accel, memoryMiB, qemuVersion, MACHINE_VERSION, PROJECT_ROOT].join('\n'))
+    .update([image.hash, accel, memoryMiB, qemuVersion, MACHINE_VERSION, PROJECT_ROOT, ...(cpus === DEFAULT_CPUS ? [] : [`cpus=${cpus}`])].join('\n'))
     .digest('hex')
     .slice(0, 16);
 }
 
 /** The saved VM for this configuration, made now if missing; null when saving failed (cold boots then). */
-function ensureSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<Snapshot | null> {
-  const mapKey = `${accel}/${memoryMiB}`;
+function ensureSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number, cpus: number): Promise<Snapshot | null> {
+  const mapKey = `${accel}/${memoryMiB}/${cpus}`;
   let p = snapshotPromises.get(mapKey);
   if (!p) {
-    p = makeOrReuseSnapshot(image, accel, memoryMiB).catch((e: unknown) => {
+    p = makeOrReuseSnapshot(image, accel, memoryMiB, cpus).catch((e: unknown) => {
       log(`saving a booted VM failed, VMs will boot cold: ${(e as Error).message}`);
       return null;
     });
@@ -1011,8 +1019,8 @@ function ensureSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number): Prom
   return p;
 }
 
-async function makeOrReuseSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number): Promise<Snapshot | null> {
-  const key = await snapshotKey(image, accel, memoryMiB);
+async function makeOrReuseSnapshot(image: ImageInfo, accel: Accel, memoryMiB: number, cpus: number): Promise<Snapshot | null> {
+  const key = await snapshotKey(image, accel, memoryMiB, cpus);
   const dir = path.join(SNAPSHOT_DIR, key);
   const snap: Snapshot = { dir, disk: path.join(dir, 'disk.qcow2'), state: path.join(dir, 'state.bin') };
   const ready = () => fs.existsSync(path.join(dir, 'READY'));
@@ -1042,7 +1050,7 @@ async function makeOrReuseSnapshot(image: ImageInfo, accel: Accel, memoryMiB: nu
     fs.mkdirSync(dir, { recursive: true });
     const t0 = Date.now();
     await createOverlay(snap.disk, image.disk);
-    const vm = await Vm.create(`save-${key}`, image, accel, memoryMiB, dir, snap.disk);
+    const vm = await Vm.create(`save-${key}`, image, accel, memoryMiB, dir, snap.disk, undefined, cpus);
     try {
       await vm.waitForSsh(bootTimeoutMs(), 'SSH (cold boot of the VM to save)');
       const bootSeconds = (Date.now() - t0) / 1000;
@@ -1074,7 +1082,7 @@ async function makeOrReuseSnapshot(image: ImageInfo, accel: Accel, memoryMiB: nu
       log(`saved the booted VM in ${saveSeconds.toFixed(1)} s (${Math.round(size / 1048576)} MiB state)`);
       fs.writeFileSync(
         path.join(dir, 'meta.json'),
-        JSON.stringify({ accel, memoryMiB, imageHash: image.hash, machine: MACHINE_VERSION, coldBootSeconds: bootSeconds, saveSeconds, stateBytes: size, savedAt: new Date().toISOString() }, null, 2),
+        JSON.stringify({ accel, memoryMiB, cpus, imageHash: image.hash, machine: MACHINE_VERSION, coldBootSeconds: bootSeconds, saveSeconds, stateBytes: size, savedAt: new Date().toISOString() }, null, 2),
       );
       fs.writeFileSync(path.join(dir, 'READY'), '');
       removeStaleSnapshots(image.hash);
@@ -1112,19 +1120,21 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   const name = opts.name ?? `vm-${process.pid}-${++vmCounter}`;
   const memoryMiB = opts.memoryMiB ?? DEFAULT_MEMORY_MIB;
   if (memoryMiB % 4 !== 0 || memoryMiB < 512) throw new Error(`lab: memoryMiB must be a multiple of 4 and >= 512, not ${memoryMiB}`);
+  const cpus = opts.cpus ?? DEFAULT_CPUS;
+  if (!Number.isInteger(cpus) || cpus < 2 || cpus % 2 !== 0 || cpus > 16) throw new Error(`lab: cpus must be an even number from 2 to 16, not ${cpus}`);
   if (!accelLogged) {
     accelLogged = true;
     log(`accelerator ${accel}: ${reason}`);
   }
   gcRunDirs();
 
-  const snap = snapshotsEnabled() && !opts.coldBoot ? await ensureSnapshot(image, accel, memoryMiB) : null;
+  const snap = snapshotsEnabled() && !opts.coldBoot ? await ensureSnapshot(image, accel, memoryMiB, cpus) : null;
   if (snap && fs.existsSync(path.join(snap.dir, 'READY'))) {
     const runDir = prepareRunDir(name);
     const disk = path.join(runDir, 'disk.qcow2');
     await createOverlay(disk, snap.disk);
     const t0 = Date.now();
-    const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, snap.state);
+    const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, snap.state, cpus);
     try {
       await vm.resumeAfterIncoming(RESTORE_TIMEOUT_MS);
       await vm.waitForSsh(RESTORE_TIMEOUT_MS, 'SSH after restore');
@@ -1144,7 +1154,7 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   const disk = path.join(runDir, 'disk.qcow2');
   await createOverlay(disk, image.disk);
   const t0 = Date.now();
-  const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk);
+  const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, undefined, cpus);
   try {
     await vm.waitForSsh(bootTimeoutMs(), 'SSH after a cold boot');
   } catch (e) {

@@ -57,3 +57,19 @@ test('facts --format text: NUMA nodes, PCI devices by node and domains with thei
 test('table pads every column but the last', () => {
   assert.deepEqual(table(['a', 'bb'], [['ccc', 'd']]), ['a    bb', 'ccc  d']);
 });
+
+test('facts --format text: the room left for placement per node, after the running domains\' pinning', () => {
+  const cpus = Array.from({ length: 8 }, (_, id) => ({ id, core: id, socket: id < 4 ? 0 : 1, node: id < 4 ? 0 : 1, siblings: [id] }));
+  const host = {
+    ...libvirt.host, cpusOnline: [0, 1, 2, 3, 4, 5, 6, 7], cpus, nodes: [{ id: 0, cpus: [0, 1, 2, 3] }, { id: 1, cpus: [4, 5, 6, 7] }],
+    running: [{ name: 'web1', pid: 4242, libvirt: { vcpupin: { 0: '1', 1: '2' }, emulatorpin: '1-2', numaMode: 'strict', numaNodeset: '0' }, kernel: [] }],
+  };
+  const text = renderFactsText([{ host: 'hv1', facts, modules: { libvirt_domain: { host, domains: [] } } }]);
+  const at = text.indexOf('  free for placement');
+  assert.deepEqual(text.slice(at).trimEnd().split('\n'), [
+    '  free for placement (CPUs pinned alone by running domains taken, first core of each node kept for the host)',
+    '    node  online  pinned  host core  free for guests  2M free  1G free',
+    '    0     0-3     1-2     0          3 (1)            100      1',
+    '    1     4-7     -       4          5-7 (3)          512      0',
+  ]);
+});
