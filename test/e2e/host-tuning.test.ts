@@ -6,11 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startVm, startLab, stopAll, writeInventory, type Vm } from '../lab/lab.js';
-import { ROOT } from '../helpers/paths.js';
+import { CLI, ROOT } from '../helpers/paths.js';
+import { dumpDom } from '../helpers/chromium.js';
 import { changeKeys, kvmconf } from '../helpers/cli-run.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kvmconf-e2e-'));
@@ -49,6 +50,39 @@ after(async () => {
   await stopAll();
 });
 
+/**
+ * The JSON report of this real apply, rendered by `kvmconf report show --format html` and
+ * read back from the DOM chromium builds: one matrix cell per task with the status and
+ * change count the report gives, and every hugepage pool the run changed in the
+ * per-node table with what was requested and granted. The page is kept in test-results/.
+ */
+function assertHtmlReport(report: any): void {
+  const json = join(work, 'apply.json');
+  const page = join(ROOT, 'test-results', 'report-lab-apply.html');
+  writeFileSync(json, JSON.stringify(report));
+  mkdirSync(dirname(page), { recursive: true });
+  writeFileSync(page, execFileSync(process.execPath, [CLI, 'report', 'show', json, '--format', 'html'], { cwd: ROOT }));
+  const dom = dumpDom(page);
+  const host = report.hosts[0];
+  const row = dom.match(new RegExp(`<tr class="row[^"]*" data-host="${host.host}">(.*?)</tr>`))?.[1];
+  assert.ok(row, `no matrix row for ${host.host}`);
+  const cells = [...row.matchAll(/<td class="cell c-[\w-]+" data-status="([\w-]+)">([^<]*)<\/td>/g)].map((m) => `${m[1]} ${m[2]}`);
+  const expected = host.tasks.map((task: any) => {
+    const changes = task.changes as Array<{ status: string; scope: string }>;
+    if (task.error || changes.some((c) => c.status === 'failed')) return 'failed failed';
+    if (changes.some((c) => c.status === 'applied' && c.scope !== 'pending')) return `changed changed ${changes.length}`;
+    return changes.some((c) => c.status === 'pending') ? 'pending' : 'ok ok';
+  });
+  assert.deepEqual(cells.map((cell, i) => (expected[i] === 'pending' ? cell.split(' ')[0] : cell)), expected, 'matrix cells in task order');
+  const pools = host.tasks.flatMap((task: any) => task.changes).filter((c: any) => c.module === 'hugepages' && /nr_hugepages$/.test(c.target) && c.status === 'applied');
+  for (const pool of pools) {
+    const size = /hugepages-(\d+)kB/.exec(pool.target)![1];
+    const node = /node(\d+)/.exec(pool.target)?.[1] ?? 'all';
+    assert.match(dom, new RegExp(`<tr><th>${node}</th><td>${size} kB</td><td>1</td><td>${pool.after}</td><td>${pool.after}</td><td>0</td></tr>`), `hugepages row for ${pool.target}`);
+  }
+  assert.ok(pools.length > 0, 'the run changed a hugepage pool');
+}
+
 let predicted: string[] = [];
 let predictedPending: string[] = [];
 
@@ -82,6 +116,8 @@ test('2+3. apply converges, makes exactly the predicted changes, and a second ap
   assert.match(state.tuned!, /virtual-host/);
   assert.match(state.grub!, /transparent_hugepage=never/);
   assert.doesNotMatch(state.cmdline!, /transparent_hugepage=never/, 'the running kernel only changes at reboot');
+
+  assertHtmlReport(run.report);
 
   const again = await kvmconf(['apply', PLAYBOOK, '-i', inventory, '--detailed-exitcode']);
   assert.equal(again.code, 3, 'only pending (reboot) remains: ' + again.stdout);

@@ -6,32 +6,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { renderHtml } from '../../src/report/html.js';
 import { CLI, CLI_ENV, ROOT } from '../helpers/paths.js';
+import { chromium, count, dumpDom } from '../helpers/chromium.js';
 import { FLEET_GROUPS, fleetHostName, fleetReport, fleetShape, host, task } from '../helpers/report-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-browser-'));
 const ARTEFACTS = join(ROOT, 'test-results');
-
-/** Chromium headless, isolated: its own profile, no network of its own, no sandbox (tests may run as root). */
-function chromium(...args: string[]): { stdout: string; ms: number } {
-  const profile = mkdtempSync(join(dir, 'profile-'));
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`];
-  const started = Date.now();
-  const run = spawnSync('chromium', [...flags, ...args], { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
-  rmSync(profile, { recursive: true, force: true });
-  assert.ifError(run.error);
-  assert.equal(run.status, 0, run.stderr);
-  return { stdout: run.stdout, ms: Date.now() - started };
-}
-
-const dumpDom = (file: string): string => chromium('--dump-dom', pathToFileURL(file).href).stdout;
-
-const count = (html: string, pattern: RegExp): number => html.match(new RegExp(pattern.source, 'g'))?.length ?? 0;
 
 const HOSTILE = '<script>document.title="owned"</script><img src=x onerror=alert(1)>';
 
