@@ -21,12 +21,7 @@ const work = mkdtempSync(join(tmpdir(), 'kvmconf-e2e-guests-'));
 let vm: Vm;
 let inventory: string;
 
-/** Runs a command on the VM over the lab's own OpenSSH client; fails the test on a non-zero exit. */
-async function onVm(command: string, timeoutMs = 300_000): Promise<string> {
-  const result = await vm.ssh(command, { timeoutMs });
-  assert.equal(result.code, 0, `${command}: ${result.stderr}`);
-  return result.stdout;
-}
+const onVm = (command: string, timeoutMs?: number): Promise<string> => vm.run(command, timeoutMs);
 
 const virsh = (args: string) => onVm(`virsh -c qemu:///system ${args}`);
 

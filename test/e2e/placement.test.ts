@@ -22,11 +22,7 @@ let vm: Vm;
 let inventory: string;
 let play: string;
 
-async function onVm(command: string, timeoutMs = 300_000): Promise<string> {
-  const result = await vm.ssh(command, { timeoutMs });
-  assert.equal(result.code, 0, `${command}: ${result.stderr}`);
-  return result.stdout;
-}
+const onVm = (command: string, timeoutMs?: number): Promise<string> => vm.run(command, timeoutMs);
 const virsh = (args: string) => onVm(`virsh -c qemu:///system ${args}`);
 
 /** One vCPU, 64 MiB, started: the domain libvirt tests use, made smaller. */

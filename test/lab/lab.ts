@@ -15,7 +15,7 @@
  * .lab/run/NAME/serial.log, and a known_hosts file holding the VM's host key so
  * SSH host-key verification stays on.
  *
- * Vm: name, host, port, user, keyFile, knownHostsFile, ssh(cmd, {user?, input?,
+ * Vm: name, host, port, user, keyFile, knownHostsFile, run(cmd) (stdout, throws on failure), ssh(cmd, {user?, input?,
  * timeoutMs?}), bootId(), reboot(), waitForNewBoot(oldBootId) (for reboots the
  * code under test starts), stop() (graceful poweroff, then kill), kill() (pull
  * the plug), inventoryEntry(user?), serialTail().
@@ -811,6 +811,13 @@ export class Vm {
     } catch {
       return `(no serial log at ${this.cfg.serialLog})`;
     }
+  }
+
+  /** Runs a command as root over the lab's own OpenSSH client; its stdout, or an error with its stderr. */
+  async run(cmd: string, timeoutMs = 300_000): Promise<string> {
+    const r = await this.ssh(cmd, { timeoutMs });
+    if (r.code !== 0) throw new Error(`${this.name}: ${cmd}: exit ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
   }
 
   /** /proc/sys/kernel/random/boot_id of the running kernel. */
