@@ -13,10 +13,11 @@ import { service } from './service.js';
 import { libvirtDomain } from './libvirt-domain.js';
 import { ethtool } from './ethtool.js';
 import { irqAffinity } from './irq_affinity/index.js';
+import { rpsXps } from './rps_xps/index.js';
 import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */
-export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool, irqAffinity].map(
+export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool, irqAffinity, rpsXps].map(
   (module) => module as Module,
 );
 
