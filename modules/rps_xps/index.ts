@@ -4,7 +4,7 @@
  * tx queues (each CPU sends on one queue), net.core.rps_sock_flow_entries.
  *
  * Persisted by a udev rule on the net device rather than a boot unit: udev writes the
- * attributes whenever the interface is added (boot coldplug, driver re-probe, hotplug),
+ * attributes whenever the interface is added or renamed (boot, driver re-probe, hotplug),
  * which a oneshot unit would only see at boot. rps_sock_flow_entries is a sysctl and
  * goes to a sysctl.d file, as the sysctl module does it.
  */
@@ -75,7 +75,9 @@ export function desiredAttributes(params: RpsXpsParams, state: RpsXpsState): Arr
 
 export function renderRule(iface: string, attributes: Array<{ attr: string; value: string }>): string {
   const assignments = attributes.map(({ attr, value }) => `ATTR{queues/${attr}}="${value}"`).join(', ');
-  return `# Managed by kvmconf (rps_xps); edits here are overwritten.\nACTION=="add", SUBSYSTEM=="net", KERNEL=="${iface}", ${assignments}\n`;
+  // "move" too: a NIC renamed by 80-net-setup-link (eth0 -> enp0s2) is added under its kernel
+  // name, and only the move event that follows the rename carries the name the task gives.
+  return `# Managed by kvmconf (rps_xps); edits here are overwritten.\nACTION=="add|move", SUBSYSTEM=="net", KERNEL=="${iface}", ${assignments}\n`;
 }
 
 /** Write a queue attribute and read it back; masks compare without commas and leading zeros. */
