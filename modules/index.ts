@@ -14,10 +14,11 @@ import { libvirtDomain } from './libvirt-domain.js';
 import { ethtool } from './ethtool.js';
 import { irqAffinity } from './irq_affinity/index.js';
 import { rpsXps } from './rps_xps/index.js';
+import { sysfs } from './sysfs/index.js';
 import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */
-export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool, irqAffinity, rpsXps].map(
+export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, ethtool, irqAffinity, rpsXps, sysfs].map(
   (module) => module as Module,
 );
 

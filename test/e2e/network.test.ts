@@ -1,8 +1,9 @@
 /**
  * Network and interrupt tuning on a real Debian 12 kernel booted by the lab: the
- * virtio-net NIC's MSI-X IRQs pinned by irq_affinity and its RPS set by rps_xps
+ * virtio-net NIC's MSI-X IRQs pinned by irq_affinity, its RPS set by rps_xps, the disk's
+ * scheduler and read-ahead set by sysfs
  * (check, apply, check again, reboot, and /proc/irq and the queues show the settings
- * held by the boot unit and the udev rule), and the virtio-blk queue IRQ, which the
+ * held by the boot unit, the udev rule and tmpfiles.d), and the virtio-blk queue IRQ, which the
  * kernel manages itself, failing with the reason.
  * One VM for every case.
  */
@@ -36,6 +37,11 @@ async function rps(target: Vm): Promise<string> {
   return result.stdout.trim().split('\n').join(' ');
 }
 
+/** The disk's scheduler (bracket format) and read-ahead, as sysfs reads them. */
+async function disk(target: Vm): Promise<string> {
+  return (await target.ssh('cat /sys/block/vda/queue/scheduler /sys/block/vda/queue/read_ahead_kb')).stdout.trim().split(/\s+/).join(' ');
+}
+
 function writePlaybook(file: string, tasks: string): void {
   writeFileSync(file, `- name: NIC interrupts\n  hosts: hypervisors\n  tasks:\n${tasks}`);
 }
@@ -51,7 +57,8 @@ before(async () => {
   writePlaybook(
     playbook,
     `    - name: NIC queues on CPU 1\n      irq_affinity: { interface: ${iface}, cpus: [1], irqbalance: ban }\n` +
-      `    - name: RPS on both CPUs\n      rps_xps: { interface: ${iface}, rps_cpus: [0, 1], rps_flow_cnt: 4096, sock_flow_entries: 32768 }\n`,
+      `    - name: RPS on both CPUs\n      rps_xps: { interface: ${iface}, rps_cpus: [0, 1], rps_flow_cnt: 4096, sock_flow_entries: 32768 }\n` +
+      `    - name: disk queue by sysfs\n      sysfs: { settings: { /sys/block/vda/queue/scheduler: mq-deadline, /sys/block/vda/queue/read_ahead_kb: 256 } }\n`,
   );
 });
 after(async () => {
@@ -72,6 +79,7 @@ test('1. --check reports every vector of the NIC, warns that irqbalance is absen
     `irq_affinity /etc/systemd/system/kvmconf-irq-affinity-${iface}.service (persist)`, `irq_affinity kvmconf-irq-affinity-${iface}.service (persist)`,
     `rps_xps /sys/class/net/${iface}/queues/rx-0/rps_cpus (runtime)`, `rps_xps /sys/class/net/${iface}/queues/rx-0/rps_flow_cnt (runtime)`,
     'rps_xps net.core.rps_sock_flow_entries (runtime)', `rps_xps /etc/udev/rules.d/60-kvmconf-rps-xps-${iface}.rules (persist)`, 'rps_xps /etc/sysctl.d/90-kvmconf-rps.conf (persist)',
+    'sysfs /sys/block/vda/queue/scheduler (runtime)', 'sysfs /sys/block/vda/queue/read_ahead_kb (runtime)', 'sysfs /etc/tmpfiles.d/kvmconf-sysfs-settings.conf (persist)',
   ]) {
     assert.ok(predicted.includes(key), `${key} in ${predicted.join(', ')}`);
   }
@@ -79,6 +87,7 @@ test('1. --check reports every vector of the NIC, warns that irqbalance is absen
   t.diagnostic('irqbalance is not in the lab image (adding it means an image rebuild that downloads packages): its interplay is covered by unit tests on recorded state');
   assert.deepEqual(await irqAffinities(vm, 'virtio*'), before, 'check wrote nothing');
   assert.equal(await rps(vm), '0 0 0', 'check wrote nothing');
+  assert.equal(await disk(vm), '[none] mq-deadline 4096', 'check wrote nothing');
 });
 
 test('2. apply pins and steers exactly what check predicted, read back; check afterwards finds nothing to change', async () => {
@@ -90,6 +99,7 @@ test('2. apply pins and steers exactly what check predicted, read back; check af
   assert.equal(ours.length, 3, JSON.stringify(nic));
   for (const [action, cpus] of ours) assert.equal(cpus, '1', action);
   assert.equal(await rps(vm), '3 4096 32768');
+  assert.equal(await disk(vm), '[mq-deadline] none 256');
   const again = await kvmconf(['apply', '--check', playbook, '-i', inventory]);
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.deepEqual(changeKeys(again.report, ['applied', 'planned', 'pending']), [], again.stdout);
@@ -107,6 +117,7 @@ test('3. after a reboot the boot unit pinned the IRQs again, udev set RPS again,
   const after = await vm.ssh(vectors.map((irq) => `echo "$(cat /sys/kernel/irq/${irq}/actions): $(cat /proc/irq/${irq}/smp_affinity_list)"`).join('; '));
   for (const line of after.stdout.trim().split('\n')) assert.match(line, /: 1$/, after.stdout);
   assert.equal(await rps(vm), '3 4096 32768', 'the udev rule and the sysctl.d file set RPS again at boot');
+  assert.equal(await disk(vm), '[mq-deadline] none 256', 'systemd-tmpfiles wrote the sysfs values at boot');
   const check = await kvmconf(['apply', '--check', playbook, '-i', inventory]);
   assert.equal(check.code, 0, check.stdout + check.stderr);
 });
