@@ -13,8 +13,8 @@ import { fixture } from '../helpers/paths.js';
 import { TWO_NODE_FACTS, normalize, plan, schemaAccepts } from '../helpers/plan.js';
 import { parseFacts } from '../../src/engine/facts.js';
 
-const VM_INPUT = fixture('irq_affinity', 'firecracker-debian12-eth0-input-nosystemd.probe');
-const VM_ALL = fixture('irq_affinity', 'firecracker-debian12-virtio-all-nosystemd.probe');
+const VM_INPUT = fixture('irq_affinity', 'devvm-debian12-eth0-input-nosystemd.probe');
+const VM_ALL = fixture('irq_affinity', 'devvm-debian12-virtio-all-nosystemd.probe');
 const MLX5 = fixture('irq_affinity', 'handwritten-rhel9-mlx5-node1-irqbalance-running.probe');
 const NVME = fixture('irq_affinity', 'handwritten-debian12-nvme-managed.probe');
 const RHEL_FACTS = parseFacts('os_id=rhel\nos_version=9\nos_like=fedora\nkernel=5.14.0\narch=x86_64\nuid=0\nsystemd=1\ncpus_online=0-7\n');

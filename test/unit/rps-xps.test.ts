@@ -9,7 +9,7 @@ import { REMOTE_LIB } from '../../src/engine/remote-lib.js';
 import { fixture } from '../helpers/paths.js';
 import { normalize, plan, schemaAccepts } from '../helpers/plan.js';
 
-const SINGLE = fixture('rps_xps', 'firecracker-debian12-eth0-single-queue.probe');
+const SINGLE = fixture('rps_xps', 'devvm-debian12-eth0-single-queue.probe');
 const MULTI = fixture('rps_xps', 'handwritten-rhel9-4-queues-8-cpus.probe');
 const keys = (changes: Array<{ target: string; scope: string; before: string | null; after: string | null }>) => changes.map((c) => `${c.target} (${c.scope}) ${c.before} -> ${c.after}`);
 

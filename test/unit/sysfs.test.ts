@@ -9,7 +9,7 @@ import { REMOTE_LIB } from '../../src/engine/remote-lib.js';
 import { fixture } from '../helpers/paths.js';
 import { plan, schemaAccepts } from '../helpers/plan.js';
 
-const PROBE = fixture('sysfs', 'firecracker-debian12-thp-ksm.probe');
+const PROBE = fixture('sysfs', 'devvm-debian12-thp-ksm.probe');
 const WANT = {
   '/sys/kernel/mm/transparent_hugepage/enabled': 'never', '/sys/kernel/mm/ksm/sleep_millisecs': 20,
   '/sys/block/vda/queue/scheduler': 'none', '/sys/block/vda/queue/read_ahead_kb': 256,
