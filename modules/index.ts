@@ -13,10 +13,15 @@ import { service } from './service/index.js';
 import { libvirtDomain } from './libvirt_domain/index.js';
 import { ethtool } from './ethtool/index.js';
 import { numaPlacement, placementConflicts } from './numa_placement/index.js';
+import { irqAffinity } from './irq_affinity/index.js';
+import { rpsXps } from './rps_xps/index.js';
+import { sysfs } from './sysfs/index.js';
 import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */
-export const MODULES: Module[] = [tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, ioScheduler, service, libvirtDomain, numaPlacement, ethtool].map(
+export const MODULES: Module[] = [
+  tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, sysctl, sysfs, ioScheduler, irqAffinity, rpsXps, service, libvirtDomain, numaPlacement, ethtool,
+].map(
   (module) => module as Module,
 );
 

@@ -2,6 +2,7 @@
  * The host facts every planner and rule may read (gathered by the engine in the same
  * round trip as the module probes), and the CPU list format the kernel and libvirt use.
  */
+export { parseCpuList, formatCpuList } from './cpu-list.js';
 
 export interface NumaNode {
   id: number;
@@ -30,30 +31,6 @@ export interface HostFacts {
   memTotalKiB: number;
   /** Allocation resources resctrl offers (L3, L3CODE, L3DATA, L2, MB...); empty when it is not mounted. */
   resctrl: string[];
-}
-
-/** Expands a kernel CPU list such as `0-3,8,10-11` (empty means none). */
-export function parseCpuList(list: string): number[] {
-  const cpus: number[] = [];
-  for (const part of list.trim().split(',').filter(Boolean)) {
-    const [from, to] = part.split('-').map(Number);
-    if (!Number.isInteger(from)) throw new Error(`bad CPU list '${list}'`);
-    for (let cpu = from!; cpu <= (to ?? from!); cpu++) cpus.push(cpu);
-  }
-  return cpus;
-}
-
-/** Formats CPUs as the kernel and libvirt write them: `0-3,8`. */
-export function formatCpuList(cpus: Iterable<number>): string {
-  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
-  const ranges: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    ranges.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return ranges.join(',');
 }
 
 /** The OS family that decides distribution tooling (grub regeneration, package names). */

@@ -7,4 +7,5 @@ export * from './module.js';
 export * from './shell.js';
 export * from './remote-lib.js';
 export * from './host-facts.js';
+export { CPULIST_PATTERN, cpuMask, parseCpuMask } from './cpu-list.js';
 export { InputError } from '../errors.js';

@@ -20,24 +20,22 @@ export function schemaAccepts(module: Module<unknown, unknown>, raw: unknown): b
   return compile(module.schema)(raw) as boolean;
 }
 
-/** The commands each displayed change was planned with. */
-const commandsByChange = new WeakMap<Change, string[]>();
-
 /**
- * A module's diff() as a reviewer reads it: the changes without their commands (tests
- * compare what changes with deepEqual), each still answering changeCommands().
+ * A module's diff() as a reviewer reads it: each change's commands are kept, but not
+ * enumerable, so tests compare what changes with deepEqual and still read
+ * `change.commands` (or changeCommands) for what runs.
  */
 export function diffOf<P, A>(module: Module<P, A>, params: P, actual: A, context: PlanContext): Change[] {
   return module.diff(params, actual, context).map((planned) => {
     const { commands, ...change } = planned;
-    commandsByChange.set(change, plannedCommands(module.name, planned));
+    Object.defineProperty(change, 'commands', { value: plannedCommands(module.name, planned), enumerable: false });
     return change;
   });
 }
 
-/** The commands a change from diffOf() was planned with. */
+/** The commands a change was planned with. */
 export function changeCommands(module: { name: string }, change: Change): string[] {
-  return commandsByChange.get(change) ?? plannedCommands(module.name, change);
+  return plannedCommands(module.name, change);
 }
 
 export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, facts: HostFacts = TWO_NODE_FACTS, tasks: Array<{ module: string; name: string; params: unknown }> = []) {
