@@ -39,12 +39,15 @@ after(async () => {
 
 /** Samples every process's arguments and environment until stopped; returns those holding `secret`. */
 function watchProcesses(secret: string): () => string[] {
-  const seen = new Set<string>();
+  // Keyed by process and file: a process read while it execs may show two command lines.
+  const seen = new Map<string, string>();
   const sample = (): void => {
     for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
       for (const file of ['cmdline', 'environ']) {
         try {
-          if (readFileSync(`/proc/${pid}/${file}`).includes(secret)) seen.add(`${pid} ${file}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+          if (readFileSync(`/proc/${pid}/${file}`).includes(secret) && !seen.has(`${pid} ${file}`)) {
+            seen.set(`${pid} ${file}`, `${pid} ${file}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+          }
         } catch {
           // the process ended
         }
@@ -54,7 +57,7 @@ function watchProcesses(secret: string): () => string[] {
   const timer = setInterval(sample, 5);
   return () => {
     clearInterval(timer);
-    return [...seen];
+    return [...seen.values()];
   };
 }
 
