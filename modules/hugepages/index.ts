@@ -212,11 +212,11 @@ function wantedFstab(params: HugepagesParams): WantedMount[] {
 
 /**
  * The /etc/fstab edit (atomic, backed up, guarded by the content it was planned from),
- * then a systemd daemon-reload so the mount units follow. `path` is overridable for tests.
+ * then a systemd daemon-reload so the mount units follow. `path` is overridable for tests;
+ * `content` is the edited file when the planner has already made it.
  */
-export function fstabCommands(params: HugepagesParams, current: string | null, path = FSTAB): Command[] {
-  const edit = editFstab(current, wantedFstab(params), samePagesize);
-  return [writeFileCommand(path, edit.content, current), shellCode`if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi`];
+export function fstabCommands(params: HugepagesParams, current: string | null, path = FSTAB, content = editFstab(current, wantedFstab(params), samePagesize).content): Command[] {
+  return [writeFileCommand(path, content, current), shellCode`if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi`];
 }
 
 // ---------------------------------------------------------------- persistence
@@ -563,7 +563,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
           module: 'hugepages', target: FSTAB, scope: 'persist', before: edit.before.join('; ') || null, after: edit.after.join('; '),
           diff: fileDiff(FSTAB, actual.fstab, edit.content),
           ...(edit.before.length > edit.after.length ? { reason: 'a mount point had several lines: the later ones are removed' } : {}),
-          commands: fstabCommands(params, actual.fstab),
+          commands: fstabCommands(params, actual.fstab, FSTAB, edit.content),
         });
       }
     }

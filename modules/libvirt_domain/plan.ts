@@ -48,9 +48,9 @@ function summary(leaves: Leaf[], value: (leaf: Leaf) => string): string {
   return leaves.map((leaf) => `${leaf.key}=${show(value(leaf)) ?? '(unset)'}`).join(', ');
 }
 
-function persistChange(params: DomainParams, domain: DomainActual, inactive: Element, leaves: Leaf[]): Change | null {
-  const { name, inactive: xml } = domain;
-  if (xml === null) return null;
+/** `xml` is the domain's persistent config as read, `inactive` its parsed tree. */
+function persistChange(params: DomainParams, domain: DomainActual, xml: string, inactive: Element, leaves: Leaf[]): Change | null {
+  const { name } = domain;
   const stale = leaves.filter((leaf) => leaf.read(inactive) !== leaf.want);
   if (!stale.length) return null;
   const edited = parseXml(xml);
@@ -62,7 +62,7 @@ function persistChange(params: DomainParams, domain: DomainActual, inactive: Ele
     module: MODULE, target: targetOf(name, 'config'), scope: 'persist',
     before: summary(stale, (leaf) => leaf.read(inactive)), after: summary(stale, (leaf) => leaf.want),
     diff: { before: reformat(xml), after, beforeHeader: `virsh dumpxml --inactive ${name}`, afterHeader: `virsh define (${name})` },
-    commands: persistCommands(params, domain, after, leaves),
+    commands: persistCommands(params, domain.name, xml, after, leaves),
   };
 }
 
@@ -108,7 +108,7 @@ export function planDomain(params: DomainParams, domain: DomainActual): Change[]
   const inactive = parseXml(domain.inactive);
   const live = isActive(domain) ? parseXml(domain.live!) : null;
   const leaves = buildLeaves(params, inactive, live);
-  const persist = persistChange(params, domain, inactive, leaves);
+  const persist = persistChange(params, domain, domain.inactive, inactive, leaves);
   const touched = new Set(leaves.filter((leaf) => leaf.read(inactive) !== leaf.want).map((leaf) => leaf.key));
   return [...(persist ? [persist] : []), ...(live ? liveChanges(params, domain, leaves, touched) : [])];
 }
@@ -145,13 +145,13 @@ kc_lv_restart() {
   [ "$(virsh -c "$1" domstate --domain "$2" </dev/null)" = running ] || kc_fail "$2 is not running after start"
 }`;
 
-function persistCommands(params: DomainParams, domain: DomainActual, xml: string, leaves: Leaf[]): Command[] {
+/** Define the edited config, guarded by the sha256 of the config it was planned from, then read back. */
+function persistCommands(params: DomainParams, name: string, read: string, xml: string, leaves: Leaf[]): Command[] {
   const { uri } = params;
-  const { name } = domain;
   const checks = leaves.flatMap((leaf) => leaf.checks).map((c) => sh`  kc_lv_xp ${uri} ${name} ${c.xpath} ${c.want} ${c.dflt}`);
   return [
     DOMAIN_LIB,
-    sh`kc_lv_define ${uri} ${name} ${contentSha(domain.inactive)} ${xml}`,
+    sh`kc_lv_define ${uri} ${name} ${contentSha(read)} ${xml}`,
     shellCode`if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then`,
     ...(checks.length ? checks : [shellCode`  :`]),
     shellCode`else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
