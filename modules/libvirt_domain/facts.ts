@@ -5,7 +5,7 @@
  * (vcpupin/emulatorpin/numatune) and as the kernel enforces it (Cpus_allowed_list /
  * Mems_allowed_list of every thread of the qemu process). Fields are tab-separated.
  */
-import { parseCpuList, quote } from '../../src/kit/index.js';
+import { parseCpuList, quote, READ_FN } from '../../src/kit/index.js';
 
 export interface HostCpu { id: number; core: number; socket: number; node: number; siblings: number[] }
 export interface HugepagePool { node: number; sizeKiB: number; total: number; free: number; surplus: number }
@@ -29,47 +29,95 @@ export interface LibvirtHostFacts {
   running: DomainPinning[];
 }
 
-/** Read-only probe; `virsh` is the virsh command with its connection URI. */
+/**
+ * What the fact reader does with each line the probe's shell part prints. A line that
+ * starts with \001 is a directive: `L` prints its text, `V TOOL DOMAIN` says that the
+ * lines up to the next directive are that virsh tool's output, and `T FIELD...` prints a
+ * fact line whose fields are `=TEXT`, `@FILE` (the file's first line) or `^KEY^FILE` (the
+ * word after KEY in FILE). One awk reads every file it is asked for with getline, so a
+ * vanished thread or a missing attribute gives an empty field instead of ending the run,
+ * and sysfs's binary attributes (thread_siblings_list, node cpulist), which the shell's
+ * byte-wise read sees as empty, come out whole.
+ */
+export const FACT_READER = String.raw`
+function first(f,   l) { l = ""; if ((getline l < f) <= 0) l = ""; close(f); return l }
+function keyed(k, f,   l, s, w) {
+  if (!(f in seen)) {
+    seen[f] = 1
+    while ((getline l < f) > 0) { s = l; sub(/^[ 	]+/, "", s); split(s, w, /[ 	]+/); kv[f SUBSEP w[1]] = w[2] }
+    close(f)
+  }
+  return (f SUBSEP k) in kv ? kv[f SUBSEP k] : ""
+}
+function field(x,   c, p) {
+  c = substr(x, 1, 1)
+  if (c == "=") return substr(x, 2)
+  if (c == "@") return first(substr(x, 2))
+  split(substr(x, 2), p, "^")
+  return keyed(p[1], substr(x, length(p[1]) + 3))
+}
+substr($0, 1, 1) == "" {
+  tool = ""
+  n = split(substr($0, 2), f, "	")
+  if (f[1] == "L") print substr($0, 4)
+  else if (f[1] == "V") { tool = f[2]; dom = f[3] }
+  else if (f[1] == "T") { out = field(f[2]); for (i = 3; i <= n; i++) out = out "	" field(f[i]); print out }
+  next
+}
+tool == "numatune" { split($0, w, /: */); sub(/ +$/, "", w[1]); print "numatune	" dom "	" w[1] "	" w[2]; next }
+{ s = $0; sub(/^[ 	]+/, "", s); split(s, w, /[ 	]+/) }
+tool == "vcpupin" && w[1] ~ /^[0-9]+$/ { print "vcpupin	" dom "	" w[1] "	" w[2] }
+tool == "emulatorpin" && w[1] == "*:" { print "emulatorpin	" dom "	" w[2] }
+`;
+
+/**
+ * Read-only probe; `uri` is libvirt's connection URI. Globs, tests and printf are shell
+ * builtins, so the processes it starts are one awk, `virsh list` and three virsh calls
+ * per running domain, however many CPUs, devices and qemu threads the host has.
+ */
 export function libvirtFactsProbe(uri: string): string {
   const virsh = `virsh -c ${quote(uri)}`;
-  return `
-t=$(printf '\t')
-echo "online$t$(cat /sys/devices/system/cpu/online 2>/dev/null)"
+  return `${READ_FN}
+{
+printf '\\001T\\t=online\\t@/sys/devices/system/cpu/online\\n'
 for c in /sys/devices/system/cpu/cpu[0-9]*; do
   [ -r "$c/topology/core_id" ] || continue
-  n=$(ls -d "$c"/node[0-9]* 2>/dev/null | head -n1 | sed 's/.*node//')
-  echo "cpu$t\${c##*cpu}$t$(cat "$c/topology/core_id")$t$(cat "$c/topology/physical_package_id")$t\${n:-0}$t$(cat "$c/topology/thread_siblings_list")"
+  n=; for l in "$c"/node[0-9]*; do [ -e "$l" ] && n=\${l##*node}; break; done
+  printf '\\001T\\t=cpu\\t=%s\\t@%s\\t@%s\\t=%s\\t@%s\\n' "\${c##*cpu}" "$c/topology/core_id" "$c/topology/physical_package_id" "\${n:-0}" "$c/topology/thread_siblings_list"
 done
 for n in /sys/devices/system/node/node[0-9]*; do
   [ -d "$n" ] || continue
-  echo "node$t\${n##*node}$t$(cat "$n/cpulist")"
+  printf '\\001T\\t=node\\t=%s\\t@%s\\n' "\${n##*node}" "$n/cpulist"
   for h in "$n"/hugepages/hugepages-*kB; do
     [ -d "$h" ] || continue
     s=\${h##*hugepages-}
-    echo "hugepages$t\${n##*node}$t\${s%kB}$t$(cat "$h/nr_hugepages")$t$(cat "$h/free_hugepages")$t$(cat "$h/surplus_hugepages")"
+    printf '\\001T\\t=hugepages\\t=%s\\t=%s\\t@%s\\t@%s\\t@%s\\n' "\${n##*node}" "\${s%kB}" "$h/nr_hugepages" "$h/free_hugepages" "$h/surplus_hugepages"
   done
 done
-echo "hugepage_default$t$(awk '/^Hugepagesize:/ {print $2}' /proc/meminfo)"
+printf '\\001T\\t=hugepage_default\\t^Hugepagesize:^/proc/meminfo\\n'
 for d in /sys/bus/pci/devices/*; do
   [ -r "$d/numa_node" ] || continue
-  echo "pci$t\${d##*/}$t$(cat "$d/class")$t$(cat "$d/numa_node")$t$(ls "$d/net" 2>/dev/null | tr '\\n' ' ')"
+  nets=; for i in "$d"/net/*; do [ -e "$i" ] && nets="$nets\${i##*/} "; done
+  printf '\\001T\\t=pci\\t=%s\\t@%s\\t@%s\\t=%s\\n' "\${d##*/}" "$d/class" "$d/numa_node" "$nets"
 done
 if command -v virsh >/dev/null 2>&1; then
-  echo "virsh\${t}1"
+  printf '\\001L\\tvirsh\\t1\\n'
   ${virsh} list --name </dev/null 2>/dev/null | while IFS= read -r d; do
     [ -n "$d" ] || continue
-    p=$(cat "/run/libvirt/qemu/$d.pid" 2>/dev/null)
-    echo "dom$t$d$t$p"
-    ${virsh} vcpupin --domain "$d" </dev/null 2>/dev/null | awk -v d="$d" -v t="$t" '$1 ~ /^[0-9]+$/ {print "vcpupin" t d t $1 t $2}'
-    ${virsh} emulatorpin --domain "$d" </dev/null 2>/dev/null | awk -v d="$d" -v t="$t" '$1 == "*:" {print "emulatorpin" t d t $2}'
-    ${virsh} numatune --domain "$d" </dev/null 2>/dev/null | awk -v d="$d" -v t="$t" -F': *' '{gsub(/ +$/, "", $1); print "numatune" t d t $1 t $2}'
+    kc_read "/run/libvirt/qemu/$d.pid"; p=$kc_v
+    printf '\\001L\\tdom\\t%s\\t%s\\n' "$d" "$p"
+    for tool in vcpupin emulatorpin numatune; do
+      printf '\\001V\\t%s\\t%s\\n' "$tool" "$d"
+      ${virsh} "$tool" --domain "$d" </dev/null 2>/dev/null
+    done
     [ -n "$p" ] && [ -d "/proc/$p/task" ] && for k in /proc/$p/task/*; do
-      echo "thread$t$d$t\${k##*/}$t$(awk '/^Cpus_allowed_list:/ {print $2}' "$k/status")$t$(awk '/^Mems_allowed_list:/ {print $2}' "$k/status")$t$(cat "$k/comm")"
+      printf '\\001T\\t=thread\\t=%s\\t=%s\\t^Cpus_allowed_list:^%s\\t^Mems_allowed_list:^%s\\t@%s\\n' "$d" "\${k##*/}" "$k/status" "$k/status" "$k/comm"
     done
   done
 else
-  echo "virsh\${t}0"
+  printf '\\001L\\tvirsh\\t0\\n'
 fi
+} | awk ${quote(FACT_READER)}
 `;
 }
 
