@@ -17,11 +17,14 @@ import {
   hostCells,
   hostCount,
   hugepageRows,
+  hugepageSummary,
+  pageSize,
   plays,
   summaryLine,
   type Cell,
   type CellStatus,
   type Counts,
+  type HugepageRow,
   type Play,
   uniqueNames,
 } from './matrix.js';
@@ -132,14 +135,30 @@ function rebootSection(report: RunReport): string[] {
   return [`<section id="reboot"><h2>Awaiting reboot (${waiting.length})</h2>`, ...table(rows, head), '</section>'];
 }
 
+/** Every managed pool per host; pools short of their request lead, marked, and stay unfolded. */
 function hugepagesSection(report: RunReport): string[] {
   const rows = hugepageRows(report);
   if (!rows.length) return [];
-  const head = '<thead><tr><th>node</th><th>page size</th><th>hosts</th><th>requested</th><th>granted</th><th>hosts short</th></tr></thead>';
-  const body = rows.map(
-    (row) => `<tr><th>${row.node}</th><td>${row.sizeKiB} kB</td><td>${row.hosts}</td><td>${row.requested}</td><td>${row.granted}</td><td${row.short ? ' class="c-drift"' : ''}>${row.short}</td></tr>`,
+  const head = '<thead><tr><th>host</th><th>node</th><th>page size</th><th>requested</th><th>granted</th><th>free</th><th>short</th></tr></thead>';
+  const short = rows.filter((row) => row.short > 0).map(poolRow);
+  const granted = rows.filter((row) => row.short === 0).map(poolRow);
+  const grantedTable = granted.length <= SHOWN_ROWS ? [`<table class="pools">${head}`, ...granted, '</table>'] : [`<details><summary>${granted.length} pools granted as requested</summary><table class="pools">${head}`, ...granted, '</table></details>'];
+  return [
+    '<section id="hugepages"><h2>Hugepages per NUMA node</h2>',
+    `<p class="pools-summary">${escapeHtml(hugepageSummary(rows))}; granted: ${report.mode === 'check' ? 'what the host has now' : 'read back after apply'}.</p>`,
+    ...(short.length ? [`<table class="pools short">${head}`, ...short, '</table>'] : []),
+    ...(granted.length ? grantedTable : []),
+    '</section>',
+  ];
+}
+
+function poolRow(row: HugepageRow): string {
+  const isShort = row.short > 0;
+  const cells = [row.node, pageSize(row.sizeKiB), String(row.requested)].map((text) => `<td>${text}</td>`).join('');
+  return (
+    `<tr class="pool${isShort ? ' c-failed' : ''}" data-host="${escapeHtml(row.host)}" data-node="${row.node}" data-size="${row.sizeKiB}"><th>${escapeHtml(row.host)}</th>${cells}` +
+    `<td class="granted">${row.granted}</td><td>${row.free ?? ''}</td><td class="short">${isShort ? `short ${row.short}` : ''}</td></tr>`
   );
-  return [`<section id="hugepages"><h2>Hugepages per NUMA node</h2><p>Pools this run changes.</p><table>${head}`, ...body, '</table></section>'];
 }
 
 /** `<span class="c-drift">2 drift</span>`, worst first. */
