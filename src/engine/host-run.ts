@@ -125,7 +125,7 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
 }
 
 /** What the modules sum up of the host's state from one gather: their lists joined per kind. */
-export function hostSummary(planned: Pick<Planned, 'tasks'>): ReportSummary {
+export function hostSummary(planned: { tasks: ReadonlyArray<Pick<PlannedTask, 'task' | 'actual'>> }): ReportSummary {
   const summary: Record<string, unknown[]> = {};
   for (const { task, actual } of planned.tasks) {
     if (actual === undefined || !task.module.reportSummary) continue;

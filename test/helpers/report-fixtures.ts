@@ -1,6 +1,12 @@
 /** Hand-built run reports the reporters' tests share: check and apply runs with every status. */
 import { REPORT_VERSION, emptySummary } from '../../src/engine/results.js';
 import type { ChangeResult, HostReport, RunReport, TaskReport } from '../../src/engine/results.js';
+import { hostSummary } from '../../src/engine/host-run.js';
+import type { PreparedTask } from '../../src/engine/prepare.js';
+import type { Module } from '../../src/kit/module.js';
+import { hugepages } from '../../modules/hugepages/index.js';
+import { fixture } from './paths.js';
+import { normalize } from './plan.js';
 
 export function change(fields: Partial<ChangeResult> & Pick<ChangeResult, 'module' | 'target'>): ChangeResult {
   return { scope: 'runtime', before: null, after: null, status: 'planned', ...fields };
@@ -135,4 +141,31 @@ export function fleetReport(count: number): RunReport {
     return host(fleetHostName(i), status, [task('swappiness', 'sysctl'), thp, hugepages, cmdline], { groups, distribution: 'debian 12', kernel: '6.1.0-18-amd64', bootId: `boot-${i}` });
   });
   return report('check', hosts);
+}
+
+/** A hugepages task as the engine plans it: the module's params and its state parsed from a probe fixture. */
+function plannedHugepages(raw: unknown, fixtureName: string): { task: PreparedTask; actual: unknown } {
+  const params = normalize(hugepages, raw);
+  const task = { name: 'hugepages', module: hugepages as Module, params, tags: [], where: undefined } as unknown as PreparedTask;
+  return { task, actual: hugepages.parse(fixture('hugepages', fixtureName), params) };
+}
+
+/**
+ * Three hosts whose pools the engine sums up from the hugepages module's probe fixtures:
+ * hv-short got 1 of 4 1G pages on node0 and 0 of 2 on node1, hv-nodes every 2M page per
+ * node, hv-debian (recorded on Debian 12) its 8 default-size pages and one 1G page.
+ */
+export function hugepagesReport(mode: RunReport['mode'] = 'apply'): RunReport {
+  const hosts: Array<[string, Array<[unknown, string]>]> = [
+    ['hv-nodes', [[{ pools: [{ size: '2M', count: 512, node: 0 }, { size: '2M', count: 512, node: 1 }] }, 'two-nodes-per-node-2M-pools.txt']]],
+    ['hv-short', [[{ pools: [{ size: '1G', count: 4, node: 0 }, { size: '1G', count: 2, node: 1 }] }, 'two-nodes-1G-runtime-grant-short.txt']]],
+    ['hv-debian', [[{ nr_hugepages: 8 }, 'debian12-one-node-pools-in-use-and-mounts.txt'], [{ pools: [{ size: '1G', count: 1 }] }, 'debian12-one-node-pools-in-use-and-mounts.txt']]],
+  ];
+  return report(
+    mode,
+    hosts.map(([name, tasks]) => {
+      const summary = hostSummary({ tasks: tasks.map(([raw, file]) => plannedHugepages(raw, file)) });
+      return host(name, name === 'hv-short' ? 'failed' : 'ok', tasks.map(() => task('hugepages', 'hugepages')), { ...summary, groups: ['hypervisors'] });
+    }),
+  );
 }
