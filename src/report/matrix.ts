@@ -196,6 +196,24 @@ export function hugepageRows(report: RunReport): HugepageRow[] {
   return rows.sort((a, b) => Number(b.short > 0) - Number(a.short > 0));
 }
 
+export interface GrantedGroup {
+  node: string;
+  sizeKiB: number;
+  requested: number;
+  hosts: string[];
+}
+
+/** Pools granted in full, one entry per node, page size and count: how a large fleet shows them. */
+export function grantedGroups(rows: readonly HugepageRow[]): GrantedGroup[] {
+  const full = rows.filter((row) => row.short === 0);
+  return [...groupBy(full, (row) => `${row.node} ${row.sizeKiB} ${row.requested}`).values()].map((group) => ({
+    node: group[0]!.node,
+    sizeKiB: group[0]!.sizeKiB,
+    requested: group[0]!.requested,
+    hosts: [...new Set(group.map((row) => row.host))],
+  }));
+}
+
 /** `12 hugepage pools on 6 hosts: 2 short of the request on 1 host`. */
 export function hugepageSummary(rows: readonly HugepageRow[]): string {
   const short = rows.filter((row) => row.short > 0);

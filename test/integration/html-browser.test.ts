@@ -48,18 +48,19 @@ test('chromium renders a 1,000-host report: matrix cells and counts in the DOM, 
   assert.ok(readFileSync(join(ARTEFACTS, 'report-1000-hosts.png')).length > 1000);
 });
 
-/** The hugepages table of the synthetic fleet in the DOM: every pool a row, the short ones first and marked. */
+/** The hugepages table of the synthetic fleet in the DOM: a row per short pool, marked, then the pools granted in full grouped. */
 function assertFleetPools(dom: string, shapes: ReadonlyArray<ReturnType<typeof fleetShape>>): void {
   const reachable = shapes.filter((shape) => !shape.unreachable).length;
   const short = shapes.flatMap((shape, i) => (shape.hugepagesShort ? [fleetHostName(i)] : []));
-  assert.equal(count(dom, /<tr class="pool[^"]*" data-host=/), 3 * reachable);
+  assert.equal(count(dom, /<tr class="pool[^"]*" data-host=/), short.length, 'a row per short pool');
   const marked = [...dom.matchAll(/<tr class="pool c-failed" data-host="(\w+)" data-node="1" data-size="1048576"><th>\w+<\/th><td>1<\/td><td>1G<\/td><td>8<\/td><td class="granted">5<\/td><td>0<\/td><td class="short">short 3<\/td><\/tr>/g)];
   assert.deepEqual(marked.map((match) => match[1]), short, 'each short pool, marked');
   assert.equal(count(dom, /<tr class="pool c-failed"/), short.length, 'no other pool marked');
-  assert.ok(dom.indexOf('<table class="pools short">') < dom.indexOf('pools granted as requested</summary>'), 'the short pools lead, the rest is folded');
+  assert.ok(dom.indexOf('<table class="pools short">') < dom.indexOf('<table class="pools granted">'), 'the short pools lead');
   assert.ok(dom.includes(`${3 * reachable} hugepage pools on ${reachable} hosts: ${short.length} short of the request on ${short.length} hosts; granted: what the host has now.`));
-  const hv0 = dom.match(/<tr class="pool" data-host="hv0000" data-node="all" data-size="2048">(.*?)<\/tr>/)?.[1];
-  assert.equal(hv0, '<th>hv0000</th><td>all</td><td>2M</td><td>1024</td><td class="granted">1024</td><td>1000</td><td class="short"></td>');
+  // The pools granted in full, grouped: node, size and count with the number of hosts.
+  const groups = [...dom.matchAll(/<tr class="pool-group" data-node="(\w+)" data-size="(\d+)" data-hosts="(\d+)"><td>\w+<\/td><td>(\w+)<\/td><td>(\d+)<\/td>/g)].map((m) => m.slice(1).join(' '));
+  assert.deepEqual(groups, [`0 1048576 ${reachable} 1G 8`, `1 1048576 ${reachable - short.length} 1G 8`, `all 2048 ${reachable} 2M 1024`]);
 }
 
 test('chromium renders the hugepages table of pools summed up from the module fixtures, shortfalls marked; a screenshot is kept', () => {

@@ -83,13 +83,15 @@ describe('hugepage pools rendered', () => {
     assert.match(section(renderHtml(hugepagesReport('check'))), /granted: what the host has now/);
   });
 
-  it('HTML: on a large fleet the pools granted in full are folded, the short ones stay open', () => {
+  it('HTML: on a large fleet the pools granted in full are grouped by node, size and count, hosts folded; the short ones stay rows', () => {
     const many = hugepagesReport();
     const template = many.hosts[0]!;
     for (let i = 0; i < 30; i++) many.hosts.push({ ...template, host: `hv${i}` });
     const html = section(renderHtml(many));
-    assert.match(html, /<details><summary>64 pools granted as requested<\/summary><table class="pools">/);
-    assert.ok(html.indexOf('short 3') < html.indexOf('<details>'), 'shortfalls before the fold');
+    assert.deepEqual(poolCells(html), ['hv-short 0 1G 4 1 1 short 3', 'hv-short 1 1G 2 0 0 short 2']);
+    const groups = [...html.matchAll(/<tr class="pool-group" data-node="(\w+)" data-size="\d+" data-hosts="(\d+)"><td>\w+<\/td><td>(\w+)<\/td><td>(\d+)<\/td><td><details><summary>([^<]*)<\/summary>([^<]*)<\/details>/g)];
+    assert.deepEqual(groups.map((m) => m.slice(1, 6).join(' ')), ['0 31 2M 512 31 hosts', '1 31 2M 512 31 hosts', 'all 1 2M 8 1 host', 'all 1 1G 1 1 host']);
+    assert.equal(groups[0]![6], ['hv-nodes', ...Array.from({ length: 30 }, (_, i) => `hv${i}`)].join(', '));
   });
 
   it('Markdown: one line for the fleet, then only the short pools', () => {
