@@ -222,6 +222,11 @@ export function hugepageSummary(rows: readonly HugepageRow[]): string {
   return short.length ? `${head}: ${short.length} short of the request on ${hosts(short)}` : `${head}, all granted as requested`;
 }
 
+/** `hugepages node0 1G: granted 1 of 4`: a pool as the text reports name it. */
+export function poolLine(pool: HugepagePoolSummary): string {
+  return `hugepages ${pool.node === null ? '' : `node${pool.node} `}${pageSize(pool.sizeKiB)}: granted ${pool.granted} of ${pool.requested}`;
+}
+
 /** Page size as users write it: 2M, 1G, 64K. */
 export function pageSize(kib: number): string {
   if (kib % 1048576 === 0) return `${kib / 1048576}G`;

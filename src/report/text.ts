@@ -9,7 +9,7 @@ import type { StepOutcome } from '../engine/script.js';
 import { changeLine, countTaskStates, describeFinish, formatDuration, groupBy, plural, taskState, TASK_STATES } from './common.js';
 import type { TaskState } from './common.js';
 import { createStyle, escapeStrings, paintStatus, statusPaint } from './style.js';
-import { pageSize } from './matrix.js';
+import { poolLine } from './matrix.js';
 import type { Style } from './style.js';
 
 export interface TextOptions {
@@ -65,8 +65,7 @@ function renderHost(host: HostReport, context: Context): string[] {
 function hugepageLines(host: HostReport, { style, verbose }: Context): string[] {
   const pools = (host.hugepages ?? []).filter((pool) => verbose || pool.granted < pool.requested);
   return pools.map((pool) => {
-    const where = `${pool.node === null ? '' : `node${pool.node} `}${pageSize(pool.sizeKiB)}`;
-    const line = `hugepages ${where}: granted ${pool.granted} of ${pool.requested}${pool.free === undefined ? '' : `, ${pool.free} free`}`;
+    const line = `${poolLine(pool)}${pool.free === undefined ? '' : `, ${pool.free} free`}`;
     return `  ${pool.granted < pool.requested ? style.red(`${line} (short ${pool.requested - pool.granted})`) : line}`;
   });
 }

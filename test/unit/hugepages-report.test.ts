@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { marked } from 'marked';
 import { setHostSummary } from '../../src/engine/host-run.js';
-import { readReport } from '../../src/commands/report.js';
+import { diffReports, readReport } from '../../src/commands/report.js';
 import { renderJson } from '../../src/report/json.js';
 import { renderHtml } from '../../src/report/html.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
@@ -118,5 +118,17 @@ describe('hugepage pools rendered', () => {
     const rows = hugepageRows(hugepagesReport());
     assert.deepEqual(rows.filter((row) => row.short).map((row) => [row.host, row.node, row.short]), [['hv-short', '0', 3], ['hv-short', '1', 2]]);
     assert.equal(hugepageSummary([]), '0 hugepage pools on 0 hosts, all granted as requested');
+  });
+});
+
+describe('hugepage pools in report diff', () => {
+  it('a pool newly short of its request is new drift; granted in full again, it is resolved', () => {
+    const fine = hugepagesReport();
+    fine.hosts[1]!.hugepages = fine.hosts[1]!.hugepages!.map((pool) => ({ ...pool, granted: pool.requested }));
+    const short = hugepagesReport();
+    const worse = diffReports(fine, short);
+    assert.equal(worse.newCount, 2);
+    assert.match(worse.text, /^\+ hv-short \(tune\): hugepages node0 1G: granted 1 of 4 \(short\)\n\+ hv-short \(tune\): hugepages node1 1G: granted 0 of 2 \(short\)\n/m);
+    assert.match(diffReports(short, fine).text, /: 0 new, 2 resolved\n- hv-short \(tune\): hugepages node0 1G: granted 1 of 4 \(short\)\n/);
   });
 });
