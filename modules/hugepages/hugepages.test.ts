@@ -391,3 +391,31 @@ test('real host: probe, apply a small 2M pool and a hugetlbfs mount, re-probe co
   }
   assert.equal(readFileSync(nrPath, 'utf8').trim(), original);
 });
+
+test('report summary: every managed pool, requested against the persistent count the kernel has, with its free pages', () => {
+  const summary = (raw: unknown, output: string) => {
+    const params = normalize(hugepages, raw);
+    return hugepages.reportSummary!(params, hugepages.parse(output, params)).hugepages;
+  };
+  assert.deepEqual(summary({ pools: [{ size: '1G', count: 4, node: 0 }, { size: '1G', count: 2, node: 1 }] }, SHORT_GRANT), [
+    { node: 0, sizeKiB: 1048576, requested: 4, granted: 1, free: 1 },
+    { node: 1, sizeKiB: 1048576, requested: 2, granted: 0, free: 0 },
+  ]);
+  assert.deepEqual(summary({ pools: [{ size: '2M', count: 512, node: 0 }, { size: '2M', count: 600, node: 1 }] }, TWO_NODES), [
+    { node: 0, sizeKiB: 2048, requested: 512, granted: 512, free: 488 },
+    { node: 1, sizeKiB: 2048, requested: 600, granted: 512, free: 512 },
+  ]);
+  // nr_hugepages counts in the default size: 2M on the recorded host, or default_size when given.
+  assert.deepEqual(summary({ nr_hugepages: 128 }, PRISTINE), [{ node: null, sizeKiB: 2048, requested: 128, granted: 0, free: 0 }]);
+  assert.deepEqual(summary({ nr_hugepages: 2, default_size: '1G' }, SHORT_GRANT), [{ node: null, sizeKiB: 1048576, requested: 2, granted: 1, free: 1 }]);
+  assert.deepEqual(summary({ mounts: [{ path: '/dev/hugepages1G', size: '1G' }] }, PRISTINE), [], 'mounts are no pools');
+});
+
+test('report summary: surplus pages are not granted pages, and a pool the kernel lacks is granted 0', () => {
+  const output = SHORT_GRANT.replace('global 2048 0 0 0 0', 'global 2048 10 4 6 0');
+  const params = normalize(hugepages, { pools: [{ size: '2M', count: 8 }, { size: '64K', count: 1 }] });
+  assert.deepEqual(hugepages.reportSummary!(params, hugepages.parse(output, params)).hugepages, [
+    { node: null, sizeKiB: 2048, requested: 8, granted: 4, free: 4 },
+    { node: null, sizeKiB: 64, requested: 1, granted: 0 },
+  ]);
+});

@@ -14,7 +14,7 @@
  * as /etc/fstab lines, identified by mount point, every other line kept byte for byte.
  */
 import {
-  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type KernelArgs, type HostFacts, type Command,
+  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type KernelArgs, type HostFacts, type Command, type HugepagePoolSummary,
 } from '../../src/kit/index.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from '../lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from '../lib/tmpfiles.js';
@@ -290,6 +290,20 @@ function stableState(actual: HugepagesState): unknown {
   return { ...rest, global: sizes(global), nodes: Object.fromEntries(Object.entries(nodes).map(([node, pools]) => [node, sizes(pools)])) };
 }
 
+/**
+ * Every pool the task manages, requested against what the kernel has: the persistent
+ * count (surplus pages come and go with overcommit), as the planner compares it.
+ */
+export function poolSummary(params: HugepagesParams, actual: HugepagesState): HugepagePoolSummary[] {
+  const defaultKiB = params.defaultSizeKiB ?? actual.defaultSizeKiB;
+  return params.pools.flatMap((pool) => {
+    const sizeKiB = pool.sizeKiB ?? defaultKiB;
+    if (sizeKiB === null) return [];
+    const live = pool.node === null ? actual.global[sizeKiB] : actual.nodes[pool.node]?.[sizeKiB];
+    return [{ node: pool.node, sizeKiB, requested: pool.count, granted: live ? live.nr - live.surplus : 0, ...(live ? { free: live.free } : {}) }];
+  });
+}
+
 // ---------------------------------------------------------------- probe
 
 function probeScript(params: HugepagesParams): string {
@@ -476,6 +490,7 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
 
   parse: (output) => parseProbe(output),
   planState: stableState,
+  reportSummary: (params, actual) => ({ hugepages: poolSummary(params, actual) }),
 
   diff(params, actual, context) {
     const changes: Change[] = [];

@@ -4,6 +4,7 @@ import type { HostReport, RunReport } from '../engine/results.js';
 import { EXIT } from '../engine/exit-code.js';
 import { InputError } from '../errors.js';
 import { changeLine } from '../report/common.js';
+import { poolLine } from '../report/matrix.js';
 import { formatNamed, renderReport } from '../report/render.js';
 
 /** A JSON report of format version 1; anything else is refused by name. */
@@ -31,13 +32,15 @@ export function reportShowCommand(file: string, flags: { format: string }): void
   process.stdout.write(renderReport(readReport(file), format));
 }
 
-/** `host play: change line` for every change of a report, a host's error as a line of its own. */
+/** `host play: change line` for every change of a report, a host's error and each short hugepage pool as lines of their own. */
 function changeKeys(report: RunReport): Map<string, string> {
   const keys = new Map<string, string>();
   const where = (host: HostReport): string => `${host.host} (${host.play})`;
   for (const host of report.hosts) {
     if (host.status === 'failed' || host.status === 'unreachable') keys.set(`${where(host)}: ${host.status}`, `${where(host)}: ${host.status}: ${host.error ?? ''}`.trim());
     for (const task of host.tasks) for (const change of task.changes) keys.set(`${where(host)}: ${changeTarget(change)}`, `${where(host)}: ${changeLine(change, 'check')}`);
+    // A pool short of its request is drift a change line may not show (a failed step is set back).
+    for (const pool of (host.hugepages ?? []).filter((entry) => entry.granted < entry.requested)) keys.set(`${where(host)}: ${poolLine(pool)}`, `${where(host)}: ${poolLine(pool)} (short)`);
   }
   return keys;
 }

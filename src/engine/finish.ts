@@ -11,7 +11,7 @@ import type { FinishPolicy } from '../config/playbook.js';
 import type { Transport } from '../transport/types.js';
 import { TransportError } from '../transport/types.js';
 import { execScript, HostFailure } from './become.js';
-import { gatherAndPlan, type HostJob } from './host-run.js';
+import { gatherAndPlan, hostSummary, setHostSummary, type HostJob } from './host-run.js';
 import type { ChangeResult, FinishReport, HostReport, Mode } from './results.js';
 import { newMark } from './script.js';
 import {
@@ -80,7 +80,7 @@ export async function finishHost(job: HostJob, report: HostReport, ctx: FinishCo
     const transport = await session.connect();
     const ready = await prepareGuests(session, transport, job, ctx, finish);
     if (ready && ctx.mode === 'apply') {
-      if (choice.action === 'reboot') await reboot(session, transport, job, ctx, finish, choice.finishes);
+      if (choice.action === 'reboot') await reboot(session, transport, job, ctx, finish, choice.finishes, report);
       else await reload(session, transport, ctx, finish, choice.finishes, report);
       if (finish.status === 'done') markFinished(report, choice.finishes);
     }
@@ -182,7 +182,7 @@ async function startGuests(session: Session, transport: Transport, ctx: FinishCo
   return result.failed;
 }
 
-async function reboot(session: Session, transport: Transport, job: HostJob, ctx: FinishContext, finish: FinishReport, finishes: ChangeResult[]): Promise<void> {
+async function reboot(session: Session, transport: Transport, job: HostJob, ctx: FinishContext, finish: FinishReport, finishes: ChangeResult[], report: HostReport): Promise<void> {
   const hostKey = transport.hostKey;
   // A connection the going-down host cuts before the answer arrives is no failure: the new boot_id decides.
   const scheduled = await session.run(transport, REBOOT_SCRIPT).catch((error: unknown) => {
@@ -197,6 +197,8 @@ async function reboot(session: Session, transport: Transport, job: HostJob, ctx:
   finish.bootIdAfter = back.bootId;
   ctx.note?.(`back after ${((Date.now() - issued) / 1000).toFixed(1)} s (boot_id ${back.bootId}); verifying`);
   const verified = await gatherAndPlan(back.transport, job, ctx.commandTimeoutMs);
+  // Pools the kernel command line allocates exist only now.
+  setHostSummary(report, hostSummary(verified));
   const left = verified.tasks.flatMap((task) => [...(task.error ? [`${task.task.name}: ${task.error}`] : []), ...task.changes.map(describeLeft)]);
   if (left.length) throw new HostFailure(`came back with drift: ${left.join('; ')}`);
   finish.cmdline = tokensMadeTrue(finishes, back.cmdline);
@@ -243,6 +245,7 @@ async function reload(session: Session, transport: Transport, ctx: FinishContext
   ctx.note?.('reloading modules');
   const pass = await ctx.runPass();
   report.execCount += pass.execCount;
+  setHostSummary(report, pass);
   finish.durationMs = Date.now() - started;
   const modules = new Set(finishes.map((change) => change.module));
   finish.reloaded = [...new Set(pass.tasks.flatMap((task) => task.changes).filter((c) => modules.has(c.module) && c.scope === 'runtime' && c.status === 'applied').map((c) => c.module))];

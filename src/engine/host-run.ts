@@ -3,7 +3,7 @@
  * apply mode run every change in one round trip and verify in one more.
  * Every failure becomes part of the HostReport; nothing here throws to the runner.
  */
-import { changeCommands, type Change, type ChangeView, type Diagnostic, type PlanContext } from '../kit/module.js';
+import { changeCommands, REPORT_SUMMARY_KINDS, type Change, type ChangeView, type Diagnostic, type PlanContext, type ReportSummary } from '../kit/module.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
@@ -124,6 +124,24 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
   return { facts, tasks, ...(fingerprint ? { fingerprint: { facts: factsHash(facts), tasks: hashes, files: fileHashes(files, outputs) } } : {}) };
 }
 
+/** What the modules sum up of the host's state from one gather: their lists joined per kind. */
+export function hostSummary(planned: { tasks: ReadonlyArray<Pick<PlannedTask, 'task' | 'actual'>> }): ReportSummary {
+  const summary: Record<string, unknown[]> = {};
+  for (const { task, actual } of planned.tasks) {
+    if (actual === undefined || !task.module.reportSummary) continue;
+    for (const [kind, items] of Object.entries(task.module.reportSummary(task.params, actual))) (summary[kind] ??= []).push(...(items as unknown[]));
+  }
+  return summary as ReportSummary;
+}
+
+/** Replaces the host's summary with a later one (or drops it: undefined when the state after apply is unknown). */
+export function setHostSummary(report: HostReport, summary: ReportSummary | undefined): void {
+  for (const kind of REPORT_SUMMARY_KINDS) {
+    if (summary?.[kind]?.length) report[kind] = summary[kind];
+    else delete report[kind];
+  }
+}
+
 const isPending = (change: Pick<Change, 'scope'>): boolean => change.scope === 'pending';
 
 /** Transport failures after the host was reached: the host failed, it is not unreachable. */
@@ -212,6 +230,7 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
       planned = fromSaved(saved!, planned);
     }
     Object.assign(report, hostIdentity(planned.facts));
+    setHostSummary(report, hostSummary(planned));
     report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
     if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
     report.status = statusFromTasks(report.tasks, 'check');
@@ -264,12 +283,14 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
   if (failed || report.error || interrupted) {
     report.tasks = applied;
     report.status = 'failed';
+    setHostSummary(report, failed && !report.error && !interrupted ? await readBack(transport, job, options) : undefined);
     const ran = outcomes.filter((o) => o.status === 'ok').length;
     report.error = report.error ?? (interrupted ? `interrupted after ${ran} of ${steps.length} steps` : `step ${failed!.index + 1} of ${steps.length} failed (${failed!.label}): ${lastLine(failed!.output)}`);
     return;
   }
   options.onPhase?.('verify');
   const verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+  setHostSummary(report, hostSummary(verified));
   const remaining = verified.tasks.flatMap((task) => task.changes).filter((change) => !isPending(change));
   // What apply did, plus what the host still waits for after it (pending, from the re-gather).
   report.tasks = applied.map((task, index) => ({
@@ -283,6 +304,16 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.status = 'failed';
     report.error = `did not converge: ${remaining.map((c) => `${c.module} ${c.target} is ${c.before ?? '(absent)'}, wanted ${c.after ?? '(absent)'}`).join('; ')}`;
   }
+}
+
+/**
+ * After a failed step, what the host has now (a pool the kernel granted short, set back):
+ * one more read-only gather; undefined when even that fails.
+ */
+async function readBack(transport: Transport, job: HostJob, options: HostRunOptions): Promise<ReportSummary | undefined> {
+  if (!job.tasks.some((task) => task.module.reportSummary)) return undefined;
+  options.onPhase?.('verify');
+  return gatherAndPlan(transport, job, options.commandTimeoutMs).then(hostSummary, () => undefined);
 }
 
 /** What tells hosts and boots apart in a report; empty facts are left out. */

@@ -2,7 +2,7 @@
  * What a run produced, in the shape every reporter (text, JSON, JUnit) reads.
  * The JSON report is this structure; bump REPORT_VERSION on any incompatible change.
  */
-import type { Change, Diagnostic } from '../kit/module.js';
+import type { Change, Diagnostic, ReportSummary } from '../kit/module.js';
 import type { StepOutcome } from './script.js';
 import type { Fingerprint } from './fingerprint.js';
 
@@ -39,7 +39,8 @@ export interface TaskReport {
  */
 export type HostStatus = 'ok' | 'changed' | 'pending' | 'failed' | 'unreachable' | 'skipped';
 
-export interface HostReport {
+/** A host's report, with what its modules summed up of its state (see ReportSummary). */
+export interface HostReport extends ReportSummary {
   host: string;
   play: string;
   status: HostStatus;

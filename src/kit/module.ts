@@ -82,6 +82,30 @@ export interface KernelArgs {
   absent?: string[];
 }
 
+/** One hugepage pool as a report shows it: what the playbook asks and what the kernel has. */
+export interface HugepagePoolSummary {
+  /** NUMA node, or null for the global pool of that size. */
+  node: number | null;
+  sizeKiB: number;
+  /** The count the playbook asks for. */
+  requested: number;
+  /** The persistent count the kernel has (nr_hugepages - surplus_hugepages) at the gather. */
+  granted: number;
+  /** Free pages of the pool at the gather. */
+  free?: number;
+}
+
+/**
+ * Facts a module adds to its host's report, by kind, for the people reading it. The
+ * engine joins the lists of every task of the play and writes each under its key.
+ */
+export interface ReportSummary {
+  hugepages?: HugepagePoolSummary[];
+}
+
+/** Every kind a ReportSummary may hold; the compiler keeps it complete. */
+export const REPORT_SUMMARY_KINDS: ReadonlyArray<keyof ReportSummary> = Object.keys({ hugepages: true } satisfies Record<keyof ReportSummary, true>) as Array<keyof ReportSummary>;
+
 export interface Module<P = unknown, A = unknown> {
   name: string;
   summary: string;
@@ -112,6 +136,11 @@ export interface Module<P = unknown, A = unknown> {
   ownedFiles?(params: P): string[];
   /** Checks against host facts before anything is written (errors stop the host). */
   rules?(params: P, facts: HostFacts): Diagnostic[];
+  /**
+   * Pure: what the report shows of this task's state besides its changes, from the
+   * latest gather (after apply: the read-back; in check mode: the current state).
+   */
+  reportSummary?(params: P, actual: A): ReportSummary;
   /** Parameters `kvmconf facts` probes with when no playbook is given; absent = not shown. */
   factsParams?: P;
 }

@@ -6,22 +6,26 @@
  * Status filters are radio buttons and CSS, so the page works with scripts disabled.
  */
 import type { HostReport, Mode, RunReport } from '../engine/results.js';
-import { changeLine } from './common.js';
+import { changeLine, plural } from './common.js';
 import {
   awaitingReboot,
   CELL_STATUSES,
   countCells,
   failedHosts,
+  grantedGroups,
   groupedDrift,
   groupRows,
   hostCells,
   hostCount,
   hugepageRows,
+  hugepageSummary,
+  pageSize,
   plays,
   summaryLine,
   type Cell,
   type CellStatus,
   type Counts,
+  type HugepageRow,
   type Play,
   uniqueNames,
 } from './matrix.js';
@@ -132,14 +136,44 @@ function rebootSection(report: RunReport): string[] {
   return [`<section id="reboot"><h2>Awaiting reboot (${waiting.length})</h2>`, ...table(rows, head), '</section>'];
 }
 
+/**
+ * Every managed pool per host; pools short of their request lead, marked. On a large
+ * fleet the pools granted in full are grouped by node, size and count, hosts folded, so
+ * the page stays light.
+ */
 function hugepagesSection(report: RunReport): string[] {
   const rows = hugepageRows(report);
   if (!rows.length) return [];
-  const head = '<thead><tr><th>node</th><th>page size</th><th>hosts</th><th>requested</th><th>granted</th><th>hosts short</th></tr></thead>';
-  const body = rows.map(
-    (row) => `<tr><th>${row.node}</th><td>${row.sizeKiB} kB</td><td>${row.hosts}</td><td>${row.requested}</td><td>${row.granted}</td><td${row.short ? ' class="c-drift"' : ''}>${row.short}</td></tr>`,
+  const head = '<thead><tr><th>host</th><th>node</th><th>page size</th><th>requested</th><th>granted</th><th>free</th><th>short</th></tr></thead>';
+  const short = rows.filter((row) => row.short > 0).map(poolRow);
+  const full = rows.filter((row) => row.short === 0);
+  const fullTable = full.length <= SHOWN_ROWS ? [`<table class="pools">${head}`, ...full.map(poolRow), '</table>'] : grantedTable(full);
+  return [
+    '<section id="hugepages"><h2>Hugepages per NUMA node</h2>',
+    `<p class="pools-summary">${escapeHtml(hugepageSummary(rows))}; granted: ${report.mode === 'check' ? 'what the host has now' : 'read back after apply'}.</p>`,
+    ...(short.length ? [`<table class="pools short">${head}`, ...short, '</table>'] : []),
+    ...(full.length ? fullTable : []),
+    '</section>',
+  ];
+}
+
+function grantedTable(full: readonly HugepageRow[]): string[] {
+  const head = '<thead><tr><th>node</th><th>page size</th><th>requested</th><th>granted in full on</th></tr></thead>';
+  const rows = grantedGroups(full).map(
+    (group) =>
+      `<tr class="pool-group" data-node="${group.node}" data-size="${group.sizeKiB}" data-hosts="${group.hosts.length}"><td>${group.node}</td><td>${pageSize(group.sizeKiB)}</td><td>${group.requested}</td>` +
+      `<td><details><summary>${plural(group.hosts.length, 'host')}</summary>${group.hosts.map(escapeHtml).join(', ')}</details></td></tr>`,
   );
-  return [`<section id="hugepages"><h2>Hugepages per NUMA node</h2><p>Pools this run changes.</p><table>${head}`, ...body, '</table></section>'];
+  return [`<table class="pools granted">${head}`, ...rows, '</table>'];
+}
+
+function poolRow(row: HugepageRow): string {
+  const isShort = row.short > 0;
+  const cells = [row.node, pageSize(row.sizeKiB), String(row.requested)].map((text) => `<td>${text}</td>`).join('');
+  return (
+    `<tr class="pool${isShort ? ' c-failed' : ''}" data-host="${escapeHtml(row.host)}" data-node="${row.node}" data-size="${row.sizeKiB}"><th>${escapeHtml(row.host)}</th>${cells}` +
+    `<td class="granted">${row.granted}</td><td>${row.free ?? ''}</td><td class="short">${isShort ? `short ${row.short}` : ''}</td></tr>`
+  );
 }
 
 /** `<span class="c-drift">2 drift</span>`, worst first. */

@@ -13,7 +13,8 @@ const KEY_ORDER: Record<string, readonly string[]> = {
   run: ['inventory', 'limit', 'tags', 'skipTags', 'forks', 'plays'],
   play: ['name', 'hosts', 'serial', 'maxFailPercentage', 'reboot', 'reload', 'guests', 'rebootTimeoutS'],
   summary: ['ok', 'changed', 'pending', 'failed', 'unreachable', 'skipped'],
-  host: ['host', 'play', 'status', 'error', 'groups', 'distribution', 'kernel', 'bootId', 'durationMs', 'execCount', 'tasks', 'steps', 'finish'],
+  host: ['host', 'play', 'status', 'error', 'groups', 'distribution', 'kernel', 'bootId', 'durationMs', 'execCount', 'tasks', 'steps', 'finish', 'hugepages'],
+  hugepagePool: ['node', 'sizeKiB', 'requested', 'granted', 'free'],
   finish: ['action', 'status', 'reason', 'guests', 'finishes', 'heldBy', 'bootIdBefore', 'bootIdAfter', 'durationMs', 'reloaded', 'guestsStopped', 'guestsStarted', 'cmdline', 'hook'],
   guest: ['name', 'how'],
   hook: ['exitCode', 'output'],
@@ -38,6 +39,7 @@ const CHILD_KIND: Record<string, string> = {
   finish: 'finish',
   guestsStopped: 'guest',
   hook: 'hook',
+  hugepages: 'hugepagePool',
 };
 
 function ordered(value: unknown, kind: string | undefined): Json | undefined {

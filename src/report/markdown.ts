@@ -5,7 +5,7 @@
  */
 import type { RunReport } from '../engine/results.js';
 import { plural } from './common.js';
-import { awaitingReboot, countsText, failedHosts, groupedDrift, groupRows, hostCount, plays, summaryLine, type Play } from './matrix.js';
+import { awaitingReboot, countsText, failedHosts, groupedDrift, groupRows, hostCount, hugepageRows, hugepageSummary, pageSize, plays, summaryLine, type Play } from './matrix.js';
 
 /** Rows of a list before the rest is summed up in one line. */
 export const MARKDOWN_ROWS = 20;
@@ -32,6 +32,7 @@ export function renderMarkdown(report: RunReport): string {
     failuresSection(report),
     driftSection(report),
     rebootSection(report),
+    hugepagesSection(report),
     ...plays(report).map((play) => matrixSection(play, report)),
   ];
   return sections.filter((lines) => lines.length).map((lines) => lines.join('\n')).join('\n\n') + '\n';
@@ -73,6 +74,15 @@ function rebootSection(report: RunReport): string[] {
     byArgs.set(key, (byArgs.get(key) ?? 0) + 1);
   }
   return [`### Awaiting reboot (${waiting.length})`, '', ...capped([...byArgs].map(([args, count]) => `- ${plural(count, 'host')}: ${markdownText(args)}`))];
+}
+
+/** One line for the fleet, then only the pools the kernel granted short of the request. */
+function hugepagesSection(report: RunReport): string[] {
+  const rows = hugepageRows(report);
+  if (!rows.length) return [];
+  const short = rows.filter((row) => row.short > 0);
+  const lines = short.map((row) => `- **${markdownText(row.host)}** node ${row.node}, ${pageSize(row.sizeKiB)}: granted ${row.granted} of ${row.requested} (short ${row.short})`);
+  return ['### Hugepages', '', hugepageSummary(rows), ...(lines.length ? ['', ...capped(lines)] : [])];
 }
 
 function matrixSection(play: Play, report: RunReport): string[] {

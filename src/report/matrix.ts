@@ -4,6 +4,7 @@
  * hosts that wait for a reboot.
  */
 import type { ChangeResult, HostReport, Mode, RunReport, TaskReport } from '../engine/results.js';
+import type { HugepagePoolSummary } from '../kit/module.js';
 import { changeLine, groupBy, isPendingChange, plural, taskState } from './common.js';
 
 /** drift: check mode found changes to make; changed: apply made them; not-run: apply never reached them. */
@@ -155,33 +156,81 @@ export function awaitingReboot(report: RunReport): AwaitingReboot[] {
 }
 
 export interface HugepageRow {
-  /** NUMA node, or `all` for a pool of the whole host. */
+  host: string;
+  /** NUMA node, or `all` for the global pool of that size. */
   node: string;
   sizeKiB: number;
-  hosts: number;
   requested: number;
-  /** Pages there: the current count in check mode, the verified count once apply made the change. */
+  /** Pages the kernel has: read back after apply, the current count in check mode. */
   granted: number;
-  /** Hosts with fewer pages than requested. */
+  free?: number;
+  /** Pages missing from the request: requested - granted, 0 when none. */
   short: number;
 }
 
 const POOL_TARGET = /^\/sys\/(?:devices\/system\/node\/node(\d+)\/hugepages|kernel\/mm\/hugepages)\/hugepages-(\d+)kB\/nr_hugepages$/;
 
-/** Hugepages requested and granted per NUMA node and page size, over the pools the run changes. */
-export function hugepageRows(report: RunReport): HugepageRow[] {
-  const rows = new Map<string, HugepageRow>();
-  for (const change of report.hosts.flatMap((host) => host.tasks.flatMap((task) => task.changes))) {
+/** Reports written before hosts carried `hugepages`: the pools their changes name, granted as the change left them. */
+function poolsFromChanges(host: HostReport): HugepagePoolSummary[] {
+  return host.tasks.flatMap((task) => task.changes).flatMap((change) => {
     const match = change.module === 'hugepages' ? POOL_TARGET.exec(change.target) : null;
-    if (!match || change.after === null) continue;
-    const node = match[1] ?? 'all';
-    const sizeKiB = Number(match[2]);
-    const requested = Number(change.after);
-    const granted = Number(change.status === 'applied' ? change.after : (change.before ?? 0));
-    const row = rows.get(`${node} ${sizeKiB}`) ?? { node, sizeKiB, hosts: 0, requested: 0, granted: 0, short: 0 };
-    rows.set(`${node} ${sizeKiB}`, { ...row, hosts: row.hosts + 1, requested: row.requested + requested, granted: row.granted + granted, short: row.short + Number(granted < requested) });
-  }
-  return [...rows.values()].sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }) || a.sizeKiB - b.sizeKiB);
+    if (!match || change.after === null) return [];
+    const granted = change.status === 'applied' ? change.after : (change.before ?? '0');
+    return [{ node: match[1] === undefined ? null : Number(match[1]), sizeKiB: Number(match[2]), requested: Number(change.after), granted: Number(granted) }];
+  });
+}
+
+/** Every managed hugepage pool of every host, the ones short of their request first. */
+export function hugepageRows(report: RunReport): HugepageRow[] {
+  const rows = report.hosts.flatMap((host) =>
+    (host.hugepages ?? poolsFromChanges(host)).map((pool): HugepageRow => ({
+      host: host.host,
+      node: pool.node === null ? 'all' : String(pool.node),
+      sizeKiB: pool.sizeKiB,
+      requested: pool.requested,
+      granted: pool.granted,
+      ...(pool.free === undefined ? {} : { free: pool.free }),
+      short: Math.max(0, pool.requested - pool.granted),
+    })),
+  );
+  return rows.sort((a, b) => Number(b.short > 0) - Number(a.short > 0));
+}
+
+export interface GrantedGroup {
+  node: string;
+  sizeKiB: number;
+  requested: number;
+  hosts: string[];
+}
+
+/** Pools granted in full, one entry per node, page size and count: how a large fleet shows them. */
+export function grantedGroups(rows: readonly HugepageRow[]): GrantedGroup[] {
+  const full = rows.filter((row) => row.short === 0);
+  return [...groupBy(full, (row) => `${row.node} ${row.sizeKiB} ${row.requested}`).values()].map((group) => ({
+    node: group[0]!.node,
+    sizeKiB: group[0]!.sizeKiB,
+    requested: group[0]!.requested,
+    hosts: [...new Set(group.map((row) => row.host))],
+  }));
+}
+
+/** `12 hugepage pools on 6 hosts: 2 short of the request on 1 host`. */
+export function hugepageSummary(rows: readonly HugepageRow[]): string {
+  const short = rows.filter((row) => row.short > 0);
+  const hosts = (list: readonly HugepageRow[]) => plural(new Set(list.map((row) => row.host)).size, 'host');
+  const head = `${plural(rows.length, 'hugepage pool')} on ${hosts(rows)}`;
+  return short.length ? `${head}: ${short.length} short of the request on ${hosts(short)}` : `${head}, all granted as requested`;
+}
+
+/** `hugepages node0 1G: granted 1 of 4`: a pool as the text reports name it. */
+export function poolLine(pool: HugepagePoolSummary): string {
+  return `hugepages ${pool.node === null ? '' : `node${pool.node} `}${pageSize(pool.sizeKiB)}: granted ${pool.granted} of ${pool.requested}`;
+}
+
+/** Page size as users write it: 2M, 1G, 64K. */
+export function pageSize(kib: number): string {
+  if (kib % 1048576 === 0) return `${kib / 1048576}G`;
+  return kib % 1024 === 0 ? `${kib / 1024}M` : `${kib}K`;
 }
 
 /** Hosts that failed or could not be reached, with the first line of why. */

@@ -9,6 +9,7 @@ import type { StepOutcome } from '../engine/script.js';
 import { changeLine, countTaskStates, describeFinish, formatDuration, groupBy, plural, taskState, TASK_STATES } from './common.js';
 import type { TaskState } from './common.js';
 import { createStyle, escapeStrings, paintStatus, statusPaint } from './style.js';
+import { poolLine } from './matrix.js';
 import type { Style } from './style.js';
 
 export interface TextOptions {
@@ -56,7 +57,17 @@ function renderHost(host: HostReport, context: Context): string[] {
     ...host.tasks.flatMap((task) => taskLines(task, context)),
     ...(host.steps ?? []).flatMap((step) => stepLines(step, context)),
     ...finishLines(host, context.style),
+    ...hugepageLines(host, context),
   ];
+}
+
+/** Pools the kernel granted short of the request (every pool with verbose). */
+function hugepageLines(host: HostReport, { style, verbose }: Context): string[] {
+  const pools = (host.hugepages ?? []).filter((pool) => verbose || pool.granted < pool.requested);
+  return pools.map((pool) => {
+    const line = `${poolLine(pool)}${pool.free === undefined ? '' : `, ${pool.free} free`}`;
+    return `  ${pool.granted < pool.requested ? style.red(`${line} (short ${pool.requested - pool.granted})`) : line}`;
+  });
 }
 
 /** `  finish: reboot done in 24.1s`, then how (boot_id, /proc/cmdline tokens, guests) beneath. */

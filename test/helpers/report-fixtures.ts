@@ -1,6 +1,12 @@
 /** Hand-built run reports the reporters' tests share: check and apply runs with every status. */
 import { REPORT_VERSION, emptySummary } from '../../src/engine/results.js';
 import type { ChangeResult, HostReport, RunReport, TaskReport } from '../../src/engine/results.js';
+import { hostSummary } from '../../src/engine/host-run.js';
+import type { PreparedTask } from '../../src/engine/prepare.js';
+import type { HugepagePoolSummary, Module } from '../../src/kit/module.js';
+import { hugepages } from '../../modules/hugepages/index.js';
+import { fixture } from './paths.js';
+import { normalize } from './plan.js';
 
 export function change(fields: Partial<ChangeResult> & Pick<ChangeResult, 'module' | 'target'>): ChangeResult {
   return { scope: 'runtime', before: null, after: null, status: 'planned', ...fields };
@@ -112,10 +118,30 @@ export function applyReport(): RunReport {
 }
 
 
-/** What the synthetic fleet's host number i has: every tenth host is in desired state for thp. */
-export function fleetShape(i: number): { unreachable: boolean; failed: boolean; thpDrift: boolean; pendingReboot: boolean } {
+/**
+ * What the synthetic fleet's host number i has: every tenth host is in desired state for
+ * thp; every reachable host has 1G pools on two nodes and a global 2M pool, one host in a
+ * hundred granted only 5 of the 8 1G pages asked on node 1.
+ */
+export function fleetShape(i: number): { unreachable: boolean; failed: boolean; thpDrift: boolean; pendingReboot: boolean; hugepagesShort: boolean } {
   const unreachable = i % 100 === 7;
-  return { unreachable, failed: !unreachable && i % 100 === 13, thpDrift: !unreachable && i % 10 !== 0, pendingReboot: !unreachable && i % 4 === 0 };
+  return {
+    unreachable,
+    failed: !unreachable && i % 100 === 13,
+    thpDrift: !unreachable && i % 10 !== 0,
+    pendingReboot: !unreachable && i % 4 === 0,
+    hugepagesShort: !unreachable && i % 100 === 42,
+  };
+}
+
+/** The pools of the fleet's host number i (see fleetShape). */
+export function fleetPools(i: number): HugepagePoolSummary[] {
+  const short = fleetShape(i).hugepagesShort;
+  return [
+    { node: 0, sizeKiB: 1048576, requested: 8, granted: 8, free: 2 },
+    { node: 1, sizeKiB: 1048576, requested: 8, granted: short ? 5 : 8, free: short ? 0 : 3 },
+    { node: null, sizeKiB: 2048, requested: 1024, granted: 1024, free: 1000 },
+  ];
 }
 
 export const FLEET_GROUPS = ['rack-a', 'rack-b', 'rack-c', 'rack-d'];
@@ -132,7 +158,34 @@ export function fleetReport(count: number): RunReport {
     const hugepages = task('hugepages', 'hugepages', [], shape.failed ? { error: 'probe failed: /sys/kernel/mm/hugepages unreadable' } : {});
     const cmdline = task('kernel command line', 'kernel_cmdline', shape.pendingReboot ? [{ ...thpPending }] : []);
     const status = shape.failed ? 'failed' : shape.thpDrift ? 'changed' : shape.pendingReboot ? 'pending' : 'ok';
-    return host(fleetHostName(i), status, [task('swappiness', 'sysctl'), thp, hugepages, cmdline], { groups, distribution: 'debian 12', kernel: '6.1.0-18-amd64', bootId: `boot-${i}` });
+    return host(fleetHostName(i), status, [task('swappiness', 'sysctl'), thp, hugepages, cmdline], { groups, distribution: 'debian 12', kernel: '6.1.0-18-amd64', bootId: `boot-${i}`, hugepages: fleetPools(i) });
   });
   return report('check', hosts);
+}
+
+/** A hugepages task as the engine plans it: the module's params and its state parsed from a probe fixture. */
+function plannedHugepages(raw: unknown, fixtureName: string): { task: PreparedTask; actual: unknown } {
+  const params = normalize(hugepages, raw);
+  const task = { name: 'hugepages', module: hugepages as Module, params, tags: [], where: undefined } as unknown as PreparedTask;
+  return { task, actual: hugepages.parse(fixture('hugepages', fixtureName), params) };
+}
+
+/**
+ * Three hosts whose pools the engine sums up from the hugepages module's probe fixtures:
+ * hv-short got 1 of 4 1G pages on node0 and 0 of 2 on node1, hv-nodes every 2M page per
+ * node, hv-debian (recorded on Debian 12) its 8 default-size pages and one 1G page.
+ */
+export function hugepagesReport(mode: RunReport['mode'] = 'apply'): RunReport {
+  const hosts: Array<[string, Array<[unknown, string]>]> = [
+    ['hv-nodes', [[{ pools: [{ size: '2M', count: 512, node: 0 }, { size: '2M', count: 512, node: 1 }] }, 'two-nodes-per-node-2M-pools.txt']]],
+    ['hv-short', [[{ pools: [{ size: '1G', count: 4, node: 0 }, { size: '1G', count: 2, node: 1 }] }, 'two-nodes-1G-runtime-grant-short.txt']]],
+    ['hv-debian', [[{ nr_hugepages: 8 }, 'debian12-one-node-pools-in-use-and-mounts.txt'], [{ pools: [{ size: '1G', count: 1 }] }, 'debian12-one-node-pools-in-use-and-mounts.txt']]],
+  ];
+  return report(
+    mode,
+    hosts.map(([name, tasks]) => {
+      const summary = hostSummary({ tasks: tasks.map(([raw, file]) => plannedHugepages(raw, file)) });
+      return host(name, name === 'hv-short' ? 'failed' : 'ok', tasks.map(() => task('hugepages', 'hugepages')), { ...summary, groups: ['hypervisors'] });
+    }),
+  );
 }

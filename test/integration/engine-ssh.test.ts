@@ -13,6 +13,9 @@ import { loadInventory } from '../../src/config/inventory.js';
 import { loadPlaybook } from '../../src/config/playbook.js';
 import { runPlaybook, type RunOptions } from '../../src/engine/runner.js';
 import { MAX_OUTPUT_BYTES } from '../../src/transport/output.js';
+import { defineModule, type Module } from '../../src/kit/module.js';
+import { catFileProbe, parseFileBlock } from '../../src/kit/remote-lib.js';
+import { sh } from '../../src/kit/shell.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kvmconf-engine-'));
 chmodSync(work, 0o700); // only root (through sudo) can write here
@@ -156,4 +159,37 @@ test('two applies on one host at once: the second waits for the lock, then fails
   assert.equal(held.hosts[0]!.status, 'changed', held.hosts[0]!.error);
   const after = await run(playbookFor(`test_file: {path: ${second}, content: "second\\n"}`), inventory, 'apply');
   assert.equal(after.hosts[0]!.status, 'changed', 'the lock is free once the first run ended');
+});
+
+/** A counter the "kernel" grants only up to `cap` of, read back like a hugepage pool, summed up for the report. */
+const poolModule = defineModule<{ path: string; count: number; cap: number }, number>({
+  name: 'test_pool',
+  summary: 'a pool granted up to a cap (tests only)',
+  schema: { type: 'object', additionalProperties: false, required: ['path', 'count', 'cap'], properties: { path: { type: 'string' }, count: { type: 'integer' }, cap: { type: 'integer' } } },
+  probe: (params) => catFileProbe(params.path),
+  parse: (output) => Number(parseFileBlock(output) ?? 0),
+  diff: (params, actual) =>
+    actual === params.count ? [] : [{
+      module: 'test_pool', target: params.path, scope: 'runtime', before: String(actual), after: String(params.count),
+      commands: [sh`echo ${Math.min(params.count, params.cap)} > ${params.path}`, sh`[ "$(cat ${params.path})" -eq ${params.count} ]`],
+    }],
+  reportSummary: (params, actual) => ({ hugepages: [{ node: 0, sizeKiB: 2048, requested: params.count, granted: actual }] }),
+});
+
+test('the report sums up each host from its latest gather: current in check mode, read back after apply, also after a failed step', async () => {
+  const modules = new Map<string, Module>([...TEST_MODULES, ['test_pool', poolModule as Module]]);
+  const path = join(work, 'pool');
+  const inventory = inventoryFor('hv-pool', sudoOk);
+  const runPool = (count: number, mode: 'check' | 'apply') =>
+    runPlaybook(loadPlaybook(playbookFor(`test_pool: {path: ${path}, count: ${count}, cap: 3}`), modules), loadInventory(inventory), modules, options(mode));
+  const granted = (report: Awaited<ReturnType<typeof runPool>>) => report.hosts[0]!.hugepages?.map((pool) => `${pool.granted} of ${pool.requested}`);
+
+  assert.deepEqual(granted(await runPool(2, 'check')), ['0 of 2'], 'check: what the host has now');
+  const applied = await runPool(2, 'apply');
+  assert.equal(applied.hosts[0]!.status, 'changed', applied.hosts[0]!.error);
+  assert.deepEqual(granted(applied), ['2 of 2'], 'read back by the verify gather');
+  const short = await runPool(5, 'apply');
+  assert.equal(short.hosts[0]!.status, 'failed');
+  assert.equal(short.hosts[0]!.execCount, 3, 'gather, apply, read back');
+  assert.deepEqual(granted(short), ['3 of 5'], 'what the host has after the failed step, not what was planned from');
 });

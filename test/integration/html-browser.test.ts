@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { renderHtml } from '../../src/report/html.js';
 import { CLI, CLI_ENV, ROOT } from '../helpers/paths.js';
 import { chromium, count, dumpDom } from '../helpers/chromium.js';
-import { FLEET_GROUPS, fleetHostName, fleetReport, fleetShape, host, task } from '../helpers/report-fixtures.js';
+import { FLEET_GROUPS, fleetHostName, fleetReport, fleetShape, host, hugepagesReport, task } from '../helpers/report-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-browser-'));
 const ARTEFACTS = join(ROOT, 'test-results');
@@ -42,9 +42,43 @@ test('chromium renders a 1,000-host report: matrix cells and counts in the DOM, 
     assert.equal(thpCell.match(/data-status="drift" data-count="(\d+)"/)?.[1], drift ? String(drift) : undefined, `${group} thp drift`);
   }
   assert.match(dom, new RegExp(`<tr><th>${fleetHostName(4)}</th><td>transparent_hugepage=never</td>`));
+  assertFleetPools(dom, shapes);
   mkdirSync(ARTEFACTS, { recursive: true });
   chromium('--window-size=1400,1000', `--screenshot=${join(ARTEFACTS, 'report-1000-hosts.png')}`, pathToFileURL(file).href);
   assert.ok(readFileSync(join(ARTEFACTS, 'report-1000-hosts.png')).length > 1000);
+});
+
+/** The hugepages table of the synthetic fleet in the DOM: a row per short pool, marked, then the pools granted in full grouped. */
+function assertFleetPools(dom: string, shapes: ReadonlyArray<ReturnType<typeof fleetShape>>): void {
+  const reachable = shapes.filter((shape) => !shape.unreachable).length;
+  const short = shapes.flatMap((shape, i) => (shape.hugepagesShort ? [fleetHostName(i)] : []));
+  assert.equal(count(dom, /<tr class="pool[^"]*" data-host=/), short.length, 'a row per short pool');
+  const marked = [...dom.matchAll(/<tr class="pool c-failed" data-host="(\w+)" data-node="1" data-size="1048576"><th>\w+<\/th><td>1<\/td><td>1G<\/td><td>8<\/td><td class="granted">5<\/td><td>0<\/td><td class="short">short 3<\/td><\/tr>/g)];
+  assert.deepEqual(marked.map((match) => match[1]), short, 'each short pool, marked');
+  assert.equal(count(dom, /<tr class="pool c-failed"/), short.length, 'no other pool marked');
+  assert.ok(dom.indexOf('<table class="pools short">') < dom.indexOf('<table class="pools granted">'), 'the short pools lead');
+  assert.ok(dom.includes(`${3 * reachable} hugepage pools on ${reachable} hosts: ${short.length} short of the request on ${short.length} hosts; granted: what the host has now.`));
+  // The pools granted in full, grouped: node, size and count with the number of hosts.
+  const groups = [...dom.matchAll(/<tr class="pool-group" data-node="(\w+)" data-size="(\d+)" data-hosts="(\d+)"><td>\w+<\/td><td>(\w+)<\/td><td>(\d+)<\/td>/g)].map((m) => m.slice(1).join(' '));
+  assert.deepEqual(groups, [`0 1048576 ${reachable} 1G 8`, `1 1048576 ${reachable - short.length} 1G 8`, `all 2048 ${reachable} 2M 1024`]);
+}
+
+test('chromium renders the hugepages table of pools summed up from the module fixtures, shortfalls marked; a screenshot is kept', () => {
+  const file = join(dir, 'hugepages.html');
+  writeFileSync(file, renderHtml(hugepagesReport()));
+  const dom = dumpDom(file);
+  const rows = [...dom.matchAll(/<tr class="(pool[^"]*)" data-host="([\w-]+)" data-node="(\w+)" data-size="\d+"><th>[\w-]+<\/th><td>\w+<\/td><td>(\w+)<\/td><td>(\d+)<\/td><td class="granted">(\d+)<\/td><td>(\d*)<\/td><td class="short">([^<]*)<\/td><\/tr>/g)];
+  assert.deepEqual(rows.map((match) => match.slice(1).join('|')), [
+    'pool c-failed|hv-short|0|1G|4|1|1|short 3',
+    'pool c-failed|hv-short|1|1G|2|0|0|short 2',
+    'pool|hv-nodes|0|2M|512|512|488|',
+    'pool|hv-nodes|1|2M|512|512|512|',
+    'pool|hv-debian|all|2M|8|8|5|',
+    'pool|hv-debian|all|1G|1|1|1|',
+  ]);
+  mkdirSync(ARTEFACTS, { recursive: true });
+  chromium('--window-size=1200,700', `--screenshot=${join(ARTEFACTS, 'report-hugepages.png')}`, pathToFileURL(file).href);
+  assert.ok(readFileSync(join(ARTEFACTS, 'report-hugepages.png')).length > 1000);
 });
 
 test('chromium renders the HTML report of a real check run of this machine', () => {

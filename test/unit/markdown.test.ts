@@ -10,7 +10,8 @@ describe('Markdown report', () => {
   it('puts failures first, then grouped drift, reboots and the matrix by group', () => {
     const markdown = renderMarkdown(fleetReport(200));
     const headings = [...markdown.matchAll(/^### (.*)$/gm)].map((match) => match[1]);
-    assert.deepEqual(headings, ['Failed (4)', 'Drift', 'Awaiting reboot (50)', 'tune']);
+    assert.deepEqual(headings, ['Failed (4)', 'Drift', 'Awaiting reboot (50)', 'Hugepages', 'tune']);
+    assert.match(markdown, /^594 hugepage pools on 198 hosts: 2 short of the request on 2 hosts\n\n- \*\*hv0042\*\* node 1, 1G: granted 5 of 8 \(short 3\)\n- \*\*hv0142\*\* node 1, 1G: granted 5 of 8 \(short 3\)\n\n/m);
     assert.match(markdown, /^- thp enabled: madvise -> never \(runtime\): 178 of 200 hosts$/m);
     assert.match(markdown, /^- 50 hosts: transparent\\_hugepage=never$/m);
     assert.match(markdown, /^\| rack-d \| 50 \| 2 unreachable, 48 ok \| 2 unreachable, 48 drift \|/m);
@@ -18,8 +19,9 @@ describe('Markdown report', () => {
 
   it('stays short on a large fleet', () => {
     const markdown = renderMarkdown(fleetReport(1200));
-    assert.ok(markdown.split('\n').length < 60, `${markdown.split('\n').length} lines`);
-    assert.equal(markdown.match(/^- \*\*hv\d+\*\* /gm)?.length, MARKDOWN_ROWS);
+    assert.ok(markdown.split('\n').length < 85, `${markdown.split('\n').length} lines`);
+    assert.equal(markdown.match(/^- \*\*hv\d+\*\* (failed|unreachable):/gm)?.length, MARKDOWN_ROWS);
+    assert.equal(markdown.match(/^- \*\*hv\d+\*\* node 1, 1G: granted 5 of 8/gm)?.length, 12, 'every short pool up to the limit');
     assert.match(markdown, /^- … and 4 more$/m, 'failed hosts beyond the first 20 are summed up');
     const manyGroups = fleetReport(100);
     manyGroups.hosts.forEach((entry, i) => (entry.groups = [`rack-${i}`]));
