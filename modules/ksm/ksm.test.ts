@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles } from '../../src/kit/claims.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -159,8 +160,8 @@ test('rules: one NUMA node makes merge_across_nodes a no-op warning; ksmtuned fi
 test('normalize: services default to stopped only when KSM is stopped; ownedFiles follow persist', () => {
   assert.deepEqual(normalize(ksm, { run: 'unmerge' }), { run: 'unmerge', services: 'stopped', persist: true });
   assert.deepEqual(normalize(ksm, { run: 'run', merge_across_nodes: true }), { run: 'run', merge_across_nodes: '1', services: 'unmanaged', persist: true });
-  assert.deepEqual(ksm.ownedFiles!(normalize(ksm, { run: 'stop' })), [KSM_TMPFILES]);
-  assert.deepEqual(ksm.ownedFiles!(normalize(ksm, { run: 'stop', persist: false })), []);
+  assert.deepEqual(ownedFiles(ksm.claims!(normalize(ksm, { run: 'stop' }))), [KSM_TMPFILES]);
+  assert.deepEqual(ownedFiles(ksm.claims!(normalize(ksm, { run: 'stop', persist: false }))), []);
 });
 
 test('schema: hostile and malformed values are rejected', () => {

@@ -30,7 +30,7 @@ function plan(raw: Record<string, unknown>, file = RECORDED, tasks: PlanContext[
   const params = norm(raw);
   const actual = state(file, params);
   const warnings: string[] = [];
-  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks, warn: (w) => warnings.push(w) });
+  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks, claims: [], warn: (w) => warnings.push(w) });
   return { changes, warnings, params, actual };
 }
 const brief = (changes: Change[]) => changes.map((c) => `${c.scope} ${c.target} ${c.before} -> ${c.after}`);
@@ -154,7 +154,7 @@ test('vCPUs: raised live up to the maximum, never lowered live; the maximum wait
   const probe = fixture(RECORDED).replaceAll("<vcpu placement='static'>2</vcpu>", "<vcpu placement='static' current='1'>2</vcpu>");
   const params = norm({ name: 'kc-probe', vcpu: { current: 2 } });
   const actual = libvirtDomain.parse(probe, params);
-  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], warn: () => undefined });
+  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], claims: [], warn: () => undefined });
   assert.ok(brief(changes).includes('runtime kc-probe/vcpu.current 1 -> 2'), brief(changes).join('\n'));
   assert.deepEqual(brief(plan({ name: 'kc-probe', vcpu: { count: 2, current: 1 } }).changes).slice(1), ['pending kc-probe/vcpu.current 2 -> 1']);
   assert.deepEqual(brief(plan({ name: 'kc-probe', vcpu: { count: 3 } }).changes).slice(1), ['pending kc-probe/vcpu.count 2 -> 3', 'pending kc-probe/vcpu.current 2 -> 3']);
@@ -324,7 +324,7 @@ test('facts: the facts-only probe shows topology, pools and each running guest a
 function planEdited(raw: Record<string, unknown>, edit: (probe: string) => string, file = RECORDED): Change[] {
   const params = norm(raw);
   const actual = libvirtDomain.parse(edit(fixture(file)), params);
-  return diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], warn: () => undefined });
+  return diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], claims: [], warn: () => undefined });
 }
 
 test('numatune, no live policy yet: mode and nodeset are set live in one call, which never names strict', () => {

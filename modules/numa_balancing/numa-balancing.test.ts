@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles } from '../../src/kit/claims.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { NUMA_BALANCING_FILE, numaBalancing, wantedMode } from './index.js';
@@ -35,8 +36,8 @@ test('enabled: runtime write with read-back, then the file; persist: false touch
   ]);
   assert.deepEqual(commands(changes[0]!), ['kc_set_value /proc/sys/kernel/numa_balancing 1']);
   assert.deepEqual(plan(numaBalancing, { enabled: true, persist: false }, REAL_OFF, TWO_NODE_FACTS).changes.map((c) => c.scope), ['runtime']);
-  assert.deepEqual(numaBalancing.ownedFiles!(normalize(numaBalancing, { enabled: true, persist: false })), []);
-  assert.deepEqual(numaBalancing.ownedFiles!(normalize(numaBalancing, { enabled: true })), [NUMA_BALANCING_FILE]);
+  assert.deepEqual(ownedFiles(numaBalancing.claims!(normalize(numaBalancing, { enabled: true, persist: false }))), []);
+  assert.deepEqual(ownedFiles(numaBalancing.claims!(normalize(numaBalancing, { enabled: true }))), [NUMA_BALANCING_FILE]);
 });
 
 test('memory tiering modes 2 and 3 are parsed and kept: only the normal-balancing bit moves', () => {

@@ -23,7 +23,7 @@ type Tasks = PlanContext['tasks'];
 
 function run(p: TunedParams, state: TunedState, tasks: Tasks = []) {
   const warnings: string[] = [];
-  const changes = diffOf(tuned, p, state, { facts, tasks, warn: (message) => warnings.push(message) });
+  const changes = diffOf(tuned, p, state, { facts, tasks, claims: [], warn: (message) => warnings.push(message) });
   return { changes, warnings };
 }
 

@@ -95,6 +95,7 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
   const context = (diagnostics: Diagnostic[]): PlanContext => ({
     facts,
     tasks: job.tasks.map((task) => ({ module: task.module.name, name: task.name, params: task.params })),
+    claims: job.tasks.map((task) => ({ task: task.name, claims: task.claims })),
     warn: (message) => diagnostics.push({ severity: 'warning', message }),
   });
   const hashes: string[] = [];

@@ -42,6 +42,6 @@ export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, f
   const params = normalize(module as Module<P, unknown>, raw);
   const actual = module.parse(output, params);
   const warnings: Diagnostic[] = [];
-  const changes: Change[] = diffOf(module, params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
+  const changes: Change[] = diffOf(module, params, actual, { facts, tasks, claims: [], warn: (message) => warnings.push({ severity: 'warning', message }) });
   return { params, actual, changes, warnings, commands: (change: Change) => changeCommands(module, change) };
 }
