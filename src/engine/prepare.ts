@@ -119,20 +119,22 @@ function checkOwnedFiles(tasks: PreparedTask[]): void {
   }
 }
 
-/** The setting a claim holds a value for (`sysctl vm.swappiness`), for the kinds two tasks may not set differently. */
-function valueClaim(claim: Claim): { setting: string; value: string } | undefined {
-  if (claim.kind === 'sysctl') return { setting: `sysctl ${claim.key}`, value: claim.value };
-  if (claim.kind === 'sysfs') return { setting: claim.path, value: claim.value };
-  return undefined;
+/** The settings a claim holds a value for (`sysctl vm.swappiness`), for the kinds two tasks may not set differently. */
+function valueClaims(claim: Claim): Array<{ setting: string; value: string }> {
+  if (claim.kind === 'sysctl') return [{ setting: `sysctl ${claim.key}`, value: claim.value }];
+  if (claim.kind === 'sysfs') return [{ setting: claim.path, value: claim.value }];
+  if (claim.kind !== 'unit') return [];
+  return [
+    ...(claim.state === undefined ? [] : [{ setting: `${claim.unit} state`, value: claim.state }]),
+    ...(claim.enabled === undefined ? [] : [{ setting: `${claim.unit} enabled`, value: String(claim.enabled) }]),
+  ];
 }
 
-/** Two tasks setting one sysctl key or sysfs path to different values would undo each other at every run. */
+/** Two tasks setting one sysctl key, sysfs path or unit state to different values would undo each other at every run. */
 function checkValueClaims(tasks: PreparedTask[]): void {
   const setters = new Map<string, { task: PreparedTask; value: string }>();
   for (const task of tasks) {
-    for (const claim of task.claims) {
-      const held = valueClaim(claim);
-      if (!held) continue;
+    for (const held of task.claims.flatMap(valueClaims)) {
       const previous = setters.get(held.setting);
       if (previous && previous.value !== held.value) {
         throw new InputError(

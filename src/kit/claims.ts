@@ -16,8 +16,8 @@ export type Claim =
   | { kind: 'kernel-arg-absent'; name: string }
   /** A file the task owns whole. */
   | { kind: 'file'; path: string }
-  /** A systemd unit and the state the task keeps it in. */
-  | { kind: 'unit'; unit: string; state: string }
+  /** A systemd unit and what the task keeps it at (absent: left as it is). */
+  | { kind: 'unit'; unit: string; state?: 'started' | 'stopped'; enabled?: boolean }
   /** A hugepage pool: pages of one size (null: the default size), on one NUMA node (null: the whole system). */
   | { kind: 'hugepage-pool'; sizeKiB: number | null; node: number | null; count: number };
 

@@ -65,7 +65,11 @@ export interface Diagnostic {
 /** What a planner may look at besides its own parameters and probe output. */
 export interface PlanContext {
   facts: HostFacts;
-  /** Every task of the play on this host (normalised params), so a module can spot a fight with another one. */
+  /**
+   * Every task of the play on this host (normalised params), for tasks of one family of
+   * guests that must agree (libvirt domains and their placement); what other modules set
+   * is read from `claims`, never from their parameters.
+   */
   tasks: ReadonlyArray<{ module: string; name: string; params: unknown }>;
   /** What every task of the play on this host claims (see Claim), read by kind. */
   claims: readonly TaskClaims[];

@@ -115,7 +115,7 @@ test('two tasks owning one file are refused before any host is contacted', () =>
   assert.throws(() => prepareTasks(book.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}), /90-kvmconf.conf is owned by task 'sysctl' .* and by task 'second'/);
 });
 
-test('two tasks setting one sysctl key or sysfs path differently are refused, naming both; equal values pass', () => {
+test('two tasks setting one sysctl key, sysfs path or unit state differently are refused, naming both; equal values pass', () => {
   const prepare = (yaml: string) => prepareTasks(loadPlaybook(write(yaml), MODULES_BY_NAME).plays[0]!, MODULES_BY_NAME, {}, 'hv1', {});
   assert.throws(
     () => prepare('- hosts: all\n  tasks:\n    - name: low swap\n      sysctl: {name: vm.swappiness, value: 1}\n    - name: other file\n      sysctl: {name: vm.swappiness, value: 10, file: /etc/sysctl.d/91-x.conf}\n'),
@@ -124,6 +124,10 @@ test('two tasks setting one sysctl key or sysfs path differently are refused, na
   assert.throws(
     () => prepare('- hosts: all\n  tasks:\n    - name: no thp\n      thp: {enabled: never}\n    - name: raw\n      sysfs: {settings: {/sys/kernel/mm/transparent_hugepage/enabled: always}}\n'),
     /\/sys\/kernel\/mm\/transparent_hugepage\/enabled: task 'raw' sets always but task 'no thp' .* sets never/,
+  );
+  assert.throws(
+    () => prepare('- hosts: all\n  tasks:\n    - service: {name: ksm, state: stopped}\n    - name: ksm on\n      service: {name: ksm.service, state: started, enabled: true}\n'),
+    /ksm.service state: task 'ksm on' sets started but task 'service' .* sets stopped/,
   );
   assert.equal(prepare('- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: 1}\n    - sysctl: {name: vm.swappiness, value: 1, file: /etc/sysctl.d/91-x.conf}\n').length, 2);
 });
