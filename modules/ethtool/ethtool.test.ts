@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles } from '../../src/kit/claims.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +27,7 @@ Other:		0
 Combined:	1
 `;
 
-const context = (warnings: string[] = []): PlanContext => ({ facts: {} as PlanContext['facts'], tasks: [], warn: (w) => warnings.push(w) });
+const context = (warnings: string[] = []): PlanContext => ({ facts: {} as PlanContext['facts'], tasks: [], claims: [], warn: (w) => warnings.push(w) });
 const params = (raw: Partial<EthtoolParams> & { interface: string; combined: number }) => ethtool.normalize!(raw);
 
 function probeOutput(blocks: Record<string, string>, rule: string | null = null): string {
@@ -77,8 +78,8 @@ test('the udev rule: exact content, file name for globs, sorted after 80-net-set
     '',
   ].join('\n'));
   assert.equal(rulePath('en*'), '/etc/udev/rules.d/81-kvmconf-ethtool-enall.rules');
-  assert.deepEqual(ethtool.ownedFiles!(params({ interface: 'eth0', combined: 2 })), ['/etc/udev/rules.d/81-kvmconf-ethtool-eth0.rules']);
-  assert.deepEqual(ethtool.ownedFiles!(params({ interface: 'eth0', combined: 2, persist: false })), []);
+  assert.deepEqual(ownedFiles(ethtool.claims!(params({ interface: 'eth0', combined: 2 }))), ['/etc/udev/rules.d/81-kvmconf-ethtool-eth0.rules']);
+  assert.deepEqual(ownedFiles(ethtool.claims!(params({ interface: 'eth0', combined: 2, persist: false }))), []);
 });
 
 function runWithFakeEthtool(commands: string[], grants: number): ReturnType<typeof spawnSync> {

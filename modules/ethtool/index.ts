@@ -10,7 +10,7 @@
  * The rule sorts after 80-net-setup-link.rules so that NAME (the predictable name) is
  * set when it is matched; a second line covers interfaces udev does not rename.
  */
-import { defineModule, fileDiff, catFileProbe, parseFileBlock, writeFileCommand, sh, type Change, type Command } from '../../src/kit/index.js';
+import { defineModule, fileDiff, catFileProbe, parseFileBlock, writeFileCommand, sh, type Change, type Command, fileClaims } from '../../src/kit/index.js';
 
 /** Interface names (IFNAMSIZ 15) or shell/udev globs over them. */
 export const IFACE_PATTERN = '^[A-Za-z0-9_.*?-]{1,15}$';
@@ -73,7 +73,7 @@ export const ethtool = defineModule<EthtoolParams, EthtoolState>({
   },
   normalize: (raw) => ({ persist: true, ...(raw as Omit<EthtoolParams, 'persist'>) }),
 
-  ownedFiles: (params) => (params.persist ? [rulePath(params.interface)] : []),
+  claims: (params) => fileClaims(params.persist ? [rulePath(params.interface)] : []),
 
   probe: (params) => {
     if (!new RegExp(IFACE_PATTERN).test(params.interface)) throw new Error(`bad interface name ${params.interface}`);

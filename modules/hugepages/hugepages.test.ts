@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles, kernelArgsOf } from '../../src/kit/claims.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,14 +94,14 @@ test('nr_hugepages: runtime change with read-back, and the owned sysctl.d file',
   ]);
   assert.equal(changes[1]!.diff!.after, '# Managed by kvmconf (hugepages); edits here are overwritten.\nvm.nr_hugepages = 16\n');
   assert.deepEqual(commands(changes[1]!), [`kc_write_file ${HUGEPAGES_SYSCTL_FILE} 0644 absent '# Managed by kvmconf (hugepages); edits here are overwritten.\nvm.nr_hugepages = 16\n'`]);
-  assert.deepEqual(hugepages.ownedFiles!(normalize(hugepages, { nr_hugepages: 16 })), [HUGEPAGES_SYSCTL_FILE, HUGEPAGES_TMPFILES]);
+  assert.deepEqual(ownedFiles(hugepages.claims!(normalize(hugepages, { nr_hugepages: 16 }))), [HUGEPAGES_SYSCTL_FILE, HUGEPAGES_TMPFILES]);
 });
 
 test('persist only: the live pool is right, only the file is missing; persist: false plans nothing', () => {
   const { changes } = plan(hugepages, { nr_hugepages: 8 }, IN_USE, ONE_NODE);
   assert.deepEqual(changes.map((c) => [c.target, c.scope]), [[HUGEPAGES_SYSCTL_FILE, 'persist']]);
   assert.deepEqual(plan(hugepages, { nr_hugepages: 8, persist: false }, IN_USE, ONE_NODE).changes, []);
-  assert.deepEqual(hugepages.kernelArgs!(normalize(hugepages, { nr_hugepages: 8 })), { tokens: [] });
+  assert.deepEqual(kernelArgsOf(hugepages.claims!(normalize(hugepages, { nr_hugepages: 8 }))), { tokens: [] });
 });
 
 test('shrinking a pool below the pages in use fails with the numbers; shrinking to what is free is planned first', () => {
@@ -116,14 +117,14 @@ test('shrinking a pool below the pages in use fails with the numbers; shrinking 
 
 test('cmdline: 1G and 2M pools pair hugepagesz/hugepages in the order given, after default_hugepagesz', () => {
   const raw = { default_size: '1G', pools: [{ size: '1G', count: 4 }, { size: '2M', count: 1024, persist: 'cmdline' }] };
-  assert.equal(hugepages.kernelArgs!(normalize(hugepages, raw)).tokens.join(' '), 'default_hugepagesz=1G hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=1024');
+  assert.equal(kernelArgsOf(hugepages.claims!(normalize(hugepages, raw))).tokens.join(' '), 'default_hugepagesz=1G hugepagesz=1G hugepages=4 hugepagesz=2M hugepages=1024');
   const reversed = { pools: [{ size: '2M', count: 1024, persist: 'cmdline' }, { size: '1G', count: 4 }] };
-  assert.equal(hugepages.kernelArgs!(normalize(hugepages, reversed)).tokens.join(' '), 'hugepagesz=2M hugepages=1024 hugepagesz=1G hugepages=4');
+  assert.equal(kernelArgsOf(hugepages.claims!(normalize(hugepages, reversed))).tokens.join(' '), 'hugepagesz=2M hugepages=1024 hugepagesz=1G hugepages=4');
   // nr_hugepages without a known default size: a bare hugepages= before any hugepagesz= counts default-size pages.
   const bare = { nr_hugepages: 512, persist: 'cmdline', pools: [{ size: '1G', count: 2 }] };
-  assert.equal(hugepages.kernelArgs!(normalize(hugepages, bare)).tokens.join(' '), 'hugepages=512 hugepagesz=1G hugepages=2');
+  assert.equal(kernelArgsOf(hugepages.claims!(normalize(hugepages, bare))).tokens.join(' '), 'hugepages=512 hugepagesz=1G hugepages=2');
   // Per-node pools never go on the command line.
-  assert.deepEqual(hugepages.kernelArgs!(normalize(hugepages, { pools: [{ size: '1G', count: 2, node: 1 }] })).tokens, []);
+  assert.deepEqual(kernelArgsOf(hugepages.claims!(normalize(hugepages, { pools: [{ size: '1G', count: 2, node: 1 }] }))).tokens, []);
 });
 
 test('persist defaults: 1G global -> cmdline, 2M global -> sysctl (tmpfiles when 1G is the default), per node -> tmpfiles', () => {
@@ -141,7 +142,7 @@ test('default_size differing from the running Hugepagesize is pending a reboot; 
     ['/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages', 'runtime', '0', '2', undefined],
   ]);
   assert.match(changes[0]!.reason!, /default_hugepagesz=1G goes on the kernel command line/);
-  assert.equal(hugepages.kernelArgs!(normalize(hugepages, { default_size: '1G', nr_hugepages: 2, persist: 'cmdline' })).tokens.join(' '), 'default_hugepagesz=1G hugepagesz=1G hugepages=2');
+  assert.equal(kernelArgsOf(hugepages.claims!(normalize(hugepages, { default_size: '1G', nr_hugepages: 2, persist: 'cmdline' }))).tokens.join(' '), 'default_hugepagesz=1G hugepagesz=1G hugepages=2');
   assert.equal(changes.filter((c) => c.scope === 'pending').flatMap((c) => commands(c)).length, 0);
   assert.deepEqual(plan(hugepages, { default_size: '2M' }, PRISTINE, ONE_NODE).changes, []);
 });

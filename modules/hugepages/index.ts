@@ -14,7 +14,7 @@
  * as /etc/fstab lines, identified by mount point, every other line kept byte for byte.
  */
 import {
-  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type KernelArgs, type HostFacts, type Command, type HugepagePoolSummary,
+  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type Claim, fileClaims, kernelArgClaims, type KernelArgs, type HostFacts, type Command, type HugepagePoolSummary,
 } from '../../src/kit/index.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from '../lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from '../lib/tmpfiles.js';
@@ -384,6 +384,16 @@ interface RawParams {
 
 const SIZE = { type: 'string', pattern: SIZE_PATTERN };
 
+/** The kernel command line tokens of the pools persisted there (with default_hugepagesz when asked). */
+export function cmdlineArgs(params: HugepagesParams): KernelArgs {
+  const tokens = params.defaultSizeKiB === null ? [] : [`default_hugepagesz=${formatSize(params.defaultSizeKiB)}`];
+  const byCmdline = params.pools.filter((pool) => pool.persist === 'cmdline' && pool.node === null);
+  // hugepages= before any hugepagesz= counts pages of the default size.
+  for (const pool of byCmdline.filter((p) => p.sizeKiB === null)) tokens.push(`hugepages=${pool.count}`);
+  for (const pool of byCmdline.filter((p) => p.sizeKiB !== null)) tokens.push(`hugepagesz=${formatSize(pool.sizeKiB!)}`, `hugepages=${pool.count}`);
+  return { tokens };
+}
+
 export const hugepages = defineModule<HugepagesParams, HugepagesState>({
   name: 'hugepages',
   summary: 'static hugepage pools (global and per NUMA node), the default hugepage size and hugetlbfs mounts',
@@ -468,16 +478,11 @@ export const hugepages = defineModule<HugepagesParams, HugepagesState>({
     return { pools, defaultSizeKiB, mounts };
   },
 
-  kernelArgs(params): KernelArgs {
-    const tokens = params.defaultSizeKiB === null ? [] : [`default_hugepagesz=${formatSize(params.defaultSizeKiB)}`];
-    const byCmdline = params.pools.filter((pool) => pool.persist === 'cmdline' && pool.node === null);
-    // hugepages= before any hugepagesz= counts pages of the default size.
-    for (const pool of byCmdline.filter((p) => p.sizeKiB === null)) tokens.push(`hugepages=${pool.count}`);
-    for (const pool of byCmdline.filter((p) => p.sizeKiB !== null)) tokens.push(`hugepagesz=${formatSize(pool.sizeKiB!)}`, `hugepages=${pool.count}`);
-    return { tokens };
-  },
-
-  ownedFiles: (params) => (params.pools.length ? [HUGEPAGES_SYSCTL_FILE, HUGEPAGES_TMPFILES] : []),
+  claims: (params) => [
+    ...params.pools.map(({ sizeKiB, node, count }): Claim => ({ kind: 'hugepage-pool', sizeKiB, node, count })),
+    ...kernelArgClaims(cmdlineArgs(params)),
+    ...fileClaims(params.pools.length ? [HUGEPAGES_SYSCTL_FILE, HUGEPAGES_TMPFILES] : []),
+  ],
 
   rules(params, facts) {
     const problems = [...poolProblems(params.pools, params.defaultSizeKiB), ...factProblems(params, facts)];

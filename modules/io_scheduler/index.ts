@@ -3,7 +3,7 @@
  * pattern. Live through /sys/block/DEV/queue/scheduler; persisted by a udev rule file
  * the task owns, because multi-queue kernels (5.0+) ignore `elevator=` on the command line.
  */
-import { defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, type Change, type Command } from '../../src/kit/index.js';
+import { defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, type Change, type Command, fileClaims } from '../../src/kit/index.js';
 
 export const DEVICE_PATTERN = '^[a-z0-9*?\\[\\]-]+$';
 export const SCHEDULERS = ['none', 'mq-deadline', 'kyber', 'bfq', 'noop', 'deadline', 'cfq'] as const;
@@ -139,7 +139,10 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
     return { devices: input.devices, scheduler: input.scheduler, persist: input.persist ?? true };
   },
 
-  ownedFiles: (params) => (params.persist && params.scheduler ? [rulePath(params.devices)] : []),
+  claims: (params) => [
+    ...(params.scheduler ? [{ kind: 'sysfs' as const, path: devicePath(params.devices), value: params.scheduler }] : []),
+    ...fileClaims(params.persist && params.scheduler ? [rulePath(params.devices)] : []),
+  ],
 
   probe: (params) => {
     const wanted = params.scheduler ? [...new Set([params.scheduler, MQ_NAMES[params.scheduler] ?? params.scheduler])].filter((name) => name !== 'none') : [];

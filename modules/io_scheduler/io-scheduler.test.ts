@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles } from '../../src/kit/claims.js';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,7 +25,7 @@ const parse = (name: string, p: IoSchedulerParams) => ioScheduler.parse(fixture(
 
 function run(p: IoSchedulerParams, state: IoSchedulerState) {
   const warnings: string[] = [];
-  const ctx: PlanContext = { facts, tasks: [], warn: (message) => warnings.push(message) };
+  const ctx: PlanContext = { facts, tasks: [], claims: [], warn: (message) => warnings.push(message) };
   return { changes: diffOf(ioScheduler, p, state, ctx), warnings };
 }
 
@@ -69,8 +70,8 @@ describe('io_scheduler device patterns', () => {
     assert.equal(sanitisePattern('sd[a-c]'), 'sd_a-c');
     assert.equal(sanitisePattern('vd?'), 'vd_q');
     assert.equal(rulePath('vd*'), '/etc/udev/rules.d/60-kvmconf-io-scheduler-vd_star.rules');
-    assert.deepEqual(ioScheduler.ownedFiles!(params('vd*', 'none')), ['/etc/udev/rules.d/60-kvmconf-io-scheduler-vd_star.rules']);
-    assert.deepEqual(ioScheduler.ownedFiles!(params('vd*', 'none', false)), []);
+    assert.deepEqual(ownedFiles(ioScheduler.claims!(params('vd*', 'none'))), ['/etc/udev/rules.d/60-kvmconf-io-scheduler-vd_star.rules']);
+    assert.deepEqual(ownedFiles(ioScheduler.claims!(params('vd*', 'none', false))), []);
   });
 });
 

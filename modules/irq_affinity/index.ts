@@ -5,7 +5,7 @@
  * oneshot unit and script the task owns that match the IRQs again at boot; irqbalance
  * left alone (with a warning when it runs), told to keep off the CPUs, or stopped.
  */
-import { CPULIST_PATTERN, formatCpuList, parseCpuList, sh, shellCode, type Command, defineModule, fileDiff, quote, osFamily, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext } from '../../src/kit/index.js';
+import { CPULIST_PATTERN, formatCpuList, parseCpuList, sh, shellCode, type Command, defineModule, fileDiff, quote, osFamily, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext, fileClaims } from '../../src/kit/index.js';
 import { parseUnitProbe, planUnit, unitCommands, unitProbe, type UnitsState } from '../lib/systemd.js';
 import { BANNED_KEY, assignCpus, envValue, setEnvValue, type IrqInfo } from './plan.js';
 import { irqListShell, renderScript, renderUnit, scriptPath, unitFileName, unitPath, type BootSpec } from './boot.js';
@@ -146,7 +146,7 @@ export const irqAffinity = defineModule<IrqAffinityParams, IrqAffinityState>({
     };
   },
 
-  ownedFiles: (params) => (params.persist ? [scriptPath(params.name), unitPath(params.name)] : []),
+  claims: (params) => fileClaims(params.persist ? [scriptPath(params.name), unitPath(params.name)] : []),
 
   probe: (params) =>
     [

@@ -2,11 +2,11 @@
  * kernel_cmdline: kernel arguments persisted in GRUB_CMDLINE_LINUX of /etc/default/grub
  * (and in the BLS entries through grubby where the host uses them), regenerated with the
  * host's own tool, and compared with /proc/cmdline: what the running kernel lacks waits
- * for a reboot. The engine merges every module's kernelArgs() into this one task.
+ * for a reboot. The engine merges every task's kernel argument claims into this one task.
  */
 import {
   defineModule, fileDiff, osFamily, InputError, sh, shellCode, inline, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type Command,
-  type KernelArgs,
+  type KernelArgs, kernelArgClaims,
 } from '../../src/kit/index.js';
 import { editCmdline, effectiveValue, findAssignments, managedSubsequence, simpleSetting, tokenName, tokenizeCmdline } from '../lib/grub.js';
 
@@ -259,6 +259,9 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
     },
   },
   factsParams: { tokens: [], absent: [] },
+  claims: (params) => kernelArgClaims(params),
+  /** The play's one command line edit: every task's kernel argument claims, merged. */
+  fromKernelArgs: (args) => ({ tokens: args.tokens, absent: args.absent ?? [] }),
 
   normalize(raw) {
     const input = raw as { args?: Record<string, string | number | boolean | null>; tokens?: string[]; absent?: string[] };

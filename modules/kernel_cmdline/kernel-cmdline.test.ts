@@ -28,7 +28,7 @@ function facts(overrides: Partial<HostFacts> = {}): HostFacts {
 }
 
 function context(warnings: string[] = []): PlanContext {
-  return { facts: facts(), tasks: [], warn: (message) => warnings.push(message) };
+  return { facts: facts(), tasks: [], claims: [], warn: (message) => warnings.push(message) };
 }
 
 const params = (tokens: string[], absent: string[] = []): KernelCmdlineParams => ({ tokens, absent });

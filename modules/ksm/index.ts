@@ -8,7 +8,7 @@
  * EBUSY otherwise), so its command unmerges first, waits for pages_shared to read 0,
  * writes the value, and sets run back.
  */
-import { defineModule, READ_FN, sh, inline, type Change, type Diagnostic, type Command } from '../../src/kit/index.js';
+import { defineModule, READ_FN, sh, inline, type Change, type Diagnostic, type Command, fileClaims } from '../../src/kit/index.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe } from '../lib/tmpfiles.js';
 import { tmpfilesChange } from '../lib/tmpfiles-values.js';
 import { parseUnitProbe, planUnit, unitProbe, type UnitsState } from '../lib/systemd.js';
@@ -124,7 +124,7 @@ export const ksm = defineModule<KsmParams, KsmState>({
     } as KsmParams;
   },
 
-  ownedFiles: (params) => (params.persist ? [KSM_TMPFILES] : []),
+  claims: (params) => fileClaims(params.persist ? [KSM_TMPFILES] : []),
 
   rules(params, facts) {
     const diagnostics: Diagnostic[] = [];

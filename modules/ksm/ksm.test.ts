@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles } from '../../src/kit/claims.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KSM_TMPFILES, ksm, mergeAcrossNodesCommands, runCommand } from './index.js';
-import { parseFacts, FACTS_PROBE } from '../../src/engine/facts.js';
-import { buildApplyScript, buildGatherScript, newMark, parseApplyOutput, splitSections } from '../../src/engine/script.js';
+import { parseFacts } from '../../src/engine/facts.js';
+import { buildApplyScript, newMark, parseApplyOutput } from '../../src/engine/script.js';
 import { fixture } from '../../test/helpers/paths.js';
 import { TWO_NODE_FACTS, normalize, plan, schemaAccepts } from '../../test/helpers/plan.js';
 
@@ -23,12 +23,6 @@ function applySteps(steps: string[][]) {
   const labelled = steps.map((commands, index) => ({ label: `step ${index}`, commands }));
   const result = spawnSync('/bin/sh', ['-s'], { input: buildApplyScript(labelled, mark), encoding: 'utf8' });
   return parseApplyOutput(result.stdout, mark, labelled).outcomes;
-}
-
-function probeHere(): string {
-  const mark = newMark();
-  const script = buildGatherScript([{ id: 'ksm', script: ksm.probe(normalize(ksm, { services: 'unmanaged' })) }], mark);
-  return splitSections(spawnSync('/bin/sh', ['-s'], { input: script, encoding: 'utf8' }).stdout, mark).get('ksm')!.output;
 }
 
 test('parse: real probe output of this host, stopped and with pages shared (no systemd here)', () => {
@@ -159,8 +153,8 @@ test('rules: one NUMA node makes merge_across_nodes a no-op warning; ksmtuned fi
 test('normalize: services default to stopped only when KSM is stopped; ownedFiles follow persist', () => {
   assert.deepEqual(normalize(ksm, { run: 'unmerge' }), { run: 'unmerge', services: 'stopped', persist: true });
   assert.deepEqual(normalize(ksm, { run: 'run', merge_across_nodes: true }), { run: 'run', merge_across_nodes: '1', services: 'unmanaged', persist: true });
-  assert.deepEqual(ksm.ownedFiles!(normalize(ksm, { run: 'stop' })), [KSM_TMPFILES]);
-  assert.deepEqual(ksm.ownedFiles!(normalize(ksm, { run: 'stop', persist: false })), []);
+  assert.deepEqual(ownedFiles(ksm.claims!(normalize(ksm, { run: 'stop' }))), [KSM_TMPFILES]);
+  assert.deepEqual(ownedFiles(ksm.claims!(normalize(ksm, { run: 'stop', persist: false }))), []);
 });
 
 test('schema: hostile and malformed values are rejected', () => {
@@ -268,55 +262,4 @@ test('shell: a refused merge_across_nodes write sets run back before failing', (
   } finally {
     rmSync(fake.root, { recursive: true, force: true });
   }
-});
-
-const MERGEABLE = `
-import mmap, sys, time
-m = mmap.mmap(-1, 64 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-m.write(b'\\x5a' * (64 << 20))
-m.madvise(mmap.MADV_MERGEABLE)
-print('ready', flush=True)
-time.sleep(120)
-`;
-
-const python = spawnSync('python3', ['-c', 'import mmap; mmap.MADV_MERGEABLE']).status === 0;
-const canTouchKsm = process.getuid?.() === 0 && existsSync('/sys/kernel/mm/ksm/merge_across_nodes') && python;
-
-test('real kernel: with pages shared the direct write is EBUSY; the module\'s plan and commands get through and converge', { skip: !canTouchKsm && 'needs root, KSM with merge_across_nodes, python3', timeout: 120_000 }, async () => {
-  const ksmDir = '/sys/kernel/mm/ksm';
-  const read = (name: string) => readFileSync(join(ksmDir, name), 'utf8').trim();
-  const saved = { run: read('run'), merge_across_nodes: read('merge_across_nodes'), pages_to_scan: read('pages_to_scan'), sleep_millisecs: read('sleep_millisecs') };
-  const facts = parseFacts(spawnSync('/bin/sh', ['-c', FACTS_PROBE], { encoding: 'utf8' }).stdout);
-  const flipped = saved.merge_across_nodes === '1' ? 0 : 1;
-  const worker = spawn('python3', ['-c', MERGEABLE], { stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    await new Promise<void>((resolve) => worker.stdout!.once('data', () => resolve()));
-    writeFileSync(join(ksmDir, 'pages_to_scan'), '5000\n');
-    writeFileSync(join(ksmDir, 'sleep_millisecs'), '10\n');
-    writeFileSync(join(ksmDir, 'run'), '1\n');
-    for (let i = 0; i < 300 && Number(read('pages_shared')) === 0; i++) await sleep(100);
-    assert.ok(Number(read('pages_shared')) > 0, 'KSM merged the worker\'s pages');
-    const direct = spawnSync('/bin/sh', ['-c', `echo ${flipped} > ${ksmDir}/merge_across_nodes`], { encoding: 'utf8' });
-    assert.notEqual(direct.status, 0);
-    assert.match(direct.stderr, /Device or resource busy|I\/O error/, 'EBUSY (dash reports any failed builtin write as an I/O error)');
-
-    const raw = { merge_across_nodes: flipped, services: 'unmanaged', persist: false };
-    const first = plan(ksm, raw, probeHere(), facts);
-    assert.deepEqual(first.changes.map((c) => [c.target, c.before, c.after]), [[`${ksmDir}/merge_across_nodes`, saved.merge_across_nodes, String(flipped)]]);
-    const outcomes = applySteps(first.changes.map((c) => first.commands(c)));
-    assert.deepEqual(outcomes.map((o) => o.status), ['ok'], outcomes[0]!.output);
-    assert.equal(read('merge_across_nodes'), String(flipped));
-    assert.equal(read('run'), '1', 'run set back to 1');
-    assert.deepEqual(plan(ksm, raw, probeHere(), facts).changes, [], 'second run changes nothing');
-
-    const back = { merge_across_nodes: Number(saved.merge_across_nodes), run: 'stop', services: 'unmanaged', persist: false };
-    const restore = plan(ksm, back, probeHere(), facts);
-    assert.deepEqual(applySteps(restore.changes.map((c) => restore.commands(c))).map((o) => o.status), restore.changes.map(() => 'ok'));
-  } finally {
-    worker.kill();
-    writeFileSync(join(ksmDir, 'run'), '2\n');
-    if (read('merge_across_nodes') !== saved.merge_across_nodes) writeFileSync(join(ksmDir, 'merge_across_nodes'), `${saved.merge_across_nodes}\n`);
-    for (const name of ['pages_to_scan', 'sleep_millisecs', 'run'] as const) writeFileSync(join(ksmDir, name), `${saved[name]}\n`);
-  }
-  assert.deepEqual([read('run'), read('merge_across_nodes')], [saved.run, saved.merge_across_nodes]);
 });

@@ -6,7 +6,7 @@
  * live where libvirt can, and what only a guest start applies is reported pending
  * (or applied by a restart when the task allows one).
  */
-import { defineModule, formatCpuList, parseCpuList, type Change } from '../../src/kit/index.js';
+import { defineModule, formatCpuList, parseCpuList, type Change, type ClaimKind } from '../../src/kit/index.js';
 import { DOMAIN_SCHEMA, normalizeDomainParams, type DomainParams } from './params.js';
 import { domainProbe, parseDomainProbe, type DomainProbeState } from './probe.js';
 import { MODULE, planDomain } from './plan.js';
@@ -15,8 +15,8 @@ import { parseXml } from './domain-xml.js';
 
 const canonCpus = (list: string): string => formatCpuList(parseCpuList(list));
 
-/** Modules whose tasks may grow the hugepage pool during the same run. */
-const POOL_MODULES = new Set(['hugepages', 'kernel_cmdline']);
+/** Claims of tasks that may grow the hugepage pool in the same run (or at the reboot that finishes it). */
+const POOL_CLAIMS = new Set<ClaimKind>(['hugepage-pool', 'kernel-arg', 'kernel-arg-absent']);
 
 export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
   name: MODULE,
@@ -41,7 +41,7 @@ export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
       return [];
     }
     const others = context.tasks.filter((task) => task.module === MODULE && task.params !== params).map((task) => task.params as DomainParams);
-    const softer = context.tasks.some((task) => POOL_MODULES.has(task.module));
+    const softer = context.claims.some(({ claims }) => claims.some((claim) => POOL_CLAIMS.has(claim.kind)));
     const diagnostics = [
       ...matched.flatMap((domain) => (domain.inactive ? domainDiagnostics(params, parseXml(domain.inactive), domain.name) : [])),
       ...hugepageDiagnostics(params, others, actual, softer),

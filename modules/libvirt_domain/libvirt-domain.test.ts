@@ -26,11 +26,14 @@ const FACTS = {
 const norm = (raw: Record<string, unknown>): DomainParams => libvirtDomain.normalize!(raw);
 const state = (file: string, params: DomainParams): DomainProbeState => libvirtDomain.parse(fixture(file), params);
 
-function plan(raw: Record<string, unknown>, file = RECORDED, tasks: PlanContext['tasks'] = []): { changes: Change[]; warnings: string[]; params: DomainParams; actual: DomainProbeState } {
+/** Another task of the play that grows a hugepage pool. */
+const POOL: PlanContext['claims'][number] = { task: 'pool', claims: [{ kind: 'hugepage-pool', sizeKiB: 2048, node: null, count: 64 }] };
+
+function plan(raw: Record<string, unknown>, file = RECORDED, tasks: PlanContext['tasks'] = [], claims: PlanContext['claims'] = []): { changes: Change[]; warnings: string[]; params: DomainParams; actual: DomainProbeState } {
   const params = norm(raw);
   const actual = state(file, params);
   const warnings: string[] = [];
-  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks, warn: (w) => warnings.push(w) });
+  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks, claims, warn: (w) => warnings.push(w) });
   return { changes, warnings, params, actual };
 }
 const brief = (changes: Change[]) => changes.map((c) => `${c.scope} ${c.target} ${c.before} -> ${c.after}`);
@@ -102,7 +105,7 @@ test('every setting family plans a change on the recorded shut-off domain', () =
     memory_backing: { hugepages: { size: '2M' }, locked: true, nosharepages: false }, memtune: { hard_limit_kib: 262144, swap_hard_limit_kib: 524288 },
     interfaces: [{ match: { index: 0 }, rx_frames: 7, model: 'e1000' }], disks: [{ target: 'vda', cache: 'writeback', io: 'threads', iotune: { total_iops_sec: 0, read_bytes_sec: 1000000 } }],
     scsi_queues: 4, blkiotune: { devices: [{ path: '/dev/sda', weight: 400 }] },
-  }, RECORDED, [{ module: 'hugepages', name: 'pool', params: {} }]);
+  }, RECORDED, [], [POOL]);
   const persist = changes.find((c) => c.scope === 'persist')!;
   for (const key of ['vcpu.placement', 'vcpu.cpuset', 'cputune.period', 'cputune.quota', 'numatune.placement', 'numatune.nodeset', 'cpu.mode', 'cpu.topology', 'cpu.numa', 'memory_backing.hugepages',
     'memory_backing.locked', 'memory_backing.nosharepages', 'memtune.swap_hard_limit', 'interface[#0].rx_frames', 'interface[#0].model', 'disk[vda].cache', 'disk[vda].io',
@@ -154,7 +157,7 @@ test('vCPUs: raised live up to the maximum, never lowered live; the maximum wait
   const probe = fixture(RECORDED).replaceAll("<vcpu placement='static'>2</vcpu>", "<vcpu placement='static' current='1'>2</vcpu>");
   const params = norm({ name: 'kc-probe', vcpu: { current: 2 } });
   const actual = libvirtDomain.parse(probe, params);
-  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], warn: () => undefined });
+  const changes = diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], claims: [], warn: () => undefined });
   assert.ok(brief(changes).includes('runtime kc-probe/vcpu.current 1 -> 2'), brief(changes).join('\n'));
   assert.deepEqual(brief(plan({ name: 'kc-probe', vcpu: { count: 2, current: 1 } }).changes).slice(1), ['pending kc-probe/vcpu.current 2 -> 1']);
   assert.deepEqual(brief(plan({ name: 'kc-probe', vcpu: { count: 3 } }).changes).slice(1), ['pending kc-probe/vcpu.count 2 -> 3', 'pending kc-probe/vcpu.current 2 -> 3']);
@@ -283,8 +286,7 @@ test('hugepages must fit the free pages of the guests of this task and of the pl
   assert.equal(withPool.changes[0]?.scope, 'persist', '512 free pages fit a 1 GiB guest');
   const other = { module: 'libvirt_domain', name: 'other', params: norm({ name: 'kc-probe', memory_backing: { hugepages: { size: '2M' } } }) };
   assert.throws(() => plan({ name: 'kc-tuned', memory_backing: { hugepages: { size: '2M' } } }, RECORDED, [other]), /guests kc-probe \(32\), kc-tuned \(64\) need 96/);
-  const pool = { module: 'hugepages', name: 'pool', params: {} };
-  assert.match(plan({ name: 'kc-tuned', memory_backing: { hugepages: { size: '2M' } } }, RECORDED, [pool]).warnings.join(), /another task of this play may allocate more/);
+  assert.match(plan({ name: 'kc-tuned', memory_backing: { hugepages: { size: '2M' } } }, RECORDED, [], [POOL]).warnings.join(), /another task of this play may allocate more/);
 });
 
 test('a name that matches no domain is an error; a pattern that matches none warns', () => {
@@ -324,7 +326,7 @@ test('facts: the facts-only probe shows topology, pools and each running guest a
 function planEdited(raw: Record<string, unknown>, edit: (probe: string) => string, file = RECORDED): Change[] {
   const params = norm(raw);
   const actual = libvirtDomain.parse(edit(fixture(file)), params);
-  return diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], warn: () => undefined });
+  return diffOf(libvirtDomain, params, actual, { facts: FACTS, tasks: [], claims: [], warn: () => undefined });
 }
 
 test('numatune, no live policy yet: mode and nodeset are set live in one call, which never names strict', () => {

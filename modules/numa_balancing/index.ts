@@ -4,7 +4,7 @@
  * memory tiering promotion is on (bit 1); `enabled` sets only the normal balancing
  * bit (bit 0), so a tiering setup is kept as it is.
  */
-import { defineModule, fileDiff, type Change } from '../../src/kit/index.js';
+import { defineModule, fileDiff, type Change, fileClaims } from '../../src/kit/index.js';
 import {
   overrideWarnings, parseSysctlProbe, renderSysctlFile, setSysctlCommand, settingsSummary, sysctlProbe, writeSysctlFileCommand, type SysctlState,
 } from '../lib/sysctl-conf.js';
@@ -53,7 +53,7 @@ export const numaBalancing = defineModule<NumaBalancingParams, SysctlState>({
 
   normalize: (raw) => ({ persist: true, ...(raw as Partial<NumaBalancingParams>) }),
 
-  ownedFiles: (params) => (params.persist ? [NUMA_BALANCING_FILE] : []),
+  claims: (params) => fileClaims(params.persist ? [NUMA_BALANCING_FILE] : []),
 
   probe: () => sysctlProbe([KEY], NUMA_BALANCING_FILE),
 

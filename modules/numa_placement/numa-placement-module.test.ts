@@ -23,7 +23,7 @@ function plan(raw: Record<string, unknown>, probe = PROBE, tasks: PlanContext['t
   const params = norm(raw);
   const actual = numaPlacement.parse(probe, params);
   const warnings: string[] = [];
-  const changes = numaPlacement.diff(params, actual, { facts: FACTS, tasks, warn: (w) => warnings.push(w) });
+  const changes = numaPlacement.diff(params, actual, { facts: FACTS, tasks, claims: [], warn: (w) => warnings.push(w) });
   return { changes, warnings, actual };
 }
 const brief = (changes: Change[]) => changes.map((c) => `${c.scope} ${c.target} ${c.before} -> ${c.after}`);

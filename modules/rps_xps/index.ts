@@ -8,7 +8,7 @@
  * which a oneshot unit would only see at boot. rps_sock_flow_entries is a sysctl and
  * goes to a sysctl.d file, as the sysctl module does it.
  */
-import { CPULIST_PATTERN, cpuMask, formatCpuList, parseCpuList, parseCpuMask, sh, type Command, defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext } from '../../src/kit/index.js';
+import { CPULIST_PATTERN, cpuMask, formatCpuList, parseCpuList, parseCpuMask, sh, type Command, defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext, fileClaims } from '../../src/kit/index.js';
 import { overrideWarnings, parseSysctlProbe, renderSysctlFile, setSysctlCommand, sysctlProbe, type SysctlState } from '../lib/sysctl-conf.js';
 import { RELOAD_COMMAND } from '../io_scheduler/index.js';
 import { IFACE_PATTERN } from '../irq_affinity/index.js';
@@ -122,7 +122,7 @@ export const rpsXps = defineModule<RpsXpsParams, RpsXpsState>({
     };
   },
 
-  ownedFiles: (params) => (params.persist ? [...(params.rps_cpus || params.xps_cpus || params.rps_flow_cnt !== null ? [rulePath(params.interface)] : []), ...(params.sock_flow_entries !== null ? [SOCK_FLOW_FILE] : [])] : []),
+  claims: (params) => fileClaims(params.persist ? [...(params.rps_cpus || params.xps_cpus || params.rps_flow_cnt !== null ? [rulePath(params.interface)] : []), ...(params.sock_flow_entries !== null ? [SOCK_FLOW_FILE] : [])] : []),
 
   probe: (params) => {
     const dir = `/sys/class/net/${params.interface}/queues`;

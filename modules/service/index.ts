@@ -33,6 +33,8 @@ export const service = defineModule<ServiceParams, UnitsState>({
     anyOf: [{ required: ['enabled'] }, { required: ['state'] }],
   },
 
+  claims: (params) => [{ kind: 'unit', unit: params.name, ...(params.state === undefined ? {} : { state: params.state }), ...(params.enabled === undefined ? {} : { enabled: params.enabled }) }],
+
   normalize(raw) {
     const input = raw as { name: string; enabled?: boolean; state?: 'started' | 'stopped'; absent_ok?: boolean };
     return {

@@ -2,7 +2,7 @@
  * sysctl: any kernel parameter, live in /proc/sys and persisted in a sysctl.d file
  * that this task owns whole. Runtime and persisted state are planned separately.
  */
-import { defineModule, fileDiff, type Change } from '../../src/kit/index.js';
+import { defineModule, fileDiff, type Change, fileClaims } from '../../src/kit/index.js';
 import {
   SYSCTL_FILE_PATTERN, SYSCTL_KEY_PATTERN, SYSCTL_VALUE_PATTERN, canonicalValue, overrideWarnings, settingsSummary,
   parseSysctlProbe, renderSysctlFile, setSysctlCommand, sysctlProbe, writeSysctlFileCommand, type SysctlState,
@@ -45,7 +45,10 @@ export const sysctl = defineModule<SysctlParams, SysctlState>({
     };
   },
 
-  ownedFiles: (params) => (params.persist ? [params.file] : []),
+  claims: (params) => [
+    ...Object.entries(params.settings).map(([key, value]) => ({ kind: 'sysctl' as const, key, value, persistedIn: params.persist ? params.file : null })),
+    ...fileClaims(params.persist ? [params.file] : []),
+  ],
 
   probe: (params) => sysctlProbe(Object.keys(params.settings), params.file),
 

@@ -4,7 +4,7 @@
  * systemd-tmpfiles writes at every boot. Choice files such as `[mq-deadline] none`
  * compare by their bracketed word and are selected with a read-back of the bracket.
  */
-import { defineModule, quote, sh, READ_FN, catFileProbe, parseFileBlock, type Change } from '../../src/kit/index.js';
+import { defineModule, quote, sh, READ_FN, catFileProbe, parseFileBlock, type Change, fileClaims } from '../../src/kit/index.js';
 import { renderTmpfiles, tmpfilesPath } from '../lib/tmpfiles.js';
 import { tmpfilesChange } from '../lib/tmpfiles-values.js';
 
@@ -83,7 +83,10 @@ export const sysfs = defineModule<SysfsParams, SysfsState>({
     };
   },
 
-  ownedFiles: (params) => (params.persist ? [persistPath(params)] : []),
+  claims: (params) => [
+    ...Object.entries(params.settings).map(([path, value]) => ({ kind: 'sysfs' as const, path, value })),
+    ...fileClaims(params.persist ? [persistPath(params)] : []),
+  ],
 
   probe: (params) =>
     [

@@ -4,7 +4,7 @@
  * the engine merges into the play's one kernel_cmdline edit; `defrag` has no boot
  * parameter and persists through a tmpfiles.d entry.
  */
-import { defineModule, fileDiff, READ_FN, sh, type Change } from '../../src/kit/index.js';
+import { defineModule, fileClaims, fileDiff, READ_FN, sh, type Change } from '../../src/kit/index.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from '../lib/tmpfiles.js';
 
 const THP_DIR = '/sys/kernel/mm/transparent_hugepage';
@@ -54,9 +54,11 @@ export const thp = defineModule<ThpParams, ThpState>({
 
   normalize: (raw) => ({ persist: true, ...(raw as Partial<ThpParams>) }),
 
-  kernelArgs: (params) => ({ tokens: params.persist && params.enabled ? [`transparent_hugepage=${params.enabled}`] : [] }),
-
-  ownedFiles: (params) => (params.persist && params.defrag ? [TMPFILES] : []),
+  claims: (params) => [
+    ...SETTINGS.flatMap((setting) => (params[setting] ? [{ kind: 'sysfs' as const, path: `${THP_DIR}/${setting}`, value: params[setting]! }] : [])),
+    ...(params.persist && params.enabled ? [{ kind: 'kernel-arg' as const, token: `transparent_hugepage=${params.enabled}` }] : []),
+    ...fileClaims(params.persist && params.defrag ? [TMPFILES] : []),
+  ],
 
   probe: () =>
     [

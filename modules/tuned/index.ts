@@ -4,7 +4,7 @@
  * profile switch persists. The profile's own sysctl, THP, elevator and kernel-argument
  * settings are read so that a fight with another task of the play is reported, not repeated.
  */
-import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, words, type Change, type PlanContext, type Command } from '../../src/kit/index.js';
+import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, words, type Change, type Command, type TaskClaims, claimsOfKind, kernelArgName, kernelArgsOf } from '../../src/kit/index.js';
 import { TUNED_PROFILE_DIRS, loadProfiles, profileSettings, type ProfileSetting } from './profile.js';
 import { MQ_NAMES } from '../io_scheduler/index.js';
 
@@ -173,7 +173,7 @@ export const tuned = defineModule<TunedParams, TunedState>({
     try {
       const merged = loadProfiles(names, actual.profileFiles);
       const uname = `Linux ${context.facts.kernel} ${context.facts.arch}`;
-      conflictWarnings(profileSettings(merged, uname), params.profile, actual.reapplySysctl, context.tasks).forEach((warning) => context.warn(warning));
+      conflictWarnings(profileSettings(merged, uname), params.profile, actual.reapplySysctl, context.claims).forEach((warning) => context.warn(warning));
     } catch (error) {
       if (!actual.available.length) throw error;
       context.warn(`cannot read the files of tuned profile '${params.profile}' (${(error as Error).message}): its settings were not checked against the other tasks`);
@@ -236,8 +236,6 @@ export const tuned = defineModule<TunedParams, TunedState>({
 
 // ---------------------------------------------------------------- conflicts with other tasks
 
-type TaskView = PlanContext['tasks'][number];
-
 function canonical(value: string): string {
   return value.trim().split(/\s+/).join(' ');
 }
@@ -256,67 +254,81 @@ function sets(setting: ProfileSetting): string {
   return `tuned profile '${setting.from}' ${setting.conditional ? 'may set (on some CPUs)' : 'sets'}`;
 }
 
-/** vm.nr_hugepages a hugepages task asks for (default-size pool), when its parameters say so. */
-function hugepagesCount(params: Record<string, unknown>): string | null {
-  const settings = params.settings as Record<string, unknown> | undefined;
-  const candidates = [params.nr_hugepages, settings?.['vm.nr_hugepages'], params.size === undefined ? params.count : undefined];
-  const found = candidates.find((value) => typeof value === 'number' || (typeof value === 'string' && /^\d+$/.test(value)));
-  return found === undefined ? null : String(found);
+function sysctlConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims, reapply: string, reapplySysctl: boolean): string[] {
+  const keys = claimsOfKind(claims, 'sysctl');
+  return settings.filter((s) => s.kind === 'sysctl').flatMap((setting) => {
+    const ours = keys.find((claim) => claim.key === setting.key);
+    if (!ours || tunedAgrees(setting.value, ours.value)) return [];
+    const winner = ours.persistedIn !== null && reapplySysctl
+      ? `at boot ${reapply} and ${ours.persistedIn} sets ${ours.value} again, so ${ours.value} wins; kvmconf keeps it at run time too`
+      : `${ours.persistedIn !== null ? reapply : 'the sysctl task does not persist'}, so tuned's ${setting.value} wins at every boot and profile load and kvmconf sets ${ours.value} back at each run: the two alternate; align them or drop the key from the profile`;
+    return [`sysctl ${setting.key}: ${sets(setting)} ${setting.value} but task '${task}' sets ${ours.value}; ${winner}`];
+  });
 }
 
+/** vm.nr_hugepages is the system-wide pool of the default page size. */
+function hugepageConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims, reapply: string): string[] {
+  const pool = claimsOfKind(claims, 'hugepage-pool').find((claim) => claim.sizeKiB === null && claim.node === null);
+  const setting = settings.find((s) => s.kind === 'sysctl' && s.key === 'vm.nr_hugepages');
+  if (!pool || !setting || tunedAgrees(setting.value, String(pool.count))) return [];
+  const ours = String(pool.count);
+  return [
+    `vm.nr_hugepages: ${sets(setting)} ${setting.value} but task '${task}' asks for ${ours}; tuned writes its value whenever it starts or loads the profile, ${reapply}; ` +
+      `kvmconf sets ${ours} back at each run, so the pool shrinks and grows: align them or drop vm.nr_hugepages from the profile`,
+  ];
+}
+
+function thpConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims): string[] {
+  const enabled = claimsOfKind(claims, 'sysfs').find((claim) => claim.path === THP_ENABLED)?.value;
+  const setting = settings.find((s) => s.kind === 'thp');
+  if (enabled === undefined || !setting || canonical(setting.value) === enabled) return [];
+  const onCmdline = claimsOfKind(claims, 'kernel-arg').some((claim) => claim.token === `transparent_hugepage=${enabled}`);
+  const winner = onCmdline
+    ? `task '${task}' puts transparent_hugepage=${enabled} on the kernel command line and tuned leaves THP alone when the command line sets it, so ${enabled} wins once the host has rebooted with it; until then tuned sets ${setting.value} whenever it loads the profile`
+    : `tuned sets ${setting.value} at every boot and profile load and kvmconf sets ${enabled} back at each run: the two alternate`;
+  return [`transparent hugepages: ${sets(setting)} ${setting.value} but task '${task}' sets ${enabled}; ${winner}`];
+}
+
+function schedulerConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims): string[] {
+  const setting = settings.find((s) => s.kind === 'elevator');
+  if (!setting) return [];
+  const mq = (name: string) => MQ_NAMES[name] ?? name;
+  return claimsOfKind(claims, 'sysfs').flatMap(({ path, value }) => {
+    const devices = SCHEDULER_PATH.exec(path)?.[1];
+    if (devices === undefined || mq(canonical(setting.value)) === mq(value)) return [];
+    return [
+      `I/O scheduler: ${sets(setting)} elevator=${setting.value} for ${setting.devices === '*' ? 'all disks' : `disks ${setting.devices}`} but task '${task}' sets ${value} for ${devices}; ` +
+        `tuned applies its elevator when it starts (after udev's rules) and when disks appear, so ${setting.value} wins at boot and kvmconf sets ${value} back at each run: the two alternate; align them or drop elevator from the profile`,
+    ];
+  });
+}
+
+function cmdlineConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims): string[] {
+  const { tokens, absent = [] } = kernelArgsOf(claims);
+  const names = new Set([...tokens.map(kernelArgName), ...absent]);
+  return settings.filter((s) => s.kind === 'cmdline' && names.has(s.key) && !tokens.includes(s.value)).map((setting) => {
+    const ours = tokens.filter((token) => kernelArgName(token) === setting.key).join(' ') || 'it absent';
+    return `kernel command line ${setting.key}: ${sets(setting)} ${setting.value} through its bootloader plugin ($tuned_params, after GRUB_CMDLINE_LINUX) but task '${task}' wants ${ours}; the later argument usually wins, which is tuned's: align them`;
+  });
+}
+
+const SCHEDULER_PATH = /^\/sys\/block\/(.+)\/queue\/scheduler$/;
+const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
+
 /** One warning per setting the profile and another task of the play both set, differently, with who wins. */
-export function conflictWarnings(settings: ProfileSetting[], profile: string, reapplySysctl: boolean, tasks: readonly TaskView[]): string[] {
-  const warnings: string[] = [];
+export function conflictWarnings(settings: ProfileSetting[], profile: string, reapplySysctl: boolean, tasks: readonly TaskClaims[]): string[] {
   const reapply = reapplySysctl
     ? 'tuned then re-applies /etc/sysctl.d (reapply_sysctl = 1)'
     : 'tuned starts after systemd-sysctl and does not re-apply /etc/sysctl.d (reapply_sysctl = 0)';
+  const warnings: string[] = [];
   for (const task of tasks) {
-    const params = (task.params ?? {}) as Record<string, unknown>;
-    if (task.module === 'sysctl') {
-      const values = (params.settings ?? {}) as Record<string, string>;
-      const persist = params.persist !== false;
-      for (const setting of settings.filter((s) => s.kind === 'sysctl')) {
-        const ours = values[setting.key];
-        if (ours === undefined || tunedAgrees(setting.value, ours)) continue;
-        const winner = persist && reapplySysctl
-          ? `at boot ${reapply} and ${String(params.file ?? 'the sysctl task file')} sets ${ours} again, so ${ours} wins; kvmconf keeps it at run time too`
-          : `${persist ? reapply : 'the sysctl task does not persist'}, so tuned's ${setting.value} wins at every boot and profile load and kvmconf sets ${ours} back at each run: the two alternate; align them or drop the key from the profile`;
-        warnings.push(`sysctl ${setting.key}: ${sets(setting)} ${setting.value} but task '${task.name}' sets ${ours}; ${winner}`);
-      }
-    } else if (task.module === 'hugepages') {
-      const ours = hugepagesCount(params);
-      const setting = settings.find((s) => s.kind === 'sysctl' && s.key === 'vm.nr_hugepages');
-      if (ours === null || !setting || tunedAgrees(setting.value, ours)) continue;
-      warnings.push(
-        `vm.nr_hugepages: ${sets(setting)} ${setting.value} but task '${task.name}' asks for ${ours}; tuned writes its value whenever it starts or loads the profile, ${reapply}; ` +
-          `kvmconf sets ${ours} back at each run, so the pool shrinks and grows: align them or drop vm.nr_hugepages from the profile`,
-      );
-    } else if (task.module === 'thp' && typeof params.enabled === 'string') {
-      const setting = settings.find((s) => s.kind === 'thp');
-      if (!setting || canonical(setting.value) === params.enabled) continue;
-      const winner = params.persist !== false
-        ? `task '${task.name}' puts transparent_hugepage=${params.enabled} on the kernel command line and tuned leaves THP alone when the command line sets it, so ${params.enabled} wins once the host has rebooted with it; until then tuned sets ${setting.value} whenever it loads the profile`
-        : `tuned sets ${setting.value} at every boot and profile load and kvmconf sets ${params.enabled} back at each run: the two alternate`;
-      warnings.push(`transparent hugepages: ${sets(setting)} ${setting.value} but task '${task.name}' sets ${params.enabled}; ${winner}`);
-    } else if (task.module === 'io_scheduler' && typeof params.scheduler === 'string') {
-      const setting = settings.find((s) => s.kind === 'elevator');
-      const mq = (name: string) => MQ_NAMES[name] ?? name;
-      if (!setting || mq(canonical(setting.value)) === mq(params.scheduler)) continue;
-      warnings.push(
-        `I/O scheduler: ${sets(setting)} elevator=${setting.value} for ${setting.devices === '*' ? 'all disks' : `disks ${setting.devices}`} but task '${task.name}' sets ${params.scheduler} for ${String(params.devices)}; ` +
-          `tuned applies its elevator when it starts (after udev's rules) and when disks appear, so ${setting.value} wins at boot and kvmconf sets ${params.scheduler} back at each run: the two alternate; align them or drop elevator from the profile`,
-      );
-    } else if (task.module === 'kernel_cmdline') {
-      const tokens = (params.tokens ?? []) as string[];
-      const names = new Set([...tokens.map((token) => token.split('=')[0]!), ...((params.absent ?? []) as string[])]);
-      for (const setting of settings.filter((s) => s.kind === 'cmdline' && names.has(s.key))) {
-        if (tokens.includes(setting.value)) continue;
-        const ours = tokens.filter((token) => token.split('=')[0] === setting.key).join(' ') || 'it absent';
-        warnings.push(
-          `kernel command line ${setting.key}: ${sets(setting)} ${setting.value} through its bootloader plugin ($tuned_params, after GRUB_CMDLINE_LINUX) but task '${task.name}' wants ${ours}; the later argument usually wins, which is tuned's: align them`,
-        );
-      }
-    }
+    warnings.push(
+      ...sysctlConflicts(settings, task, reapply, reapplySysctl),
+      ...hugepageConflicts(settings, task, reapply),
+      ...thpConflicts(settings, task),
+      ...schedulerConflicts(settings, task),
+      ...cmdlineConflicts(settings, task),
+    );
   }
   return warnings.map((warning) => (warning.includes(profile) ? warning : `${warning} (included by profile ${profile})`));
 }

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { PlanContext } from '../../src/kit/module.js';
-import { changeCommands, diffOf } from '../../test/helpers/plan.js';
+import { changeCommands, claimsOf, diffOf } from '../../test/helpers/plan.js';
 import type { HostFacts } from '../../src/kit/host-facts.js';
 import { REMOTE_LIB, BACKUP_DIR, writeFileCommand } from '../../src/kit/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
@@ -19,11 +19,11 @@ const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'ut
 const facts = { osId: 'debian', osLike: [], kernel: '6.1.0-18-amd64', arch: 'x86_64', systemd: true } as unknown as HostFacts;
 const params = (profile = 'virtual-host', service = true): TunedParams => ({ profile, service });
 const parse = (name: string) => tuned.parse(fixture(name), params());
-type Tasks = PlanContext['tasks'];
+type Tasks = PlanContext['claims'];
 
 function run(p: TunedParams, state: TunedState, tasks: Tasks = []) {
   const warnings: string[] = [];
-  const changes = diffOf(tuned, p, state, { facts, tasks, warn: (message) => warnings.push(message) });
+  const changes = diffOf(tuned, p, state, { facts, tasks: [], claims: tasks, warn: (message) => warnings.push(message) });
   return { changes, warnings };
 }
 
@@ -177,7 +177,7 @@ describe('tuned conflicts with other tasks of the play', () => {
     const base = parse('handwritten-running-virtual-host-manual.probe');
     return { ...base, active: 'kvm-custom', presetFile: 'kvm-custom\n', available: [...base.available, 'kvm-custom'], profileFiles: { ...base.profileFiles, ...custom } };
   };
-  const task = (module: string, name: string, p: unknown) => ({ module, name, params: p });
+  const task = (module: string, name: string, p: unknown) => ({ task: name, claims: claimsOf(module, p) });
 
   it('names both values and which one wins, for every module it can fight', () => {
     const tasks: Tasks = [

@@ -4,7 +4,7 @@
  * keeps the value it was loaded with, so a running one is reloaded when no guest uses
  * it, and otherwise the change waits for a module reload.
  */
-import { defineModule, fileDiff, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, inline, type Change, type Command } from '../../src/kit/index.js';
+import { defineModule, fileDiff, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, inline, type Change, type Command, fileClaims } from '../../src/kit/index.js';
 import { tokenizeCmdline } from '../lib/grub.js';
 
 export const MODPROBE_FILE = '/etc/modprobe.d/kvmconf-vhost-net.conf';
@@ -122,7 +122,7 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
     return { experimental_zcopytx: flag === true || flag === 1 ? 1 : 0, persist: input.persist ?? true };
   },
 
-  ownedFiles: (params) => (params.persist && params.experimental_zcopytx !== null ? [MODPROBE_FILE] : []),
+  claims: (params) => fileClaims(params.persist && params.experimental_zcopytx !== null ? [MODPROBE_FILE] : []),
 
   probe: () =>
     [

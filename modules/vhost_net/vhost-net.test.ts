@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { ownedFiles } from '../../src/kit/claims.js';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,7 +25,7 @@ const parse = (name: string) => vhostNet.parse(fixture(name), params(1));
 
 function run(p: VhostNetParams, state: VhostNetState) {
   const warnings: string[] = [];
-  const ctx: PlanContext = { facts, tasks: [], warn: (message) => warnings.push(message) };
+  const ctx: PlanContext = { facts, tasks: [], claims: [], warn: (message) => warnings.push(message) };
   return { changes: diffOf(vhostNet, p, state, ctx), warnings };
 }
 
@@ -79,8 +80,8 @@ describe('vhost_net diff and commands', () => {
     assert.equal(renderModprobe(1), '# Managed by kvmconf (vhost_net); edits here are overwritten.\noptions vhost_net experimental_zcopytx=1\n');
     assert.deepEqual(changeCommands(vhostNet, changes[0]!), [persistCommand(MODPROBE_FILE, 1, null)]);
     assert.deepEqual(run(p, { ...state, file: renderModprobe(1) }).changes, []);
-    assert.deepEqual(vhostNet.ownedFiles!(p), [MODPROBE_FILE]);
-    assert.deepEqual(vhostNet.ownedFiles!(params(1, false)), []);
+    assert.deepEqual(ownedFiles(vhostNet.claims!(p)), [MODPROBE_FILE]);
+    assert.deepEqual(ownedFiles(vhostNet.claims!(params(1, false))), []);
   });
 
   it('says that nothing happens when not loaded and not persisted', () => {
@@ -131,7 +132,7 @@ describe('vhost_net diff and commands', () => {
     const state = parse('handwritten-builtin-cmdline.probe');
     assert.throws(() => run(params(1), state), /built into this kernel.*vhost_net\.experimental_zcopytx=1 with the kernel_cmdline module/);
     const warnings: string[] = [];
-    assert.deepEqual(diffOf(vhostNet, params(0, false), state, { facts, tasks: [], warn: (m) => warnings.push(m) }), []);
+    assert.deepEqual(diffOf(vhostNet, params(0, false), state, { facts, tasks: [], claims: [], warn: (m) => warnings.push(m) }), []);
   });
 
   it('reports a kernel command line value that overrides every file', () => {

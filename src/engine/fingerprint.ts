@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { catFileProbe, contentSha, parseFileBlock } from '../kit/remote-lib.js';
 import type { HostFacts } from '../kit/host-facts.js';
+import { ownedFiles } from '../kit/claims.js';
 import type { PreparedTask } from './prepare.js';
 
 export interface Fingerprint {
@@ -21,7 +22,7 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
 
 /** Gather sections reading every owned file of the job, with the ids their outputs come back under. */
 export function ownedFileProbes(tasks: readonly PreparedTask[]): Array<{ id: string; script: string; path: string }> {
-  const paths = [...new Set(tasks.flatMap((task) => task.module.ownedFiles?.(task.params) ?? []))];
+  const paths = [...new Set(tasks.flatMap((task) => ownedFiles(task.claims)))];
   return paths.map((path, index) => ({ id: `o${index}`, script: catFileProbe(path), path }));
 }
 

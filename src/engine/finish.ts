@@ -11,7 +11,7 @@ import type { FinishPolicy } from '../config/playbook.js';
 import type { Transport } from '../transport/types.js';
 import { TransportError } from '../transport/types.js';
 import { execScript, HostFailure } from './become.js';
-import { gatherAndPlan, hostSummary, setHostSummary, type HostJob } from './host-run.js';
+import { gatherAndPlan, hostSummary, remainingDrift, setHostSummary, type HostJob } from './host-run.js';
 import type { ChangeResult, FinishReport, HostReport, Mode } from './results.js';
 import { newMark } from './script.js';
 import {
@@ -26,7 +26,10 @@ export interface FinishContext {
   connect: () => Promise<Transport>;
   /** True once the user asked to stop: no guest shutdown and no reboot starts after that. */
   stopping: () => boolean;
-  /** The normal gather, plan, apply and verify pass, run again once the guests are stopped (reload). */
+  /**
+   * The pass run once the guests are stopped (reload): gather, plan, apply and verify; for
+   * a saved plan, gather and compare only (verifyHost), so nothing outside the plan runs.
+   */
   runPass: () => Promise<HostReport>;
   /** A line for the operator (stderr): what the host is doing now. */
   note?: (text: string) => void;
@@ -199,17 +202,13 @@ async function reboot(session: Session, transport: Transport, job: HostJob, ctx:
   const verified = await gatherAndPlan(back.transport, job, ctx.commandTimeoutMs);
   // Pools the kernel command line allocates exist only now.
   setHostSummary(report, hostSummary(verified));
-  const left = verified.tasks.flatMap((task) => [...(task.error ? [`${task.task.name}: ${task.error}`] : []), ...task.changes.map(describeLeft)]);
+  const left = remainingDrift(verified);
   if (left.length) throw new HostFailure(`came back with drift: ${left.join('; ')}`);
   finish.cmdline = tokensMadeTrue(finishes, back.cmdline);
   finish.durationMs = Date.now() - issued;
   const failed = await startGuests(session, back.transport, ctx, finish, (finish.guestsStopped ?? []).map((guest) => guest.name));
   if (failed.length) throw new HostFailure(`the host is back and verified, but these domains did not start again: ${failed.join(', ')}`);
   finish.status = 'done';
-}
-
-function describeLeft(change: { module: string; target: string; scope: string; before: string | null; after: string | null }): string {
-  return `${change.module} ${change.target} is ${change.before ?? '(absent)'}, wanted ${change.after ?? '(absent)'} (${change.scope})`;
 }
 
 /**

@@ -3,7 +3,8 @@
  * apply mode run every change in one round trip and verify in one more.
  * Every failure becomes part of the HostReport; nothing here throws to the runner.
  */
-import { changeCommands, REPORT_SUMMARY_KINDS, type Change, type ChangeView, type Diagnostic, type PlanContext, type ReportSummary } from '../kit/module.js';
+import { changeCommands, REPORT_SUMMARY_KINDS, type Change, type Diagnostic, type PlanContext, type ReportSummary } from '../kit/module.js';
+import type { Command } from '../kit/shell.js';
 import type { Transport } from '../transport/types.js';
 import { execScript, HostFailure, type Become } from './become.js';
 import { TransportError, type TransportErrorKind } from '../transport/types.js';
@@ -51,9 +52,8 @@ export interface SavedHost {
 export interface PlannedTask {
   task: PreparedTask;
   actual: unknown;
-  changes: ChangeView[];
-  /** The commands of each change, in the order of `changes` (none for pending ones). */
-  commands: string[][];
+  /** The planned changes, each with the commands that make it (none for pending ones). */
+  changes: Change[];
   diagnostics: Diagnostic[];
   error?: string;
 }
@@ -95,6 +95,7 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
   const context = (diagnostics: Diagnostic[]): PlanContext => ({
     facts,
     tasks: job.tasks.map((task) => ({ module: task.module.name, name: task.name, params: task.params })),
+    claims: job.tasks.map((task) => ({ task: task.name, claims: task.claims })),
     warn: (message) => diagnostics.push({ severity: 'warning', message }),
   });
   const hashes: string[] = [];
@@ -103,7 +104,7 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
   const tasks = job.tasks.map((task, index): PlannedTask => {
     const checks = task.module.rules?.(task.params, facts) ?? [];
     const diagnostics = [...(task.notes ?? []), ...checks.filter((d) => d.severity === 'warning')];
-    const failed = (error: string): PlannedTask => ({ task, actual: undefined, changes: [], commands: [], diagnostics, error });
+    const failed = (error: string): PlannedTask => ({ task, actual: undefined, changes: [], diagnostics, error });
     const errors = checks.filter((d) => d.severity === 'error');
     const output = outputs.get(`t${index}`);
     // Hashed from the raw output until parsed: a task that cannot plan still has a state to compare.
@@ -113,10 +114,10 @@ export async function gatherAndPlan(transport: Transport, job: HostJob, timeoutM
     try {
       const actual = task.module.parse(output.output, task.params);
       hashes[index] = hash(task, output.output, actual);
-      const planned = task.module.diff(task.params, actual, context(diagnostics));
-      const commands = planned.map((change) => changeCommands(task.module.name, change));
-      const changes = planned.map(({ commands: _commands, ...change }) => change);
-      return { task, actual, changes, commands, diagnostics };
+      const changes = task.module.diff(task.params, actual, context(diagnostics));
+      // A change that is not pending must carry the commands that make it.
+      changes.forEach((change) => changeCommands(task.module.name, change));
+      return { task, actual, changes, diagnostics };
     } catch (error) {
       return failed((error as Error).message);
     }
@@ -152,11 +153,15 @@ const listsCommands = (options: HostRunOptions): boolean => options.mode === 'ch
 
 /** Task reports of a plan; `withCommands` adds each change's commands. */
 function taskReports(planned: Planned, statusOf: (change: Change, taskIndex: number) => ChangeResult['status'], withCommands = false): TaskReport[] {
-  return planned.tasks.map(({ task, changes, commands, diagnostics, error }, index) => ({
+  return planned.tasks.map(({ task, changes, diagnostics, error }, index) => ({
     name: task.name,
     module: task.module.name,
     tags: task.tags,
-    changes: changes.map((change, at) => ({ ...change, status: statusOf(change, index), ...(withCommands && !isPending(change) ? { commands: commands[at]! } : {}) })),
+    changes: changes.map((change) => {
+      // statusOf gets the planned change itself: apply outcomes are keyed by it.
+      const { commands, ...view } = change;
+      return { ...view, status: statusOf(change, index), ...(withCommands && !isPending(change) ? { commands: commands ?? [] } : {}) };
+    }),
     diagnostics,
     ...(error ? { error } : {}),
   }));
@@ -171,10 +176,10 @@ function statusFromTasks(tasks: TaskReport[], mode: Mode): HostStatus {
 
 /** Steps in plan order: one per non-pending change, labelled `module target (scope)`. */
 function applySteps(planned: Planned): Array<ApplyStep & { taskIndex: number; change: Change }> {
-  return planned.tasks.flatMap(({ changes, commands }, taskIndex) =>
-    changes.flatMap((change, at) => (isPending(change) ? [] : [{
+  return planned.tasks.flatMap(({ changes }, taskIndex) =>
+    changes.flatMap((change) => (isPending(change) ? [] : [{
       label: `${change.module} ${change.target} (${change.scope})`,
-      commands: commands[at]!,
+      commands: change.commands ?? [],
       taskIndex,
       change,
     }])),
@@ -192,8 +197,7 @@ export function savedPlanRefusal(saved: SavedHost | null, planned: Planned): str
   if (!saved) return 'this host is not in the plan (the playbook or inventory targets it now): make a new plan';
   if (!saved.fingerprint) return `the plan has no state for this host (it was ${saved.status} when planned${saved.error ? `: ${saved.error}` : ''}): make a new plan`;
   const differences = fingerprintDiff(saved.fingerprint, planned.fingerprint!, planned.tasks.map(({ task }) => task.name));
-  const replanned = planned.tasks.map(({ changes, commands }) => ({ changes: changes.map((change, at) => ({ ...change, commands: commands[at] })) }));
-  if (!differences.length && plannedCommands(replanned) !== plannedCommands(saved.tasks)) differences.push('planning again gives other commands than the plan');
+  if (!differences.length && plannedCommands(planned.tasks) !== plannedCommands(saved.tasks)) differences.push('planning again gives other commands than the plan');
   if (!differences.length) return undefined;
   return `the state changed since the plan was made: ${differences.join('; ')}; nothing was changed on this host (make a new plan)`;
 }
@@ -202,10 +206,8 @@ export function savedPlanRefusal(saved: SavedHost | null, planned: Planned): str
 function fromSaved(saved: SavedHost, planned: Planned): Planned {
   return {
     ...planned,
-    tasks: planned.tasks.map((task, index) => {
-      const changes = saved.tasks[index]!.changes;
-      return { ...task, changes: changes.map(({ status: _status, commands: _commands, ...change }) => change), commands: changes.map((change) => change.commands ?? []) };
-    }),
+    // The plan file holds the commands as the planner built them; they were checked equal above.
+    tasks: planned.tasks.map((task, index) => ({ ...task, changes: saved.tasks[index]!.changes.map(({ status: _status, commands, ...change }) => ({ ...change, ...(commands ? { commands: commands as Command[] } : {}) })) })),
   };
 }
 
@@ -213,20 +215,17 @@ function fromSaved(saved: SavedHost, planned: Planned): Planned {
 const notRun = (saved: SavedHost | null): TaskReport[] =>
   (saved?.tasks ?? []).map((task) => ({ ...task, changes: task.changes.map(({ commands: _commands, ...change }) => ({ ...change, status: 'not-run' as const })) }));
 
-export async function runHost(job: HostJob, options: HostRunOptions): Promise<HostReport> {
-  const started = Date.now();
-  const report: HostReport = { host: job.host, play: job.play, status: 'ok', tasks: [], execCount: 0, durationMs: 0 };
-  let transport: Transport | undefined;
-  try {
-    options.onPhase?.('connect');
-    transport = await options.connect();
-    options.onTransport?.(transport);
+export function runHost(job: HostJob, options: HostRunOptions): Promise<HostReport> {
+  return onHost(job, options, async (transport, report) => {
     options.onPhase?.('gather');
     const saved = options.saved;
     let planned = await gatherAndPlan(transport, job, options.commandTimeoutMs, Boolean(options.fingerprint) || saved !== undefined);
     if (saved !== undefined) {
       const refusal = savedPlanRefusal(saved, planned);
-      if (refusal) return Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
+      if (refusal) {
+        Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
+        return;
+      }
       planned = fromSaved(saved!, planned);
     }
     Object.assign(report, hostIdentity(planned.facts));
@@ -243,6 +242,47 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
         await applyAndVerify(transport, job, planned, options, report);
       }
     }
+  });
+}
+
+/**
+ * The pass after a saved plan's finish (a module reload): gather and compare, nothing
+ * else. The plan holds no commands beyond those already run, so whatever still differs
+ * from the state it promised fails the host instead of being planned and run afresh.
+ */
+export function verifyHost(job: HostJob, options: HostRunOptions): Promise<HostReport> {
+  return onHost(job, options, async (transport, report) => {
+    options.onPhase?.('verify');
+    const verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+    Object.assign(report, hostIdentity(verified.facts));
+    report.tasks = taskReports(verified, (change) => (isPending(change) ? 'pending' : 'planned'));
+    const left = remainingDrift(verified);
+    if (left.length) {
+      report.status = 'failed';
+      report.error = `the host still differs from the saved plan, which holds nothing more to run (nothing outside it was run): ${left.join('; ')}`;
+    }
+  });
+}
+
+/** What a gather still finds to do, one phrase per change or failed task; empty when the host is as planned. */
+export function remainingDrift(planned: Planned): string[] {
+  return planned.tasks.flatMap((task) => [...(task.error ? [`${task.task.name}: ${task.error}`] : []), ...task.changes.map(describeLeft)]);
+}
+
+function describeLeft(change: Pick<Change, 'module' | 'target' | 'scope' | 'before' | 'after'>): string {
+  return `${change.module} ${change.target} is ${change.before ?? '(absent)'}, wanted ${change.after ?? '(absent)'} (${change.scope})`;
+}
+
+/** Connects, runs one pass, and turns every failure into the host report; the connection is always closed. */
+async function onHost(job: HostJob, options: HostRunOptions, pass: (transport: Transport, report: HostReport) => Promise<void>): Promise<HostReport> {
+  const started = Date.now();
+  const report: HostReport = { host: job.host, play: job.play, status: 'ok', tasks: [], execCount: 0, durationMs: 0 };
+  let transport: Transport | undefined;
+  try {
+    options.onPhase?.('connect');
+    transport = await options.connect();
+    options.onTransport?.(transport);
+    await pass(transport, report);
   } catch (error) {
     report.status = error instanceof TransportError && !HOST_REACHED.has(error.kind) ? 'unreachable' : 'failed';
     report.error = error instanceof TransportError || error instanceof HostFailure ? error.message.replace(`${job.host}: `, '') : `internal error: ${(error as Error).stack}`;

@@ -1,10 +1,11 @@
 /**
  * Turns a play's tasks into what runs on one host: tags filtered, templates rendered
  * with the host's vars, parameters validated against the module schema and normalised,
- * kernel command line tokens of all modules merged into one kernel_cmdline task, and
- * files owned by two tasks refused. Pure: no host is contacted.
+ * kernel argument claims of all tasks merged into the one command line task, and tasks
+ * whose claims collide refused. Pure: no host is contacted.
  */
-import type { Diagnostic, KernelArgs, Module } from '../kit/module.js';
+import type { Diagnostic, Module } from '../kit/module.js';
+import { kernelArgName, kernelArgsOf, ownedFiles, type Claim, type KernelArgs } from '../kit/claims.js';
 import type { Play, Task } from '../config/playbook.js';
 import { InputError, formatLocation } from '../errors.js';
 import { render } from '../config/template.js';
@@ -14,6 +15,8 @@ export interface PreparedTask {
   name: string;
   module: Module;
   params: unknown;
+  /** What the task declared it sets; the merged command line task claims what its playbook task asked, none when implicit. */
+  claims: Claim[];
   tags: string[];
   /** Where the task is written; implicit tasks point at the first contributing task. */
   where: Task['where'];
@@ -40,23 +43,27 @@ function prepareTask(task: Task, params: unknown, modules: Map<string, Module>, 
     const detail = (validate.errors ?? []).map((e) => `${e.instancePath || 'parameters'} ${e.message}`).join('; ');
     throw new InputError(`${task.module}: on host ${hostName}, rendered parameters are invalid: ${detail}`, task.where);
   }
-  return { name: task.name, module, params: module.normalize ? module.normalize(params) : params, tags: task.tags, where: task.where };
+  const normalized = module.normalize ? module.normalize(params) : params;
+  return { name: task.name, module, params: normalized, claims: module.claims?.(normalized) ?? [], tags: task.tags, where: task.where };
 }
 
-const tokenName = (token: string): string => token.split('=')[0]!;
+const tokenName = kernelArgName;
+
+/** The module that edits the kernel command line, when the registry has one. */
+const cmdlineModule = (modules: Map<string, Module>): Module | undefined => [...modules.values()].find((module) => module.fromKernelArgs);
 
 /**
- * Merges every task's kernelArgs into the play's kernel_cmdline task (created when absent).
+ * Merges every task's kernel argument claims into the play's command line task (created when absent).
  * Each task's tokens keep their order (hugepagesz=1G hugepages=4 pairs stay together);
  * a name two tasks both mention must be asked identically by both.
  */
 function mergeKernelArgs(tasks: PreparedTask[], modules: Map<string, Module>): PreparedTask[] {
-  const cmdline = modules.get('kernel_cmdline');
+  const cmdline = cmdlineModule(modules);
   if (!cmdline) return tasks;
   const explicit = tasks.filter((task) => task.module === cmdline);
   const sources = tasks.flatMap((task) => {
-    const args = task.module === cmdline ? (task.params as KernelArgs) : task.module.kernelArgs?.(task.params);
-    return args && (args.tokens.length || args.absent?.length || task.module === cmdline) ? [{ task, args }] : [];
+    const args = kernelArgsOf(task.claims);
+    return args.tokens.length || args.absent?.length || task.module === cmdline ? [{ task, args }] : [];
   });
   if (!sources.length) return tasks;
   const claimedBy = new Map<string, { task: PreparedTask; tokens: string[] }>();
@@ -85,7 +92,8 @@ function mergeKernelArgs(tasks: PreparedTask[], modules: Map<string, Module>): P
     ...first,
     name: explicit[0]?.name ?? `kernel command line (for ${contributors.join(', ')})`,
     module: cmdline,
-    params: { tokens, absent } satisfies KernelArgs,
+    params: cmdline.fromKernelArgs!({ tokens, absent } satisfies KernelArgs),
+    claims: explicit[0]?.claims ?? [],
   };
   // The merged task stands where the playbook writes kernel_cmdline; an implicit one comes last.
   const at = explicit[0] ? tasks.indexOf(explicit[0]) : tasks.length;
@@ -97,7 +105,7 @@ function mergeKernelArgs(tasks: PreparedTask[], modules: Map<string, Module>): P
 function checkOwnedFiles(tasks: PreparedTask[]): void {
   const owners = new Map<string, PreparedTask>();
   for (const task of tasks) {
-    for (const file of task.module.ownedFiles?.(task.params) ?? []) {
+    for (const file of new Set(ownedFiles(task.claims))) {
       const other = owners.get(file);
       if (other) {
         throw new InputError(
@@ -107,6 +115,35 @@ function checkOwnedFiles(tasks: PreparedTask[]): void {
         );
       }
       owners.set(file, task);
+    }
+  }
+}
+
+/** The settings a claim holds a value for (`sysctl vm.swappiness`), for the kinds two tasks may not set differently. */
+function valueClaims(claim: Claim): Array<{ setting: string; value: string }> {
+  if (claim.kind === 'sysctl') return [{ setting: `sysctl ${claim.key}`, value: claim.value }];
+  if (claim.kind === 'sysfs') return [{ setting: claim.path, value: claim.value }];
+  if (claim.kind !== 'unit') return [];
+  return [
+    ...(claim.state === undefined ? [] : [{ setting: `${claim.unit} state`, value: claim.state }]),
+    ...(claim.enabled === undefined ? [] : [{ setting: `${claim.unit} enabled`, value: String(claim.enabled) }]),
+  ];
+}
+
+/** Two tasks setting one sysctl key, sysfs path or unit state to different values would undo each other at every run. */
+function checkValueClaims(tasks: PreparedTask[]): void {
+  const setters = new Map<string, { task: PreparedTask; value: string }>();
+  for (const task of tasks) {
+    for (const held of task.claims.flatMap(valueClaims)) {
+      const previous = setters.get(held.setting);
+      if (previous && previous.value !== held.value) {
+        throw new InputError(
+          `${held.setting}: task '${task.name}' sets ${held.value} but task '${previous.task.name}' (${formatLocation(previous.task.where)}) sets ${previous.value}`,
+          task.where,
+          'the two would undo each other at every run: set it in one task',
+        );
+      }
+      if (!previous) setters.set(held.setting, { task, value: held.value });
     }
   }
 }
@@ -148,6 +185,7 @@ export function prepareTasks(play: Play, modules: Map<string, Module>, vars: Rec
   if (hit) return hit;
   const tasks = mergeKernelArgs(selected.map((task, index) => prepareTask(task, rendered[index], modules, hostName)), modules);
   checkOwnedFiles(tasks);
+  checkValueClaims(tasks);
   if (key !== undefined) cache!.set(key, tasks);
   return tasks;
 }

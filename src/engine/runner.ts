@@ -15,7 +15,7 @@ import { InputError, InputErrors } from '../errors.js';
 import type { ConnectionSpec, Transport } from '../transport/types.js';
 import { connect } from '../transport/connect.js';
 import { prepareTasks, type PreparedCache, type TagFilter } from './prepare.js';
-import { runHost, type HostJob, type HostRunOptions, type SavedHost } from './host-run.js';
+import { runHost, verifyHost, type HostJob, type HostRunOptions, type SavedHost } from './host-run.js';
 import { finishHost, wantsFinish } from './finish.js';
 import { withOverrides, type FinishOverrides } from './finish-plan.js';
 import { runFleetChecks } from './fleet-checks.js';
@@ -203,8 +203,8 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
                   commandTimeoutMs: options.commandTimeoutMs,
                   connect: hostOptions.connect,
                   stopping: () => stopping,
-                  // The finishing pass (a module reload) plans afresh: the saved plan ran in the first one.
-                  runPass: () => runHost(job, { ...hostOptions, saved: undefined }),
+                  // After a reload a fresh plan may apply more; a saved plan's host is only verified against it.
+                  runPass: () => (hostOptions.saved !== undefined ? verifyHost(job, hostOptions) : runHost(job, { ...hostOptions, saved: undefined })),
                   note: (text) => options.events?.hostNote?.(host, text),
                 });
               }

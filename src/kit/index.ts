@@ -4,6 +4,7 @@
  * without touching them and a module's whole life stays in its own folder.
  */
 export * from './module.js';
+export * from './claims.js';
 export * from './shell.js';
 export * from './remote-lib.js';
 export * from './host-facts.js';

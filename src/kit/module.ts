@@ -9,6 +9,7 @@
 import type { HostFacts } from './host-facts.js';
 import type { SourceLocation } from '../errors.js';
 import type { Command } from './shell.js';
+import type { Claim, KernelArgs, TaskClaims } from './claims.js';
 
 /**
  * runtime: the live kernel or daemon state; persist: the file or unit that survives a reboot;
@@ -64,22 +65,16 @@ export interface Diagnostic {
 /** What a planner may look at besides its own parameters and probe output. */
 export interface PlanContext {
   facts: HostFacts;
-  /** Every task of the play on this host (normalised params), so a module can spot a fight with another one. */
+  /**
+   * Every task of the play on this host (normalised params), for tasks of one family of
+   * guests that must agree (libvirt domains and their placement); what other modules set
+   * is read from `claims`, never from their parameters.
+   */
   tasks: ReadonlyArray<{ module: string; name: string; params: unknown }>;
+  /** What every task of the play on this host claims (see Claim), read by kind. */
+  claims: readonly TaskClaims[];
   /** Records a warning shown with the task; does not change the outcome. */
   warn(message: string): void;
-}
-
-/**
- * Kernel command line tokens a module needs for its setting to hold after a reboot.
- * The engine merges every task's tokens into the one kernel_cmdline edit of the play,
- * so several modules never fight over /etc/default/grub.
- */
-export interface KernelArgs {
-  /** `name=value` or bare `name` tokens, in order (repeated names such as hugepagesz keep their order). */
-  tokens: string[];
-  /** Names that must not appear at all. */
-  absent?: string[];
 }
 
 /** One hugepage pool as a report shows it: what the playbook asks and what the kernel has. */
@@ -124,16 +119,23 @@ export interface Module<P = unknown, A = unknown> {
    * change that is not pending carries its commands. Throws when the desired state cannot be reached on this host (the task fails).
    */
   diff(params: P, actual: A, context: PlanContext): Change[];
-  /** Kernel command line tokens this task contributes (see KernelArgs). */
-  kernelArgs?(params: P): KernelArgs;
+  /**
+   * What this task sets, by kind (see Claim): files it owns whole, kernel arguments for the
+   * play's one command line edit, sysctl keys and sysfs paths with their values... Two tasks
+   * claiming one file, key or path differently is an input error; a saved plan hashes the files.
+   */
+  claims?(params: P): Claim[];
+  /**
+   * Only the module that edits the kernel command line: its parameters for the play's
+   * kernel arguments, merged from every task's claims (the engine then runs one such task).
+   */
+  fromKernelArgs?(args: KernelArgs): P;
   /**
    * The part of the parsed state a saved plan depends on, when the probe output also
    * carries counters that move on their own (free pages, merged pages): a plan is refused
    * when this changed. Absent: the probe output as a whole.
    */
   planState?(actual: A, params: P): unknown;
-  /** Files this task owns whole; two tasks of a play owning one file is an input error. */
-  ownedFiles?(params: P): string[];
   /** Checks against host facts before anything is written (errors stop the host). */
   rules?(params: P, facts: HostFacts): Diagnostic[];
   /**

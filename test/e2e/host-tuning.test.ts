@@ -1,6 +1,7 @@
 /**
  * playbooks/virtual-host.yaml on real Debian 12 kernels booted by the lab:
- * check on a fresh host, apply, apply again, reboot, faults, and a fleet with a host down.
+ * check on a fresh host, apply, apply again, reboot, faults, kernel settings turned over and
+ * back (the round trips no unit test makes on the machine running it), and a fleet with a host down.
  * A VM that cannot boot fails the suite with the reason; nothing is skipped.
  */
 import { test, before, after } from 'node:test';
@@ -196,6 +197,24 @@ test('5c. a connection cut mid-apply, then a re-run, converges', async () => {
   const state = await hostState(vm);
   assert.match(state.tuned!, /virtual-host/);
   assert.match(state.thp!, /\[never\]/);
+});
+
+test('5d. numa_balancing and KSM merge_across_nodes turned over and back on the VM, each run converging', async () => {
+  const playbook = join(work, 'round-trip.yaml');
+  const before = await hostState(vm);
+  const balancing = (Number(before.numa_balancing) & 1) === 1;
+  const merge = Number(before.merge_across_nodes);
+  for (const [enabled, across] of [[!balancing, 1 - merge], [balancing, merge]] as const) {
+    writeFileSync(playbook, `- hosts: all\n  tasks:\n    - numa_balancing: { enabled: ${enabled}, persist: false }\n    - ksm: { merge_across_nodes: ${across}, services: unmanaged, persist: false }\n`);
+    const run = await kvmconf(['apply', playbook, '-i', inventory]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(changeKeys(run.report, ['applied']), ['ksm /sys/kernel/mm/ksm/merge_across_nodes (runtime)', 'numa_balancing kernel.numa_balancing (runtime)']);
+    const state = await hostState(vm);
+    assert.deepEqual([Number(state.numa_balancing) & 1, state.merge_across_nodes], [enabled ? 1 : 0, String(across)]);
+    const again = await kvmconf(['apply', playbook, '-i', inventory, '--detailed-exitcode']);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+  }
+  assert.deepEqual(await hostState(vm), before, 'set back as it was');
 });
 
 test('6. fleet: three hosts, one down: two converge, the stopped one is unreachable, exit 1', async () => {

@@ -2,6 +2,8 @@
  * A saved plan on two lab VMs with a real kernel setting: planned with --check --out, one
  * VM's setting changed behind kvmconf's back, then `apply PLAN`: that VM refused with
  * nothing written, the other given exactly the plan's commands, and the plan stale after.
+ * Then a module reload that finishes a saved plan: the host is only verified after it, so
+ * the vhost_net reload a fresh plan would run is reported, not run.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,4 +71,35 @@ test('a plan refuses the VM whose setting changed, applies exactly its commands 
   assert.equal(again.code, 1);
   assert.deepEqual(again.report.hosts.map((host: any) => [host.status, host.execCount]), [['failed', 1], ['failed', 1]]);
   assert.match(again.report.hosts[0].error, /state changed since the plan was made: .*90-kvmconf\.conf changed \(sha256 absent -> [0-9a-f]{12}\)/);
+});
+
+test('after the reload that finishes a saved plan, the VM is verified only: the vhost_net reload the plan does not hold fails it, unrun', async () => {
+  const vm = vms[0]!;
+  const param = '/sys/module/vhost_net/parameters/experimental_zcopytx';
+  // A process holding /dev/vhost-net stands for a running guest; the play's guests command stops it.
+  await vm.run(`modprobe vhost_net && (nohup sleep 100000 </dev/vhost-net >/dev/null 2>&1 & echo $! >/run/kvmconf-e2e-holder.pid)`);
+  const before = (await vm.run(`cat ${param}`)).trim();
+  const wanted = before === '1' || before === 'Y' ? 0 : 1;
+  const playbook = join(work, 'reload.yaml');
+  writeFileSync(playbook, [
+    '- hosts: all',
+    '  reload: pending',
+    '  guests: { policy: command, command: "kill $(cat /run/kvmconf-e2e-holder.pid); sleep 1", uri: "nowhere:///none" }',
+    '  tasks:',
+    `    - vhost_net: { experimental_zcopytx: ${wanted} }`,
+    '',
+  ].join('\n'));
+  const planFile = join(work, 'reload-plan.json');
+  const check = await kvmconf(['apply', '--check', '-i', inventory, playbook, '--limit', vm.name, '--out', planFile]);
+  assert.equal(check.code, 2, check.stdout + check.stderr);
+  const planned = check.report.hosts[0].tasks[0].changes.map((c: any) => `${c.target} (${c.scope})`);
+  assert.deepEqual(planned, ['/etc/modprobe.d/kvmconf-vhost-net.conf (persist)', 'experimental_zcopytx (pending)']);
+
+  const apply = await kvmconf(['apply', planFile]);
+  assert.equal(apply.code, 1, apply.stdout + apply.stderr);
+  const host = apply.report.hosts[0];
+  assert.equal(host.finish?.action, 'reload');
+  assert.match(host.error, new RegExp(`^reload: the reload pass failed: the host still differs from the saved plan, which holds nothing more to run \\(nothing outside it was run\\): vhost_net experimental_zcopytx is ${before}, wanted ${wanted} \\(runtime\\)`));
+  assert.deepEqual(host.steps.map((step: any) => step.label), ['vhost_net /etc/modprobe.d/kvmconf-vhost-net.conf (persist)'], 'only the planned step ran');
+  assert.equal((await vm.run(`cat ${param}`)).trim(), before, 'vhost_net was not reloaded');
 });

@@ -24,7 +24,7 @@ export const fileModule = defineModule<FileParams, string | null>({
     required: ['path', 'content'],
     properties: { path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' }, content: { type: 'string' }, slow: { anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 1 }] }, probe_sleep: { type: 'integer' } },
   },
-  ownedFiles: (params) => [params.path],
+  claims: (params) => [{ kind: 'file', path: params.path }],
   probe: (params) => `${params.probe_sleep ? `sleep ${params.probe_sleep}; ` : ''}${catFileProbe(params.path)}`,
   parse: (output) => parseFileBlock(output),
   diff: (params, actual) =>

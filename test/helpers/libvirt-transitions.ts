@@ -182,7 +182,7 @@ class TestDomain {
     const actual = libvirtDomain.parse(await this.host.exec(libvirtDomain.probe(p)), p);
     const errors = (libvirtDomain.rules?.(p, this.host.facts) ?? []).filter((d) => d.severity === 'error');
     assert.deepEqual(errors, [], 'the rules accept the target');
-    const changes = diffOf(libvirtDomain, p, actual, { facts: this.host.facts, tasks: [], warn: () => undefined });
+    const changes = diffOf(libvirtDomain, p, actual, { facts: this.host.facts, tasks: [], claims: [], warn: () => undefined });
     return { actual, changes };
   }
 

@@ -1,6 +1,8 @@
 /** Runs a module's pure functions the way the engine does, for module unit tests. */
 import { changeCommands as plannedCommands, type Change, type Diagnostic, type Module, type PlanContext } from '../../src/kit/module.js';
 import type { HostFacts } from '../../src/kit/host-facts.js';
+import type { Claim } from '../../src/kit/claims.js';
+import { MODULES } from '../../modules/index.js';
 import { parseFacts } from '../../src/engine/facts.js';
 import { compile } from '../../src/config/schema.js';
 
@@ -14,6 +16,13 @@ export function normalize<P>(module: Module<P, unknown>, raw: unknown): P {
   const validate = compile(module.schema);
   if (!validate(raw)) throw new Error(`schema rejected ${JSON.stringify(raw)}: ${JSON.stringify(validate.errors)}`);
   return module.normalize ? module.normalize(raw) : (raw as P);
+}
+
+/** What a task of the named module with these playbook parameters claims, as the engine prepares it. */
+export function claimsOf(moduleName: string, raw: unknown): Claim[] {
+  const module = MODULES.find((candidate) => candidate.name === moduleName);
+  if (!module) throw new Error(`no module ${moduleName}`);
+  return module.claims?.(normalize(module, raw)) ?? [];
 }
 
 export function schemaAccepts(module: Module<unknown, unknown>, raw: unknown): boolean {
@@ -42,6 +51,6 @@ export function plan<P, A>(module: Module<P, A>, raw: unknown, output: string, f
   const params = normalize(module as Module<P, unknown>, raw);
   const actual = module.parse(output, params);
   const warnings: Diagnostic[] = [];
-  const changes: Change[] = diffOf(module, params, actual, { facts, tasks, warn: (message) => warnings.push({ severity: 'warning', message }) });
+  const changes: Change[] = diffOf(module, params, actual, { facts, tasks, claims: [], warn: (message) => warnings.push({ severity: 'warning', message }) });
   return { params, actual, changes, warnings, commands: (change: Change) => changeCommands(module, change) };
 }

@@ -73,7 +73,7 @@ function plan(p: DomainParams): { actual: DomainProbeState; changes: Change[]; w
   const warnings: string[] = [];
   const errors = (libvirtDomain.rules?.(p, facts) ?? []).filter((d) => d.severity === 'error');
   assert.deepEqual(errors, []);
-  const changes = diffOf(libvirtDomain, p, actual, { facts, tasks: [], warn: (w) => warnings.push(w) });
+  const changes = diffOf(libvirtDomain, p, actual, { facts, tasks: [], claims: [], warn: (w) => warnings.push(w) });
   return { actual, changes, warnings };
 }
 

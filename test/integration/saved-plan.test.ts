@@ -2,6 +2,7 @@
  * Saved plans against a real OpenSSH sshd: a plan made on two hosts, one host's owned
  * file changed behind kvmconf's back, then the plan applied: that host is refused with
  * nothing written, the other gets exactly the plan's commands, and the plan is stale after.
+ * After a module reload that finishes a saved plan the host is only verified, never planned again.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshd, type SshdInstance } from '../helpers/sshd.js';
 import { TEST_MODULES } from '../helpers/file-module.js';
+import { defineModule, type Module } from '../../src/kit/module.js';
+import { catFileProbe, parseFileBlock, writeFileCommand } from '../../src/kit/remote-lib.js';
+import { quote } from '../../src/kit/shell.js';
 import { loadInventory } from '../../src/config/inventory.js';
 import { loadPlaybook } from '../../src/config/playbook.js';
 import { runPlaybook, type RunOptions } from '../../src/engine/runner.js';
@@ -100,4 +104,68 @@ test('a plan refuses the host changed since, runs exactly its commands on the ot
   assert.match(again.hosts[0]!.error!, /state changed since the plan was made/);
   assert.equal(again.hosts[0]!.execCount, 1, 'a stale plan writes nothing');
   assert.equal(readFileSync(files.hva, 'utf8'), 'planned\n');
+});
+
+/**
+ * A file whose change waits for a module reload while `PATH.busy` exists, as vhost_net's
+ * option waits for its guests to stop; without the marker it is written at once.
+ */
+const reloadModule = defineModule<{ path: string; content: string }, { busy: boolean; content: string | null }>({
+  name: 'test_reload',
+  summary: 'a file that waits for a module reload while it is busy (tests only)',
+  schema: { type: 'object', additionalProperties: false, required: ['path', 'content'], properties: { path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]+$' }, content: { type: 'string' } } },
+  claims: (params) => [{ kind: 'file', path: params.path }],
+  probe: (params) => `if [ -e ${quote(`${params.path}.busy`)} ]; then echo busy; else echo idle; fi\n${catFileProbe(params.path)}`,
+  parse: (output) => ({ busy: output.startsWith('busy\n'), content: parseFileBlock(output.slice(output.indexOf('\n') + 1)) }),
+  diff: (params, actual) => {
+    if (actual.content === params.content) return [];
+    const change = { module: 'test_reload', target: params.path, before: actual.content, after: params.content };
+    return actual.busy
+      ? [{ ...change, scope: 'pending', pendingOn: 'module-reload' }]
+      : [{ ...change, scope: 'persist', commands: [writeFileCommand(params.path, params.content, actual.content, '0600')] }];
+  },
+});
+const RELOAD_MODULES = new Map<string, Module>([...TEST_MODULES, ['test_reload', reloadModule as Module]]);
+
+/** One host whose file waits for a reload; the play's guests command stands for stopping the guests (it runs `hook`). */
+async function reloadPlan(name: string, hook: (file: string) => string) {
+  const file = join(work, `${name}.conf`);
+  writeFileSync(file, 'before');
+  writeFileSync(`${file}.busy`, '');
+  const inventoryFile = inventory({ [name]: file });
+  const playbookFile = join(work, `${name}.yaml`);
+  writeFileSync(playbookFile, `- hosts: all\n  become: true\n  reload: pending\n  guests: {policy: command, command: ${JSON.stringify(hook(file))}, uri: "nowhere:///none"}\n  tasks:\n    - test_reload: {path: "{{ owned }}", content: planned}\n`);
+  const playbook = loadPlaybook(playbookFile, RELOAD_MODULES);
+  const run = (extra: Partial<RunOptions>) => runPlaybook(playbook, loadInventory(inventoryFile), RELOAD_MODULES, options(extra));
+  const check = await run({ mode: 'check', fingerprint: true });
+  assert.equal(check.hosts[0]!.status, 'pending', check.hosts[0]!.error);
+  const plan = buildPlan(check, playbook.plays, { toolVersion: 'test', playbook: playbookFile, inventory: [inventoryFile], extraVars: {} });
+  scripts.clear();
+  return { file, run, plan, sent: () => scripts.get(name) ?? [] };
+}
+
+test('after the reload that finishes a saved plan the host is only verified: what is left fails it, nothing outside the plan runs', async () => {
+  const { file, run, plan, sent } = await reloadPlan('hvr', (path) => `rm -f ${path}.busy`);
+  const apply = await run({ savedPlan: savedHosts(plan) });
+  const host = apply.hosts[0]!;
+  assert.equal(host.status, 'failed');
+  assert.equal(host.finish?.action, 'reload');
+  assert.match(host.error!, new RegExp(`^reload: the reload pass failed: the host still differs from the saved plan, which holds nothing more to run \\(nothing outside it was run\\): test_reload ${file} is before, wanted planned \\(persist\\)$`));
+  assert.equal(readFileSync(file, 'utf8'), 'before', 'the write a fresh plan would make after the reload is not in the saved plan');
+  assert.ok(sent().length >= 3 && !sent().some((script) => script.includes(`kc_write_file ${file}`)), 'no step beyond the plan was sent');
+  assert.equal(apply.exitCode, 1);
+});
+
+test('a saved plan whose reload makes its pending change true finishes; a fresh apply plans again after the reload', async () => {
+  const saved = await reloadPlan('hvs', (path) => `rm -f ${path}.busy && printf planned > ${path}`);
+  const done = (await saved.run({ savedPlan: savedHosts(saved.plan) })).hosts[0]!;
+  assert.equal(done.status, 'changed', done.error);
+  assert.equal(done.finish?.status, 'done');
+  assert.deepEqual(done.tasks[0]!.changes.map((change) => [change.target, change.status]), [[saved.file, 'applied']]);
+  assert.ok(!saved.sent().some((script) => script.includes(`kc_write_file ${saved.file}`)));
+
+  const fresh = await reloadPlan('hvt', (path) => `rm -f ${path}.busy`);
+  const applied = (await fresh.run({})).hosts[0]!;
+  assert.equal(applied.status, 'changed', applied.error);
+  assert.equal(readFileSync(fresh.file, 'utf8'), 'planned', 'without a saved plan the pass after the reload plans and writes');
 });

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Command } from '../../src/kit/shell.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,7 +145,7 @@ describe('fingerprint', () => {
     const planned = (fingerprint: Fingerprint, command = COMMAND): Planned => ({
       facts: TWO_NODE_FACTS,
       fingerprint,
-      tasks: [{ task: {} as never, actual: {}, changes: saved.tasks[0]!.changes, commands: [[command], []], diagnostics: [] }],
+      tasks: [{ task: {} as never, actual: {}, changes: saved.tasks[0]!.changes.map(({ status: _status, commands: _commands, ...change }, at) => ({ ...change, ...(at === 0 ? { commands: [command as Command] } : {}) })), diagnostics: [] }],
     });
     assert.equal(savedPlanRefusal(saved, planned(FINGERPRINT)), undefined);
     assert.match(savedPlanRefusal(saved, planned({ ...FINGERPRINT, files: { '/etc/sysctl.d/90-kvmconf.conf': sha256('x') } }))!, /^the state changed since the plan was made: \/etc\/sysctl\.d\/90-kvmconf\.conf changed .*; nothing was changed on this host/);

@@ -115,6 +115,23 @@ test('two tasks owning one file are refused before any host is contacted', () =>
   assert.throws(() => prepareTasks(book.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}), /90-kvmconf.conf is owned by task 'sysctl' .* and by task 'second'/);
 });
 
+test('two tasks setting one sysctl key, sysfs path or unit state differently are refused, naming both; equal values pass', () => {
+  const prepare = (yaml: string) => prepareTasks(loadPlaybook(write(yaml), MODULES_BY_NAME).plays[0]!, MODULES_BY_NAME, {}, 'hv1', {});
+  assert.throws(
+    () => prepare('- hosts: all\n  tasks:\n    - name: low swap\n      sysctl: {name: vm.swappiness, value: 1}\n    - name: other file\n      sysctl: {name: vm.swappiness, value: 10, file: /etc/sysctl.d/91-x.conf}\n'),
+    /sysctl vm.swappiness: task 'other file' sets 10 but task 'low swap' \(.*site.yaml:4:7.*\) sets 1/,
+  );
+  assert.throws(
+    () => prepare('- hosts: all\n  tasks:\n    - name: no thp\n      thp: {enabled: never}\n    - name: raw\n      sysfs: {settings: {/sys/kernel/mm/transparent_hugepage/enabled: always}}\n'),
+    /\/sys\/kernel\/mm\/transparent_hugepage\/enabled: task 'raw' sets always but task 'no thp' .* sets never/,
+  );
+  assert.throws(
+    () => prepare('- hosts: all\n  tasks:\n    - service: {name: ksm, state: stopped}\n    - name: ksm on\n      service: {name: ksm.service, state: started, enabled: true}\n'),
+    /ksm.service state: task 'ksm on' sets started but task 'service' .* sets stopped/,
+  );
+  assert.equal(prepare('- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: 1}\n    - sysctl: {name: vm.swappiness, value: 1, file: /etc/sysctl.d/91-x.conf}\n').length, 2);
+});
+
 test('tags select tasks as Ansible does', () => {
   assert.equal(selectedByTags(['memory'], { tags: ['memory'] }), true);
   assert.equal(selectedByTags(['net'], { tags: ['memory'] }), false);
