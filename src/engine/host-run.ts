@@ -226,7 +226,7 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
     }
   } catch (error) {
     report.status = error instanceof TransportError && !HOST_REACHED.has(error.kind) ? 'unreachable' : 'failed';
-    report.error = error instanceof TransportError || error instanceof HostFailure ? error.message.replace(`${job.host}: `, '') : `internal error: ${(error as Error).stack}`;
+    report.error = hostError(error, job.host);
   } finally {
     options.onTransport?.(undefined);
     report.execCount = transport?.execCount ?? 0;
@@ -245,9 +245,9 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     const result = await execScript(transport, job.become, buildApplyScript(steps, mark, job.lock), mark, options.commandTimeoutMs);
     stdout = result.stdout;
   } catch (error) {
-    if (!(error instanceof TransportError) || !error.partialStdout) throw error;
-    stdout = error.partialStdout;
-    report.error = `${error.message.replace(`${job.host}: `, '')}`;
+    // A cut connection or refused sudo: the output received says which steps ran (none without a step mark).
+    stdout = error instanceof TransportError ? error.partialStdout : '';
+    report.error = hostError(error, job.host);
   }
   const { outcomes, interrupted, lockedBy } = parseApplyOutput(stdout, mark, steps);
   if (lockedBy !== undefined) {
@@ -269,7 +269,16 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     return;
   }
   options.onPhase?.('verify');
-  const verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+  let verified: Planned;
+  try {
+    verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+  } catch (error) {
+    // Every step ran: the report keeps them applied, and says the host could not be verified.
+    report.tasks = applied;
+    report.status = 'failed';
+    report.error = `every step ran, but the verify failed: ${hostError(error, job.host)}`;
+    return;
+  }
   const remaining = verified.tasks.flatMap((task) => task.changes).filter((change) => !isPending(change));
   // What apply did, plus what the host still waits for after it (pending, from the re-gather).
   report.tasks = applied.map((task, index) => ({
@@ -293,6 +302,11 @@ function hostIdentity(facts: HostFacts): Pick<HostReport, 'distribution' | 'kern
     ...(facts.kernel ? { kernel: facts.kernel } : {}),
     ...(facts.bootId ? { bootId: facts.bootId } : {}),
   };
+}
+
+/** The message of a failure on a host, for its report; anything else than a transport or host failure is a bug, shown with its stack. */
+function hostError(error: unknown, host: string): string {
+  return error instanceof TransportError || error instanceof HostFailure ? error.message.replace(`${host}: `, '') : `internal error: ${(error as Error).stack}`;
 }
 
 function lastLine(output: string): string {

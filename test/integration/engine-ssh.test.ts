@@ -4,7 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sshInventory, startSshd, type SshdInstance } from '../helpers/sshd.js';
@@ -110,6 +110,65 @@ test('a connection cut mid-apply reports the steps that ran; a re-run converges'
   const rerun = await run(playbookFor(`test_file: {path: ${target}, content: "after drop\\n"}`), inventory, 'apply');
   assert.equal(rerun.hosts[0]!.status, 'changed', rerun.hosts[0]!.error);
   assert.equal(readFileSync(target, 'utf8'), 'after drop\n');
+});
+
+/** True while a process runs with exactly these arguments (the probe's `sleep N` tells a phase of the run). */
+function running(args: string[]): boolean {
+  const cmdline = args.join('\0') + '\0';
+  return readdirSync('/proc').some((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'latin1') === cmdline;
+    } catch {
+      return false; // gone in between
+    }
+  });
+}
+
+/** Calls `action` once `condition` holds, polling; returns a stop function. */
+function when(condition: () => boolean, action: () => void): () => void {
+  const timer = setInterval(() => {
+    if (!condition()) return;
+    clearInterval(timer);
+    action();
+  }, 20);
+  return () => clearInterval(timer);
+}
+
+test('sudo refused to the apply after the gather ran: every change reported not run, nothing written', async () => {
+  const target = join(work, 'revoked.conf');
+  const sudoers = `/etc/sudoers.d/kvmconf-test-${sudoOk.user}`;
+  const rule = readFileSync(sudoers, 'utf8');
+  // The gather's probe sleeps 3 s as root: sudo has already let it in when the rule goes.
+  const stop = when(() => running(['sleep', '3']), () => unlinkSync(sudoers));
+  try {
+    const report = await run(playbookFor(`test_file: {path: ${target}, content: "x\\n", probe_sleep: 3}`), inventoryFor('hv-revoked', sudoOk), 'apply');
+    const host = report.hosts[0]!;
+    assert.equal(host.status, 'failed');
+    assert.match(host.error!, /^become failed: sudo: /);
+    assert.deepEqual(host.tasks.flatMap((task) => task.changes.map((change) => change.status)), ['not-run'], 'an apply report never says planned');
+    assert.deepEqual(host.steps!.map((step) => step.status), ['not-run']);
+    assert.equal(existsSync(target), false);
+  } finally {
+    stop();
+    writeFileSync(sudoers, rule, { mode: 0o440 });
+  }
+});
+
+test('a connection cut during the verify: the changes stay reported applied, the host failed naming the verify', async () => {
+  const target = join(work, 'verify-cut.conf');
+  // The probe sleeps 3 s in the gather and again in the verify, which starts once the file is written.
+  const stop = when(() => existsSync(target) && running(['sleep', '3']), () => sudoOk.dropConnections());
+  try {
+    const report = await run(playbookFor(`test_file: {path: ${target}, content: "x\\n", probe_sleep: 3}`), inventoryFor('hv-verify-cut', sudoOk), 'apply');
+    const host = report.hosts[0]!;
+    assert.equal(host.status, 'failed');
+    assert.match(host.error!, /^every step ran, but the verify failed: .*(dropped|closed|lost)/i);
+    assert.deepEqual(host.tasks.flatMap((task) => task.changes.map((change) => change.status)), ['applied']);
+    assert.deepEqual(host.steps!.map((step) => step.status), ['ok']);
+    assert.equal(readFileSync(target, 'utf8'), 'x\n');
+  } finally {
+    stop();
+  }
 });
 
 test('an unknown host key makes the host unreachable and the others still run', async () => {
