@@ -204,25 +204,19 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
     transport = await options.connect();
     options.onTransport?.(transport);
     options.onPhase?.('gather');
-    const saved = options.saved;
-    let planned = await gatherAndPlan(transport, job, options.commandTimeoutMs, Boolean(options.fingerprint) || saved !== undefined);
-    if (saved !== undefined) {
-      const refusal = savedPlanRefusal(saved, planned);
-      if (refusal) return Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
-      planned = fromSaved(saved!, planned);
-    }
-    Object.assign(report, hostIdentity(planned.facts));
-    report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
-    if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
-    report.status = statusFromTasks(report.tasks, 'check');
-    if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
-    if (options.mode === 'apply' && report.status === 'changed') {
+    let planned = await planHost(transport, job, options, report);
+    const lockDeadline = Date.now() + (job.lock?.waitS ?? LOCK_WAIT_S) * 1000;
+    while (planned && options.mode === 'apply' && report.status === 'changed') {
       if (options.stopping()) {
         report.status = 'skipped';
         report.error = 'interrupted before apply; nothing was changed on this host';
-      } else {
-        await applyAndVerify(transport, job, planned, options, report);
+        break;
       }
+      const waitS = Math.max(0, Math.floor((lockDeadline - Date.now()) / 1000));
+      if (!(await applyAndVerify(transport, job, planned, options, report, waitS))) break;
+      // Another run held the lock and may have changed the host since the gather: plan again from what it left.
+      options.onPhase?.('gather');
+      planned = await planHost(transport, job, options, report);
     }
   } catch (error) {
     report.status = error instanceof TransportError && !HOST_REACHED.has(error.kind) ? 'unreachable' : 'failed';
@@ -236,20 +230,45 @@ export async function runHost(job: HostJob, options: HostRunOptions): Promise<Ho
   return report;
 }
 
-async function applyAndVerify(transport: Transport, job: HostJob, planned: Planned, options: HostRunOptions, report: HostReport): Promise<void> {
+/** Gathers and plans (a saved plan: checks the host still matches it), filling the report; undefined when the saved plan is refused. */
+async function planHost(transport: Transport, job: HostJob, options: HostRunOptions, report: HostReport): Promise<Planned | undefined> {
+  const saved = options.saved;
+  let planned = await gatherAndPlan(transport, job, options.commandTimeoutMs, Boolean(options.fingerprint) || saved !== undefined);
+  if (saved !== undefined) {
+    const refusal = savedPlanRefusal(saved, planned);
+    if (refusal) {
+      Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
+      return undefined;
+    }
+    planned = fromSaved(saved!, planned);
+  }
+  Object.assign(report, hostIdentity(planned.facts));
+  report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
+  if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
+  report.status = statusFromTasks(report.tasks, 'check');
+  if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
+  return planned;
+}
+
+/**
+ * Runs the plan's steps and verifies. Returns true, having run nothing, when the host's
+ * lock was held by another run until it freed it: the caller plans again.
+ */
+async function applyAndVerify(transport: Transport, job: HostJob, planned: Planned, options: HostRunOptions, report: HostReport, lockWaitS: number): Promise<boolean> {
   const steps = applySteps(planned);
   const mark = newMark();
   options.onPhase?.('apply');
   let stdout: string;
   try {
-    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, job.lock), mark, options.commandTimeoutMs);
+    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, { ...job.lock, waitS: lockWaitS }), mark, options.commandTimeoutMs);
     stdout = result.stdout;
   } catch (error) {
     // A cut connection or refused sudo: the output received says which steps ran (none without a step mark).
     stdout = error instanceof TransportError ? error.partialStdout : '';
     report.error = hostError(error, job.host);
   }
-  const { outcomes, interrupted, lockedBy } = parseApplyOutput(stdout, mark, steps);
+  const { outcomes, interrupted, lockedBy, waitedFor } = parseApplyOutput(stdout, mark, steps);
+  if (waitedFor !== undefined && !report.error) return true;
   if (lockedBy !== undefined) {
     report.error = `another kvmconf run is applying to this host: ${lockedBy}; nothing was changed (waited ${job.lock?.waitS ?? LOCK_WAIT_S} s)`;
   }
@@ -266,7 +285,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.status = 'failed';
     const ran = outcomes.filter((o) => o.status === 'ok').length;
     report.error = report.error ?? (interrupted ? `interrupted after ${ran} of ${steps.length} steps` : `step ${failed!.index + 1} of ${steps.length} failed (${failed!.label}): ${lastLine(failed!.output)}`);
-    return;
+    return false;
   }
   options.onPhase?.('verify');
   let verified: Planned;
@@ -277,7 +296,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.tasks = applied;
     report.status = 'failed';
     report.error = `every step ran, but the verify failed: ${hostError(error, job.host)}`;
-    return;
+    return false;
   }
   const remaining = verified.tasks.flatMap((task) => task.changes).filter((change) => !isPending(change));
   // What apply did, plus what the host still waits for after it (pending, from the re-gather).
@@ -292,6 +311,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.status = 'failed';
     report.error = `did not converge: ${remaining.map((c) => `${c.module} ${c.target} is ${c.before ?? '(absent)'}, wanted ${c.after ?? '(absent)'}`).join('; ')}`;
   }
+  return false;
 }
 
 /** What tells hosts and boots apart in a report; empty facts are left out. */

@@ -109,12 +109,19 @@ function lockOwner(): string {
  * for an apply without root), held for the whole apply script and freed by the kernel
  * when the script ends however it ends, so no stale lock outlives a dropped connection.
  * Steps run with the lock's descriptor closed: a daemon a step starts cannot hold it.
+ * A run that had to wait runs no step: the holder may have changed the host since it was
+ * gathered, so the engine plans again (`waited`), or gives up naming the holder (`locked`).
  */
 function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S }: ApplyLock): string {
+  const owner = `"$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"`;
   return [
     // Tried in a subshell first: a failed `exec` redirection would end the script.
     `kc_lock=${quote(file)}; ( : >>"$kc_lock" ) 2>/dev/null || kc_lock="\${TMPDIR:-/tmp}/kvmconf-$(id -u).lock"; exec 9>>"$kc_lock"`,
-    `if command -v flock >/dev/null 2>&1 && ! flock -w ${Math.max(0, Math.floor(waitS))} 9; then printf '\\n%s locked %s\\n' "$KC_MARK" "$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"; exit 0; fi`,
+    `if command -v flock >/dev/null 2>&1 && ! flock -n 9; then`,
+    `  kc_holder=${owner}`,
+    `  flock -w ${Math.max(0, Math.floor(waitS))} 9 || { printf '\\n%s locked %s\\n' "$KC_MARK" ${owner}; exit 0; }`,
+    `  printf '\\n%s waited %s\\n' "$KC_MARK" "$kc_holder"; exit 0`,
+    `fi`,
     `printf '%s\\n' ${quote(lockOwner())} > "$kc_lock.owner" 2>/dev/null`,
   ].join('\n');
 }
@@ -124,7 +131,7 @@ export function parseApplyOutput(
   stdout: string,
   mark: string,
   steps: ApplyStep[],
-): { outcomes: StepOutcome[]; interrupted: boolean; lockedBy?: string } {
+): { outcomes: StepOutcome[]; interrupted: boolean; lockedBy?: string; waitedFor?: string } {
   const outcomes: StepOutcome[] = steps.map((step, index) => ({ index, label: step.label, status: 'not-run', output: '' }));
   const text = '\n' + stdout;
   const pattern = new RegExp(`\\n${mark} step (\\d+)\\n([\\s\\S]*?)(?:\\n${mark} done \\1 (\\d+)\\n|$)`, 'g');
@@ -140,5 +147,11 @@ export function parseApplyOutput(
     }
   }
   const locked = new RegExp(`\\n${mark} locked (.*)\\n`).exec(text);
-  return { outcomes, interrupted: text.includes(`\n${mark} interrupted\n`), ...(locked && { lockedBy: locked[1] || 'an unknown run' }) };
+  const waited = new RegExp(`\\n${mark} waited (.*)\\n`).exec(text);
+  return {
+    outcomes,
+    interrupted: text.includes(`\n${mark} interrupted\n`),
+    ...(locked && { lockedBy: locked[1] || 'an unknown run' }),
+    ...(waited && { waitedFor: waited[1] || 'an unknown run' }),
+  };
 }

@@ -216,3 +216,22 @@ test('two applies on one host at once: the second waits for the lock, then fails
   const after = await run(playbookFor(`test_file: {path: ${second}, content: "second\\n"}`), inventory, 'apply');
   assert.equal(after.hosts[0]!.status, 'changed', 'the lock is free once the first run ended');
 });
+
+test('an apply that waited for the lock plans again from what the holder left: the same playbook then has nothing to do', async () => {
+  const lock = join(work, 'replan.lock');
+  const inventory = sshInventory(work, sudoOk, { name: 'hv-replan', vars: `      kvmconf_lock_file: ${lock}\n      kvmconf_lock_wait: 30\n` });
+  const target = join(work, 'replan.conf');
+  const playbook = playbookFor(`test_file: {path: ${target}, content: "both\\n", slow: 3}`);
+  const holding = run(playbook, inventory, 'apply');
+  while (!existsSync(`${target}.started`)) await new Promise((resolve) => setTimeout(resolve, 50));
+  // Planned while the first run holds the lock: the same write, from the same old state.
+  const waiting = await run(playbook, inventory, 'apply');
+  const held = await holding;
+  assert.equal(held.hosts[0]!.status, 'changed', held.hosts[0]!.error);
+  const host = waiting.hosts[0]!;
+  assert.equal(host.status, 'ok', `${host.error}: a plan made before the holder's apply is never run`);
+  assert.deepEqual(host.tasks.flatMap((task) => task.changes), []);
+  assert.equal(host.execCount, 3, 'gather, the apply that waited and ran nothing, gather again');
+  assert.equal(waiting.exitCode, 0);
+  assert.equal(readFileSync(target, 'utf8'), 'both\n');
+});
