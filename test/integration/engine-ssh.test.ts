@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync, readdirSync, unlinkSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sshInventory, startSshd, type SshdInstance } from '../helpers/sshd.js';
@@ -234,4 +235,47 @@ test('an apply that waited for the lock plans again from what the holder left: t
   assert.equal(host.execCount, 3, 'gather, the apply that waited and ran nothing, gather again');
   assert.equal(waiting.exitCode, 0);
   assert.equal(readFileSync(target, 'utf8'), 'both\n');
+});
+
+/** A TCP server on 127.0.0.1 that accepts, sends `greeting` (maybe nothing) and then never speaks again. */
+async function stallingServer(greeting: string): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    if (greeting) socket.write(greeting);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const close = async (): Promise<void> => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { port: (server.address() as AddressInfo).port, close };
+}
+
+test('hosts that stall the handshake, silent after accepting or after the banner, are unreachable within the connect timeout; the other host finishes', async () => {
+  const silent = await stallingServer('');
+  const banner = await stallingServer('SSH-2.0-OpenSSH_9.2p1 stalled\r\n');
+  try {
+    const stalled = (name: string, port: number): string => `    ${name}:\n      ansible_host: 127.0.0.1\n      ansible_port: ${port}\n`;
+    const inventory = join(mkdtempSync(join(work, 'inv-')), 'inventory.yaml');
+    writeFileSync(inventory, readFileSync(inventoryFor('answers', sudoOk), 'utf8') + stalled('silent', silent.port) + stalled('banner', banner.port));
+    const connectTimeoutMs = 2_000;
+    const started = Date.now();
+    const report = await run(playbookFor(`test_file: {path: ${join(work, 'stall.conf')}, content: x}`), inventory, 'check', {
+      connection: { hostKeyChecking: 'strict', connectTimeoutMs, keepaliveIntervalMs: 5_000 },
+    });
+    const byHost = Object.fromEntries(report.hosts.map((h) => [h.host, h]));
+    assert.equal(byHost.answers!.status, 'changed', byHost.answers!.error);
+    for (const [name, port] of [['silent', silent.port], ['banner', banner.port]] as const) {
+      const host = byHost[name]!;
+      assert.equal(host.status, 'unreachable', `${name}: ${host.error}`);
+      assert.equal(host.error, `cannot connect to 127.0.0.1:${port}: timeout, no SSH handshake within ${connectTimeoutMs} ms`);
+      assert.ok(host.durationMs < connectTimeoutMs + 2_000, `${name} gave up after ${host.durationMs} ms`);
+    }
+    assert.ok(Date.now() - started < connectTimeoutMs + 10_000, 'the run was not held up by the stalled hosts');
+    assert.equal(report.exitCode, 1);
+  } finally {
+    await silent.close();
+    await banner.close();
+  }
 });
