@@ -260,7 +260,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
   options.onPhase?.('apply');
   let stdout: string;
   try {
-    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, { ...job.lock, waitS: lockWaitS }), mark, options.commandTimeoutMs);
+    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, { ...job.lock, waitS: lockWaitS, planAgainAfterWait: true }), mark, options.commandTimeoutMs);
     stdout = result.stdout;
   } catch (error) {
     // A cut connection or refused sudo: the output received says which steps ran (none without a step mark).

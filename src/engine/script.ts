@@ -97,6 +97,12 @@ export interface ApplyLock {
   file?: string;
   /** kvmconf_lock_wait, seconds (default LOCK_WAIT_S). */
   waitS?: number;
+  /**
+   * After waiting for the lock, run no step and report `waited`: the engine plans again,
+   * since the holder may have changed the host. Without it (a module's steps run on their
+   * own, in tests) the steps run once the lock is free.
+   */
+  planAgainAfterWait?: boolean;
 }
 
 /** Who holds the lock, as the other run's error shows it. */
@@ -109,10 +115,10 @@ function lockOwner(): string {
  * for an apply without root), held for the whole apply script and freed by the kernel
  * when the script ends however it ends, so no stale lock outlives a dropped connection.
  * Steps run with the lock's descriptor closed: a daemon a step starts cannot hold it.
- * A run that had to wait runs no step: the holder may have changed the host since it was
- * gathered, so the engine plans again (`waited`), or gives up naming the holder (`locked`).
+ * A run that waits past kvmconf_lock_wait gives up naming the holder (`locked`); one that
+ * got the lock after waiting runs no step when the engine plans again (`waited`).
  */
-function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S }: ApplyLock): string {
+function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S, planAgainAfterWait = false }: ApplyLock): string {
   const owner = `"$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"`;
   return [
     // Tried in a subshell first: a failed `exec` redirection would end the script.
@@ -120,7 +126,7 @@ function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S }: ApplyLock): str
     `if command -v flock >/dev/null 2>&1 && ! flock -n 9; then`,
     `  kc_holder=${owner}`,
     `  flock -w ${Math.max(0, Math.floor(waitS))} 9 || { printf '\\n%s locked %s\\n' "$KC_MARK" ${owner}; exit 0; }`,
-    `  printf '\\n%s waited %s\\n' "$KC_MARK" "$kc_holder"; exit 0`,
+    ...(planAgainAfterWait ? [`  printf '\\n%s waited %s\\n' "$KC_MARK" "$kc_holder"; exit 0`] : []),
     `fi`,
     `printf '%s\\n' ${quote(lockOwner())} > "$kc_lock.owner" 2>/dev/null`,
   ].join('\n');
