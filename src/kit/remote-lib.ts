@@ -41,7 +41,7 @@ kc_write_file() {
   kc_dir=$(dirname "$kc_path")
   mkdir -p "$kc_dir" || kc_fail "cannot create $kc_dir"
   # Under the apply lock no other run writes here: such a file is left by a run the host's crash cut short.
-  rm -f "$kc_dir"/.kvmconf.??????
+  rm -f "$kc_dir"/.kvmconf.?????? 2>/dev/null || :
   kc_tmp=$(mktemp "$kc_dir/.kvmconf.XXXXXX") || kc_fail "cannot create a temporary file in $kc_dir"
   if ! printf '%s' "$kc_content" > "$kc_tmp"; then rm -f "$kc_tmp"; kc_fail "cannot write $kc_path (disk full?)"; fi
   if [ -e "$kc_path" ]; then
