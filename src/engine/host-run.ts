@@ -218,29 +218,19 @@ const notRun = (saved: SavedHost | null): TaskReport[] =>
 export function runHost(job: HostJob, options: HostRunOptions): Promise<HostReport> {
   return onHost(job, options, async (transport, report) => {
     options.onPhase?.('gather');
-    const saved = options.saved;
-    let planned = await gatherAndPlan(transport, job, options.commandTimeoutMs, Boolean(options.fingerprint) || saved !== undefined);
-    if (saved !== undefined) {
-      const refusal = savedPlanRefusal(saved, planned);
-      if (refusal) {
-        Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
-        return;
-      }
-      planned = fromSaved(saved!, planned);
-    }
-    Object.assign(report, hostIdentity(planned.facts));
-    setHostSummary(report, hostSummary(planned));
-    report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
-    if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
-    report.status = statusFromTasks(report.tasks, 'check');
-    if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
-    if (options.mode === 'apply' && report.status === 'changed') {
+    let planned = await planHost(transport, job, options, report);
+    const lockDeadline = Date.now() + (job.lock?.waitS ?? LOCK_WAIT_S) * 1000;
+    while (planned && options.mode === 'apply' && report.status === 'changed') {
       if (options.stopping()) {
         report.status = 'skipped';
         report.error = 'interrupted before apply; nothing was changed on this host';
-      } else {
-        await applyAndVerify(transport, job, planned, options, report);
+        break;
       }
+      const waitS = Math.max(0, Math.floor((lockDeadline - Date.now()) / 1000));
+      if (!(await applyAndVerify(transport, job, planned, options, report, waitS))) break;
+      // Another run held the lock and may have changed the host since the gather: plan again from what it left.
+      options.onPhase?.('gather');
+      planned = await planHost(transport, job, options, report);
     }
   });
 }
@@ -255,6 +245,7 @@ export function verifyHost(job: HostJob, options: HostRunOptions): Promise<HostR
     options.onPhase?.('verify');
     const verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
     Object.assign(report, hostIdentity(verified.facts));
+    setHostSummary(report, hostSummary(verified));
     report.tasks = taskReports(verified, (change) => (isPending(change) ? 'pending' : 'planned'));
     const left = remainingDrift(verified);
     if (left.length) {
@@ -285,7 +276,7 @@ async function onHost(job: HostJob, options: HostRunOptions, pass: (transport: T
     await pass(transport, report);
   } catch (error) {
     report.status = error instanceof TransportError && !HOST_REACHED.has(error.kind) ? 'unreachable' : 'failed';
-    report.error = error instanceof TransportError || error instanceof HostFailure ? error.message.replace(`${job.host}: `, '') : `internal error: ${(error as Error).stack}`;
+    report.error = hostError(error, job.host);
   } finally {
     options.onTransport?.(undefined);
     report.execCount = transport?.execCount ?? 0;
@@ -295,20 +286,46 @@ async function onHost(job: HostJob, options: HostRunOptions, pass: (transport: T
   return report;
 }
 
-async function applyAndVerify(transport: Transport, job: HostJob, planned: Planned, options: HostRunOptions, report: HostReport): Promise<void> {
+/** Gathers and plans (a saved plan: checks the host still matches it), filling the report; undefined when the saved plan is refused. */
+async function planHost(transport: Transport, job: HostJob, options: HostRunOptions, report: HostReport): Promise<Planned | undefined> {
+  const saved = options.saved;
+  let planned = await gatherAndPlan(transport, job, options.commandTimeoutMs, Boolean(options.fingerprint) || saved !== undefined);
+  if (saved !== undefined) {
+    const refusal = savedPlanRefusal(saved, planned);
+    if (refusal) {
+      Object.assign(report, { status: 'failed', error: refusal, tasks: notRun(saved) });
+      return undefined;
+    }
+    planned = fromSaved(saved!, planned);
+  }
+  Object.assign(report, hostIdentity(planned.facts));
+  setHostSummary(report, hostSummary(planned));
+  report.tasks = taskReports(planned, (change) => (isPending(change) ? 'pending' : 'planned'), listsCommands(options));
+  if (options.fingerprint && planned.fingerprint) report.fingerprint = planned.fingerprint;
+  report.status = statusFromTasks(report.tasks, 'check');
+  if (report.status === 'failed') report.error = 'planning failed; nothing was changed on this host';
+  return planned;
+}
+
+/**
+ * Runs the plan's steps and verifies. Returns true, having run nothing, when the host's
+ * lock was held by another run until it freed it: the caller plans again.
+ */
+async function applyAndVerify(transport: Transport, job: HostJob, planned: Planned, options: HostRunOptions, report: HostReport, lockWaitS: number): Promise<boolean> {
   const steps = applySteps(planned);
   const mark = newMark();
   options.onPhase?.('apply');
   let stdout: string;
   try {
-    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, job.lock), mark, options.commandTimeoutMs);
+    const result = await execScript(transport, job.become, buildApplyScript(steps, mark, { ...job.lock, waitS: lockWaitS, planAgainAfterWait: true }), mark, options.commandTimeoutMs);
     stdout = result.stdout;
   } catch (error) {
-    if (!(error instanceof TransportError) || !error.partialStdout) throw error;
-    stdout = error.partialStdout;
-    report.error = `${error.message.replace(`${job.host}: `, '')}`;
+    // A cut connection or refused sudo: the output received says which steps ran (none without a step mark).
+    stdout = error instanceof TransportError ? error.partialStdout : '';
+    report.error = hostError(error, job.host);
   }
-  const { outcomes, interrupted, lockedBy } = parseApplyOutput(stdout, mark, steps);
+  const { outcomes, interrupted, lockedBy, waitedFor } = parseApplyOutput(stdout, mark, steps);
+  if (waitedFor !== undefined && !report.error) return true;
   if (lockedBy !== undefined) {
     report.error = `another kvmconf run is applying to this host: ${lockedBy}; nothing was changed (waited ${job.lock?.waitS ?? LOCK_WAIT_S} s)`;
   }
@@ -326,10 +343,20 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     setHostSummary(report, failed && !report.error && !interrupted ? await readBack(transport, job, options) : undefined);
     const ran = outcomes.filter((o) => o.status === 'ok').length;
     report.error = report.error ?? (interrupted ? `interrupted after ${ran} of ${steps.length} steps` : `step ${failed!.index + 1} of ${steps.length} failed (${failed!.label}): ${lastLine(failed!.output)}`);
-    return;
+    return false;
   }
   options.onPhase?.('verify');
-  const verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+  let verified: Planned;
+  try {
+    verified = await gatherAndPlan(transport, job, options.commandTimeoutMs);
+  } catch (error) {
+    // Every step ran: the report keeps them applied, and says the host could not be verified.
+    report.tasks = applied;
+    report.status = 'failed';
+    report.error = `every step ran, but the verify failed: ${hostError(error, job.host)}`;
+    setHostSummary(report, undefined);
+    return false;
+  }
   setHostSummary(report, hostSummary(verified));
   const remaining = verified.tasks.flatMap((task) => task.changes).filter((change) => !isPending(change));
   // What apply did, plus what the host still waits for after it (pending, from the re-gather).
@@ -344,6 +371,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
     report.status = 'failed';
     report.error = `did not converge: ${remaining.map((c) => `${c.module} ${c.target} is ${c.before ?? '(absent)'}, wanted ${c.after ?? '(absent)'}`).join('; ')}`;
   }
+  return false;
 }
 
 /**
@@ -364,6 +392,11 @@ function hostIdentity(facts: HostFacts): Pick<HostReport, 'distribution' | 'kern
     ...(facts.kernel ? { kernel: facts.kernel } : {}),
     ...(facts.bootId ? { bootId: facts.bootId } : {}),
   };
+}
+
+/** The message of a failure on a host, for its report; anything else than a transport or host failure is a bug, shown with its stack. */
+function hostError(error: unknown, host: string): string {
+  return error instanceof TransportError || error instanceof HostFailure ? error.message.replace(`${host}: `, '') : `internal error: ${(error as Error).stack}`;
 }
 
 function lastLine(output: string): string {

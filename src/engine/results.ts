@@ -49,7 +49,7 @@ export interface HostReport extends ReportSummary {
   error?: string;
   /** Apply steps as they ran (apply mode only). */
   steps?: StepOutcome[];
-  /** Remote commands executed on this host (gather + apply + verify: at most 3, more when a reboot or reload finishes it). */
+  /** Remote commands executed on this host (gather + apply + verify: at most 3, more when a reboot or reload finishes it or the apply waited for another run's lock). */
   execCount: number;
   durationMs: number;
   /** Check mode with a saved plan: the state the host was planned from. */

@@ -97,6 +97,12 @@ export interface ApplyLock {
   file?: string;
   /** kvmconf_lock_wait, seconds (default LOCK_WAIT_S). */
   waitS?: number;
+  /**
+   * After waiting for the lock, run no step and report `waited`: the engine plans again,
+   * since the holder may have changed the host. Without it (a module's steps run on their
+   * own, in tests) the steps run once the lock is free.
+   */
+  planAgainAfterWait?: boolean;
 }
 
 /** Who holds the lock, as the other run's error shows it. */
@@ -109,12 +115,19 @@ function lockOwner(): string {
  * for an apply without root), held for the whole apply script and freed by the kernel
  * when the script ends however it ends, so no stale lock outlives a dropped connection.
  * Steps run with the lock's descriptor closed: a daemon a step starts cannot hold it.
+ * A run that waits past kvmconf_lock_wait gives up naming the holder (`locked`); one that
+ * got the lock after waiting runs no step when the engine plans again (`waited`).
  */
-function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S }: ApplyLock): string {
+function applyLock({ file = DEFAULT_LOCK, waitS = LOCK_WAIT_S, planAgainAfterWait = false }: ApplyLock): string {
+  const owner = `"$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"`;
   return [
     // Tried in a subshell first: a failed `exec` redirection would end the script.
     `kc_lock=${quote(file)}; ( : >>"$kc_lock" ) 2>/dev/null || kc_lock="\${TMPDIR:-/tmp}/kvmconf-$(id -u).lock"; exec 9>>"$kc_lock"`,
-    `if command -v flock >/dev/null 2>&1 && ! flock -w ${Math.max(0, Math.floor(waitS))} 9; then printf '\\n%s locked %s\\n' "$KC_MARK" "$(head -c 300 "$kc_lock.owner" 2>/dev/null | tr -d '\\n')"; exit 0; fi`,
+    `if command -v flock >/dev/null 2>&1 && ! flock -n 9; then`,
+    `  kc_holder=${owner}`,
+    `  flock -w ${Math.max(0, Math.floor(waitS))} 9 || { printf '\\n%s locked %s\\n' "$KC_MARK" ${owner}; exit 0; }`,
+    ...(planAgainAfterWait ? [`  printf '\\n%s waited %s\\n' "$KC_MARK" "$kc_holder"; exit 0`] : []),
+    `fi`,
     `printf '%s\\n' ${quote(lockOwner())} > "$kc_lock.owner" 2>/dev/null`,
   ].join('\n');
 }
@@ -124,7 +137,7 @@ export function parseApplyOutput(
   stdout: string,
   mark: string,
   steps: ApplyStep[],
-): { outcomes: StepOutcome[]; interrupted: boolean; lockedBy?: string } {
+): { outcomes: StepOutcome[]; interrupted: boolean; lockedBy?: string; waitedFor?: string } {
   const outcomes: StepOutcome[] = steps.map((step, index) => ({ index, label: step.label, status: 'not-run', output: '' }));
   const text = '\n' + stdout;
   const pattern = new RegExp(`\\n${mark} step (\\d+)\\n([\\s\\S]*?)(?:\\n${mark} done \\1 (\\d+)\\n|$)`, 'g');
@@ -140,5 +153,11 @@ export function parseApplyOutput(
     }
   }
   const locked = new RegExp(`\\n${mark} locked (.*)\\n`).exec(text);
-  return { outcomes, interrupted: text.includes(`\n${mark} interrupted\n`), ...(locked && { lockedBy: locked[1] || 'an unknown run' }) };
+  const waited = new RegExp(`\\n${mark} waited (.*)\\n`).exec(text);
+  return {
+    outcomes,
+    interrupted: text.includes(`\n${mark} interrupted\n`),
+    ...(locked && { lockedBy: locked[1] || 'an unknown run' }),
+    ...(waited && { waitedFor: waited[1] || 'an unknown run' }),
+  };
 }

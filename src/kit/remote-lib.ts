@@ -40,11 +40,15 @@ kc_write_file() {
   [ "$kc_expect" = any ] || [ "$kc_now" = "$kc_expect" ] || kc_fail "$kc_path changed since it was read (sha256 $kc_now); re-run to plan against the new content"
   kc_dir=$(dirname "$kc_path")
   mkdir -p "$kc_dir" || kc_fail "cannot create $kc_dir"
+  # Under the apply lock no other run writes here: such a file is left by a run the host's crash cut short.
+  rm -f "$kc_dir"/.kvmconf.?????? 2>/dev/null || :
   kc_tmp=$(mktemp "$kc_dir/.kvmconf.XXXXXX") || kc_fail "cannot create a temporary file in $kc_dir"
   if ! printf '%s' "$kc_content" > "$kc_tmp"; then rm -f "$kc_tmp"; kc_fail "cannot write $kc_path (disk full?)"; fi
   if [ -e "$kc_path" ]; then
     kc_backup_of "$kc_path" || { rm -f "$kc_tmp"; kc_fail "cannot make a backup of $kc_path under ${BACKUP_ROOT}"; }
     cp -p "$kc_path" "$kc_backup" || { rm -f "$kc_tmp" "$kc_backup"; kc_fail "cannot back up $kc_path to $kc_backup"; }
+    # On disk before the original is replaced: a crash must not leave an empty backup of a replaced file.
+    sync "$kc_backup" 2>/dev/null
     # The new file takes the old one's owner, mode and SELinux label; without them it must not replace it.
     { chown --reference="$kc_path" "$kc_tmp" && chmod --reference="$kc_path" "$kc_tmp" && kc_label_as "$kc_path" "$kc_tmp"; } ||
       { rm -f "$kc_tmp"; kc_fail "cannot give the new $kc_path the owner, mode and label of the old one"; }
@@ -53,6 +57,8 @@ kc_write_file() {
   fi
   sync "$kc_tmp" 2>/dev/null
   mv -f "$kc_tmp" "$kc_path" || { rm -f "$kc_tmp"; kc_fail "cannot replace $kc_path"; }
+  # The rename on disk too: a step reported done stays done through a crash, and leaves no temporary file.
+  sync "$kc_dir" 2>/dev/null
   # A new file gets the label the policy gives its path (mktemp's label is the folder's).
   [ -n "$kc_backup" ] || kc_label_default "$kc_path" || kc_fail "cannot set the SELinux label of $kc_path"
   [ "$(cat "$kc_path"; echo x)" = "$kc_content"x ] || kc_fail "read-back of $kc_path differs from what was written"

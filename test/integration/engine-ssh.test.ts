@@ -4,7 +4,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, statSync, chmodSync, readdirSync, unlinkSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sshInventory, startSshd, type SshdInstance } from '../helpers/sshd.js';
@@ -115,6 +116,65 @@ test('a connection cut mid-apply reports the steps that ran; a re-run converges'
   assert.equal(readFileSync(target, 'utf8'), 'after drop\n');
 });
 
+/** True while a process runs with exactly these arguments (the probe's `sleep N` tells a phase of the run). */
+function running(args: string[]): boolean {
+  const cmdline = args.join('\0') + '\0';
+  return readdirSync('/proc').some((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'latin1') === cmdline;
+    } catch {
+      return false; // gone in between
+    }
+  });
+}
+
+/** Calls `action` once `condition` holds, polling; returns a stop function. */
+function when(condition: () => boolean, action: () => void): () => void {
+  const timer = setInterval(() => {
+    if (!condition()) return;
+    clearInterval(timer);
+    action();
+  }, 20);
+  return () => clearInterval(timer);
+}
+
+test('sudo refused to the apply after the gather ran: every change reported not run, nothing written', async () => {
+  const target = join(work, 'revoked.conf');
+  const sudoers = `/etc/sudoers.d/kvmconf-test-${sudoOk.user}`;
+  const rule = readFileSync(sudoers, 'utf8');
+  // The gather's probe sleeps 3 s as root: sudo has already let it in when the rule goes.
+  const stop = when(() => running(['sleep', '3']), () => unlinkSync(sudoers));
+  try {
+    const report = await run(playbookFor(`test_file: {path: ${target}, content: "x\\n", probe_sleep: 3}`), inventoryFor('hv-revoked', sudoOk), 'apply');
+    const host = report.hosts[0]!;
+    assert.equal(host.status, 'failed');
+    assert.match(host.error!, /^become failed: sudo: /);
+    assert.deepEqual(host.tasks.flatMap((task) => task.changes.map((change) => change.status)), ['not-run'], 'an apply report never says planned');
+    assert.deepEqual(host.steps!.map((step) => step.status), ['not-run']);
+    assert.equal(existsSync(target), false);
+  } finally {
+    stop();
+    writeFileSync(sudoers, rule, { mode: 0o440 });
+  }
+});
+
+test('a connection cut during the verify: the changes stay reported applied, the host failed naming the verify', async () => {
+  const target = join(work, 'verify-cut.conf');
+  // The probe sleeps 3 s in the gather and again in the verify, which starts once the file is written.
+  const stop = when(() => existsSync(target) && running(['sleep', '3']), () => sudoOk.dropConnections());
+  try {
+    const report = await run(playbookFor(`test_file: {path: ${target}, content: "x\\n", probe_sleep: 3}`), inventoryFor('hv-verify-cut', sudoOk), 'apply');
+    const host = report.hosts[0]!;
+    assert.equal(host.status, 'failed');
+    assert.match(host.error!, /^every step ran, but the verify failed: .*(dropped|closed|lost)/i);
+    assert.deepEqual(host.tasks.flatMap((task) => task.changes.map((change) => change.status)), ['applied']);
+    assert.deepEqual(host.steps!.map((step) => step.status), ['ok']);
+    assert.equal(readFileSync(target, 'utf8'), 'x\n');
+  } finally {
+    stop();
+  }
+});
+
 test('an unknown host key makes the host unreachable and the others still run', async () => {
   const good = inventoryFor('good', sudoOk);
   const goodText = readFileSync(good, 'utf8');
@@ -192,4 +252,66 @@ test('the report sums up each host from its latest gather: current in check mode
   assert.equal(short.hosts[0]!.status, 'failed');
   assert.equal(short.hosts[0]!.execCount, 3, 'gather, apply, read back');
   assert.deepEqual(granted(short), ['3 of 5'], 'what the host has after the failed step, not what was planned from');
+});
+
+test('an apply that waited for the lock plans again from what the holder left: the same playbook then has nothing to do', async () => {
+  const lock = join(work, 'replan.lock');
+  const inventory = sshInventory(work, sudoOk, { name: 'hv-replan', vars: `      kvmconf_lock_file: ${lock}\n      kvmconf_lock_wait: 30\n` });
+  const target = join(work, 'replan.conf');
+  const playbook = playbookFor(`test_file: {path: ${target}, content: "both\\n", slow: 3}`);
+  const holding = run(playbook, inventory, 'apply');
+  while (!existsSync(`${target}.started`)) await new Promise((resolve) => setTimeout(resolve, 50));
+  // Planned while the first run holds the lock: the same write, from the same old state.
+  const waiting = await run(playbook, inventory, 'apply');
+  const held = await holding;
+  assert.equal(held.hosts[0]!.status, 'changed', held.hosts[0]!.error);
+  const host = waiting.hosts[0]!;
+  assert.equal(host.status, 'ok', `${host.error}: a plan made before the holder's apply is never run`);
+  assert.deepEqual(host.tasks.flatMap((task) => task.changes), []);
+  assert.equal(host.execCount, 3, 'gather, the apply that waited and ran nothing, gather again');
+  assert.equal(waiting.exitCode, 0);
+  assert.equal(readFileSync(target, 'utf8'), 'both\n');
+});
+
+/** A TCP server on 127.0.0.1 that accepts, sends `greeting` (maybe nothing) and then never speaks again. */
+async function stallingServer(greeting: string): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    if (greeting) socket.write(greeting);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const close = async (): Promise<void> => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { port: (server.address() as AddressInfo).port, close };
+}
+
+test('hosts that stall the handshake, silent after accepting or after the banner, are unreachable within the connect timeout; the other host finishes', async () => {
+  const silent = await stallingServer('');
+  const banner = await stallingServer('SSH-2.0-OpenSSH_9.2p1 stalled\r\n');
+  try {
+    const stalled = (name: string, port: number): string => `    ${name}:\n      ansible_host: 127.0.0.1\n      ansible_port: ${port}\n`;
+    const inventory = join(mkdtempSync(join(work, 'inv-')), 'inventory.yaml');
+    writeFileSync(inventory, readFileSync(inventoryFor('answers', sudoOk), 'utf8') + stalled('silent', silent.port) + stalled('banner', banner.port));
+    const connectTimeoutMs = 2_000;
+    const started = Date.now();
+    const report = await run(playbookFor(`test_file: {path: ${join(work, 'stall.conf')}, content: x}`), inventory, 'check', {
+      connection: { hostKeyChecking: 'strict', connectTimeoutMs, keepaliveIntervalMs: 5_000 },
+    });
+    const byHost = Object.fromEntries(report.hosts.map((h) => [h.host, h]));
+    assert.equal(byHost.answers!.status, 'changed', byHost.answers!.error);
+    for (const [name, port] of [['silent', silent.port], ['banner', banner.port]] as const) {
+      const host = byHost[name]!;
+      assert.equal(host.status, 'unreachable', `${name}: ${host.error}`);
+      assert.equal(host.error, `cannot connect to 127.0.0.1:${port}: timeout, no SSH handshake within ${connectTimeoutMs} ms`);
+      assert.ok(host.durationMs < connectTimeoutMs + 2_000, `${name} gave up after ${host.durationMs} ms`);
+    }
+    assert.ok(Date.now() - started < connectTimeoutMs + 10_000, 'the run was not held up by the stalled hosts');
+    assert.equal(report.exitCode, 1);
+  } finally {
+    await silent.close();
+    await banner.close();
+  }
 });

@@ -153,3 +153,12 @@ test('a backup folder that cannot be written stops the write before anything cha
   assert.equal(readFileSync(path, 'utf8'), 'old\n');
   assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('.kvmconf')), [], 'no temporary file left');
 });
+
+test('a temporary file left by a write a crash cut short is removed by the next write into its folder; other files stay', () => {
+  const { dir, backups } = sandbox();
+  writeFileSync(join(dir, '.kvmconf.Jvr1Rp'), 'vm.swappiness = 11\n');
+  writeFileSync(join(dir, '.kvmconf.keep'), 'not a mktemp name\n');
+  const result = run([writeFileCommand(join(dir, 'b.conf'), 'x\n', null)], { KC_BACKUP_DIR: backups });
+  assert.equal(result.status, 0, result.stderr);
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('.kvmconf')), ['.kvmconf.keep']);
+});
