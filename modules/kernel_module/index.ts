@@ -21,7 +21,7 @@ export type ModuleState = 'loaded' | 'blacklisted' | 'unconfigured';
 export interface KernelModuleParams {
   name: string;
   state: ModuleState;
-  /** option -> value as written to modprobe.d and /sys (booleans as Y/N). */
+  /** option -> value as written to modprobe.d and /sys (booleans as 1/0, which bool and int parameters both take). */
   options: Record<string, string>;
   persist: boolean;
   file: string;
@@ -94,7 +94,7 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
         type: 'object', maxProperties: 64,
         propertyNames: { pattern: OPTION_NAME_PATTERN },
         additionalProperties: { anyOf: [{ type: 'integer' }, { type: 'boolean' }, { type: 'string', pattern: OPTION_VALUE_PATTERN }] },
-        description: 'parameter -> value (booleans written Y/N); only with state loaded',
+        description: 'parameter -> value (booleans written 1/0, read back as Y/N or 1/0); only with state loaded',
       },
       persist: { type: 'boolean', description: 'write the options to the modprobe.d file (default true)' },
       file: { type: 'string', pattern: FILE_PATTERN, maxLength: 255, description: 'default /etc/modprobe.d/kvmconf-NAME.conf' },
@@ -107,7 +107,7 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
     if (state !== 'loaded' && input.options && Object.keys(input.options).length) {
       throw new InputError(`kernel_module ${input.name}: options are only set with state loaded, not ${state}`);
     }
-    const options = Object.fromEntries(Object.entries(input.options ?? {}).map(([option, value]) => [option, typeof value === 'boolean' ? (value ? 'Y' : 'N') : String(value)]));
+    const options = Object.fromEntries(Object.entries(input.options ?? {}).map(([option, value]) => [option, typeof value === 'boolean' ? (value ? '1' : '0') : String(value)]));
     return { name: input.name, state, options, persist: input.persist ?? true, file: input.file ?? `/etc/modprobe.d/kvmconf-${input.name}.conf` };
   },
 

@@ -19,7 +19,7 @@ function withFile(output: string, content: string): string {
   return output.replace('@@owned\n@@file-absent\n', `@@owned\n@@file-present\n${content}\n@@file-end\n`);
 }
 
-test('parse: live values, writable modes and refcnt from real probe output', () => {
+test('parse: live values, writable modes and refcnt from probe output', () => {
   const params = kernelModule.normalize!({ name: 'kvm', options: { halt_poll_ns: 0, ignore_msrs: true, nx_huge_pages: 'off', no_such_param: 1 } });
   const state = kernelModule.parse(KVM_LOADED, params);
   assert.equal(state.loaded, true);
@@ -36,21 +36,21 @@ test('plan: writable parameters set live and read back, Y/N booleans compared as
   const raw = { name: 'kvm', options: { halt_poll_ns: 100000, ignore_msrs: true } };
   const { changes, commands } = plan(kernelModule, raw, KVM_LOADED);
   assert.deepEqual(view(changes), [
-    '/etc/modprobe.d/kvmconf-kvm.conf (persist) null -> options kvm halt_poll_ns=100000 ignore_msrs=Y',
+    '/etc/modprobe.d/kvmconf-kvm.conf (persist) null -> options kvm halt_poll_ns=100000 ignore_msrs=1',
     'kvm halt_poll_ns (runtime) 200000 -> 100000',
-    'kvm ignore_msrs (runtime) N -> Y',
+    'kvm ignore_msrs (runtime) N -> 1',
   ]);
   assert.match(commands(changes[0]!)[0]!, /^kc_write_file \/etc\/modprobe\.d\/kvmconf-kvm\.conf 0644 absent /);
   assert.deepEqual(commands(changes[2]!), [
-    'kc_write_value /sys/module/kvm/parameters/ignore_msrs Y',
-    `kc_got=$(kc_read_value /sys/module/kvm/parameters/ignore_msrs); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'kvm: asked for ignore_msrs=Y, the kernel has' "$kc_got"`,
+    'kc_write_value /sys/module/kvm/parameters/ignore_msrs 1',
+    `kc_got=$(kc_read_value /sys/module/kvm/parameters/ignore_msrs); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'kvm: asked for ignore_msrs=1, the kernel has' "$kc_got"`,
   ]);
   const content = changes[0]!.diff!.after;
-  assert.equal(content, '# Managed by kvmconf (kernel_module kvm); edits here are overwritten.\noptions kvm halt_poll_ns=100000 ignore_msrs=Y\n');
+  assert.equal(content, '# Managed by kvmconf (kernel_module kvm); edits here are overwritten.\noptions kvm halt_poll_ns=100000 ignore_msrs=1\n');
   const converged = withFile(KVM_LOADED.replace('param halt_poll_ns 200000', 'param halt_poll_ns 100000').replace('param ignore_msrs N', 'param ignore_msrs Y'), content);
   assert.deepEqual(plan(kernelModule, raw, converged).changes, []);
-  // 1 asks for what Y reads: no change.
-  assert.deepEqual(plan(kernelModule, { name: 'kvm', options: { ignore_msrs: 0 }, persist: false }, KVM_LOADED).changes, []);
+  // 0, false and N ask for what N reads: no change.
+  for (const off of [0, false, 'N']) assert.deepEqual(plan(kernelModule, { name: 'kvm', options: { ignore_msrs: off }, persist: false }, KVM_LOADED).changes, []);
   assert.equal(sameValue('Y', '1'), true);
   assert.equal(sameValue('1', 'Y'), false, 'an int parameter reading 1 is not a flag');
 });
@@ -98,7 +98,7 @@ test('plan: blacklisted writes the blacklist line and warns that a loaded module
 test('plan: a built-in module takes parameters only on the kernel command line (writable ones still live)', () => {
   const printk = plan(kernelModule, { name: 'printk', options: { time: false, always_kmsg_dump: true } }, PRINTK_BUILTIN);
   assert.equal(printk.actual.builtin, true);
-  assert.deepEqual(view(printk.changes), ['printk time (runtime) Y -> N', 'printk always_kmsg_dump (runtime) N -> Y']);
+  assert.deepEqual(view(printk.changes), ['printk time (runtime) Y -> 0', 'printk always_kmsg_dump (runtime) N -> 1']);
   assert.match(printk.warnings[0]!.message, /printk is built into this kernel: a modprobe\.d file has no effect, none is written/);
   assert.throws(
     () => plan(kernelModule, { name: 'kvm', options: { halt_poll_ns: 0, ignore_msrs: false } }, KVM_BUILTIN),
