@@ -5,6 +5,8 @@
  * (check, apply, check again, reboot, and /proc/irq and the queues show the settings
  * held by the boot unit, the udev rule and tmpfiles.d), and the virtio-blk queue IRQ, which the
  * kernel manages itself, failing with the reason.
+ * kernel_module sets a writable kvm parameter live and leaves a read-only vhost_net one
+ * pending a module reload.
  * One VM for every case.
  */
 import { test, before, after } from 'node:test';
@@ -134,4 +136,40 @@ test('4. the virtio-blk queue IRQ is managed by the kernel: the task fails with 
   t.diagnostic(run.stdout.split('\n').filter((line) => /managed/.test(line)).join('\n'));
   assert.deepEqual(changeKeys(run.report, ['applied']), [], 'a refused IRQ is never reported as changed');
   assert.deepEqual(await irqAffinities(vm, 'virtio*-req.*'), before);
+});
+
+test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net zero-copy (read only) pending a reload, both in modprobe.d', async () => {
+  // Both loaded first: kvm's halt_poll_ns is writable (0644), vhost_net's experimental_zcopytx read only (0444).
+  await vm.run('modprobe kvm && modprobe vhost_net');
+  const param = async (path: string) => (await vm.run(`cat /sys/module/${path}`)).trim();
+  const zcopy = await param('vhost_net/parameters/experimental_zcopytx');
+  const wanted = /^[N0]$/.test(zcopy) ? 1 : 0;
+  const book = join(work, 'kernel-module.yaml');
+  writePlaybook(
+    book,
+    `    - name: halt polling\n      kernel_module: { name: kvm, options: { halt_poll_ns: 100000 } }\n` +
+      `    - name: zero-copy\n      kernel_module: { name: vhost-net, options: { experimental_zcopytx: ${wanted} } }\n`,
+  );
+  const check = await kvmconf(['apply', '--check', book, '-i', inventory]);
+  assert.equal(check.code, 2, check.stdout + check.stderr);
+  const planned = changeKeys(check.report, ['planned']);
+  assert.deepEqual(planned, [
+    'kernel_module /etc/modprobe.d/kvmconf-kvm.conf (persist)', 'kernel_module /etc/modprobe.d/kvmconf-vhost-net.conf (persist)', 'kernel_module kvm halt_poll_ns (runtime)',
+  ]);
+  assert.deepEqual(changeKeys(check.report, ['pending']), ['kernel_module vhost-net experimental_zcopytx (pending)']);
+  assert.notEqual(await param('kvm/parameters/halt_poll_ns'), '100000', 'check wrote nothing');
+
+  const run = await kvmconf(['apply', book, '-i', inventory]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.deepEqual(changeKeys(run.report, ['applied']), planned, 'check predicted exactly what apply did');
+  assert.deepEqual(changeKeys(run.report, ['pending']), ['kernel_module vhost-net experimental_zcopytx (pending)'], 'a read-only parameter is never "changed"');
+  assert.equal(await param('kvm/parameters/halt_poll_ns'), '100000');
+  assert.equal(await param('vhost_net/parameters/experimental_zcopytx'), zcopy, 'the loaded module keeps its value until reloaded');
+  const files = await vm.run('cat /etc/modprobe.d/kvmconf-kvm.conf /etc/modprobe.d/kvmconf-vhost-net.conf');
+  assert.match(files, /^options kvm halt_poll_ns=100000$/m);
+  assert.match(files, new RegExp(`^options vhost-net experimental_zcopytx=${wanted}$`, 'm'));
+
+  const again = await kvmconf(['apply', book, '-i', inventory, '--detailed-exitcode']);
+  assert.equal(again.code, 3, 'only the reload remains: ' + again.stdout);
+  assert.deepEqual(changeKeys(again.report, ['applied']), [], 'second apply changed nothing');
 });

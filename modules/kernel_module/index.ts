@@ -1,0 +1,265 @@
+/**
+ * kernel_module: load or blacklist a kernel module and set its parameters, as the guide
+ * tunes `kvm halt_poll_ns`, `kvm_intel nested` or `vfio-pci ids`. A writable parameter
+ * (mode with a w bit under /sys/module/NAME/parameters) is written live and read back;
+ * a read-only one keeps the value the module was loaded with, so a difference waits for
+ * a module reload. kvmconf never unloads a module itself: unloading a NIC or storage
+ * driver can cut the host off. The options and blacklist lines live in a modprobe.d
+ * file the task owns.
+ */
+import { defineModule, fileDiff, glob, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, type Change, type Command } from '../../src/kit/index.js';
+
+export const MODULE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,55}$';
+export const OPTION_NAME_PATTERN = '^[a-z0-9_]{1,64}$';
+/** Numbers, words, PCI ids and lists (`8086:10fb,10de:1b80`); no quote, space, `$` or backslash. */
+export const OPTION_VALUE_PATTERN = '^[A-Za-z0-9_.:,+/-]{1,255}$';
+const FILE_PATTERN = '^/etc/modprobe\\.d/[A-Za-z0-9_.-]+\\.conf$';
+
+/** loaded: loaded now with its options; blacklisted: not loaded by alias at boot; unconfigured: kvmconf's file removed. */
+export type ModuleState = 'loaded' | 'blacklisted' | 'unconfigured';
+
+export interface KernelModuleParams {
+  name: string;
+  state: ModuleState;
+  /** option -> value as written to modprobe.d and /sys (booleans as 1/0, which bool and int parameters both take). */
+  options: Record<string, string>;
+  persist: boolean;
+  file: string;
+}
+
+export interface ParamState {
+  /** The live value, whitespace folded; null when the module has no such parameter. */
+  value: string | null;
+  /** Mode has a w bit: the kernel takes a new value without a reload. */
+  writable: boolean;
+}
+
+export interface KernelModuleState {
+  loaded: boolean;
+  /** Compiled into the kernel (no initstate, or listed in modules.builtin): modprobe.d options never reach it. */
+  builtin: boolean;
+  /** modprobe resolves the name for this kernel (null: not asked, the module is loaded or there is no modprobe). */
+  available: boolean | null;
+  refcnt: number;
+  params: Record<string, ParamState>;
+  file: string | null;
+}
+
+/** /sys/module and modules.builtin spell the name with `_` where modprobe accepts `-` too. */
+export function sysName(name: string): string {
+  return name.replace(/-/g, '_');
+}
+
+/** A case pattern for the module's line in modules.builtin, which names files and may spell `_` as `-`. */
+function builtinGlob(name: string): string {
+  return `*/${glob(name.replace(/[-_]/g, '[-_]')).text}.ko*`;
+}
+
+function paramPath(name: string, option: string): string {
+  return `/sys/module/${sysName(name)}/parameters/${option}`;
+}
+
+/** Y/N, y/n, 1/0 -> '1'/'0' (how bool and invbool parameters read and write); anything else null. */
+export function flag(text: string): '1' | '0' | null {
+  if (/^[Yy1]$/.test(text)) return '1';
+  if (/^[Nn0]$/.test(text)) return '0';
+  return null;
+}
+
+/** A bool parameter prints Y/N but takes 1/0 as well: those compare as flags, the rest as text. */
+export function sameValue(live: string, wanted: string): boolean {
+  if (live === wanted) return true;
+  return /^[YyNn]$/.test(live) && flag(live) !== null && flag(live) === flag(wanted);
+}
+
+export function renderModprobe(params: KernelModuleParams): string | null {
+  const header = `# Managed by kvmconf (kernel_module ${params.name}); edits here are overwritten.\n`;
+  if (params.state === 'blacklisted') return `${header}blacklist ${params.name}\n`;
+  const options = Object.entries(params.options).map(([option, value]) => `${option}=${value}`);
+  if (params.state === 'unconfigured' || !params.persist || !options.length) return null;
+  return `${header}options ${params.name} ${options.join(' ')}\n`;
+}
+
+export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>({
+  name: 'kernel_module',
+  summary: 'load or blacklist a kernel module; its parameters set live when writable (else pending a module reload), persisted in modprobe.d',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: {
+      name: { type: 'string', pattern: MODULE_NAME_PATTERN, description: 'module name as modprobe takes it (- and _ alike)' },
+      state: { enum: ['loaded', 'blacklisted', 'unconfigured'], description: 'loaded (default), blacklisted (never unloaded live), unconfigured (the owned file removed)' },
+      options: {
+        type: 'object', maxProperties: 64,
+        propertyNames: { pattern: OPTION_NAME_PATTERN },
+        additionalProperties: { anyOf: [{ type: 'integer' }, { type: 'boolean' }, { type: 'string', pattern: OPTION_VALUE_PATTERN }] },
+        description: 'parameter -> value (booleans written 1/0, read back as Y/N or 1/0); only with state loaded',
+      },
+      persist: { type: 'boolean', description: 'write the options to the modprobe.d file (default true)' },
+      file: { type: 'string', pattern: FILE_PATTERN, maxLength: 255, description: 'default /etc/modprobe.d/kvmconf-NAME.conf' },
+    },
+  },
+
+  normalize(raw) {
+    const input = raw as { name: string; state?: ModuleState; options?: Record<string, string | number | boolean>; persist?: boolean; file?: string };
+    const state = input.state ?? 'loaded';
+    if (state !== 'loaded' && input.options && Object.keys(input.options).length) {
+      throw new InputError(`kernel_module ${input.name}: options are only set with state loaded, not ${state}`);
+    }
+    const options = Object.fromEntries(Object.entries(input.options ?? {}).map(([option, value]) => [option, typeof value === 'boolean' ? (value ? '1' : '0') : String(value)]));
+    return { name: input.name, state, options, persist: input.persist ?? true, file: input.file ?? `/etc/modprobe.d/kvmconf-${input.name}.conf` };
+  },
+
+  ownedFiles: (params) => (params.state === 'loaded' && !params.persist ? [] : [params.file]),
+
+  probe: (params) => {
+    const dir = quote(`/sys/module/${sysName(params.name)}`);
+    const options = Object.keys(params.options).map(quote);
+    return [
+      READ_FN,
+      `if [ -d ${dir} ]; then`,
+      `  echo loaded`,
+      `  if [ -e ${dir}/initstate ]; then kc_read ${dir}/refcnt; printf 'refcnt %s\\n' "$kc_v"; else echo builtin; fi`,
+      ...(options.length
+        ? [
+            `  for kc_p in ${options.join(' ')}; do if kc_read ${dir}/parameters/$kc_p; then printf 'param %s %s\\n' "$kc_p" "$kc_v"; else printf 'noparam %s\\n' "$kc_p"; fi; done`,
+            // One stat for every parameter: root may write any file, so only the mode tells what the kernel accepts.
+            `  (cd ${dir}/parameters 2>/dev/null && stat -c 'mode %a %n' ${options.join(' ')} 2>/dev/null)`,
+          ]
+        : []),
+      `else`,
+      // A built-in module without parameters has no /sys/module entry: modules.builtin says so.
+      `  kc_read /proc/sys/kernel/osrelease; kc_b=/lib/modules/$kc_v/modules.builtin`,
+      `  if [ -r "$kc_b" ]; then while IFS= read -r kc_l; do case "$kc_l" in ${builtinGlob(params.name)}) echo builtin; break ;; esac; done < "$kc_b"; fi`,
+      `  if command -v modprobe >/dev/null 2>&1; then if modprobe -nq ${quote(params.name)} 2>/dev/null; then echo available; else echo unavailable; fi; fi`,
+      `fi`,
+      `echo '@@owned'`,
+      catFileProbe(params.file),
+    ].join('\n');
+  },
+
+  parse(output) {
+    const owned = output.indexOf('@@owned\n');
+    if (owned < 0) throw new Error('kernel_module probe output is truncated');
+    const state: KernelModuleState = { loaded: false, builtin: false, available: null, refcnt: 0, params: {}, file: parseFileBlock(output.slice(owned + '@@owned\n'.length)) };
+    for (const line of output.slice(0, owned).split('\n')) {
+      const [kind = '', first = '', ...rest] = line.split(' ');
+      if (kind === 'loaded') state.loaded = true;
+      else if (kind === 'builtin') state.builtin = true;
+      else if (kind === 'available') state.available = true;
+      else if (kind === 'unavailable') state.available = false;
+      else if (kind === 'refcnt') state.refcnt = Number(first) || 0;
+      else if (kind === 'param') state.params[first] = { value: rest.join(' ').trim(), writable: state.params[first]?.writable ?? false };
+      else if (kind === 'noparam') state.params[first] = { value: null, writable: false };
+      else if (kind === 'mode') {
+        const option = rest.join(' ');
+        const entry = state.params[option] ?? { value: null, writable: false };
+        state.params[option] = { ...entry, writable: (parseInt(first, 8) & 0o222) !== 0 };
+      }
+    }
+    return state;
+  },
+
+  diff(params, actual, context) {
+    if (params.state === 'loaded' && actual.builtin) return builtinCheck(params, actual, context);
+    const changes = fileChanges(params, actual);
+    if (params.state === 'blacklisted' && actual.loaded) {
+      context.warn(`${params.name} is loaded: the blacklist only stops it loading by alias at the next boot; kvmconf does not unload it (modprobe -r ${params.name} when nothing uses it)`);
+    }
+    if (params.state !== 'loaded') return changes;
+    if (!actual.loaded) return [...changes, loadChange(params, actual, context)];
+    return [...changes, ...parameterChanges(params, actual)];
+  },
+});
+
+/** The owned modprobe.d file written or removed; first, so a load right after reads it. */
+function fileChanges(params: KernelModuleParams, actual: KernelModuleState): Change[] {
+  if (params.state === 'loaded' && !params.persist) return [];
+  const content = renderModprobe(params);
+  if (actual.file === content) return [];
+  const commands: Command[] = [content === null ? removeFileCommand(params.file, actual.file) : writeFileCommand(params.file, content, actual.file)];
+  return [{
+    module: 'kernel_module', target: params.file, scope: 'persist', before: summary(actual.file), after: summary(content),
+    diff: fileDiff(params.file, actual.file, content), commands,
+  }];
+}
+
+/** The option and blacklist lines of a file, for the one-line view of the change. */
+function summary(content: string | null): string | null {
+  if (content === null) return null;
+  return content.split('\n').filter((line) => line && !line.startsWith('#')).join('; ') || '(empty)';
+}
+
+/** modprobe, then the module and each option read back from /sys. */
+function loadChange(params: KernelModuleParams, actual: KernelModuleState, context: { warn(message: string): void }): Change {
+  if (actual.available === false) throw new Error(`modprobe cannot find ${params.name} for the running kernel: install the module first`);
+  const options = Object.entries(params.options);
+  // Without the file, the options go on modprobe's command line.
+  const load = params.persist ? sh`modprobe ${params.name}` : sh`modprobe ${params.name} ${words(options.map(([option, value]) => `${option}=${value}`))}`;
+  const commands: Command[] = [
+    sh`${inline(load)} || kc_fail ${`modprobe ${params.name} failed`}`,
+    sh`[ -d ${`/sys/module/${sysName(params.name)}`} ] || kc_fail ${`${params.name} is not in /sys/module after modprobe`}`,
+    ...options.map(([option, value]) => readBackCommand(params.name, option, value)),
+  ];
+  if (!params.persist && !options.length) context.warn(`persist is false: ${params.name} is loaded now, but nothing loads it at the next boot`);
+  const after = options.length ? `loaded ${options.map(([option, value]) => `${option}=${value}`).join(' ')}` : 'loaded';
+  return { module: 'kernel_module', target: params.name, scope: 'runtime', before: 'not loaded', after, commands };
+}
+
+/** Writable parameters set live and read back; read-only ones wait for a reload. */
+function parameterChanges(params: KernelModuleParams, actual: KernelModuleState): Change[] {
+  const changes: Change[] = [];
+  for (const [option, wanted] of Object.entries(params.options)) {
+    const live = actual.params[option];
+    if (!live || live.value === null) throw new Error(`${params.name} has no parameter ${option} (no ${paramPath(params.name, option)})`);
+    if (sameValue(live.value, wanted)) continue;
+    const target = `${params.name} ${option}`;
+    if (!live.writable) {
+      const users = actual.refcnt > 0 ? ` (in use: refcnt ${actual.refcnt})` : '';
+      const persisted = params.persist ? '' : '; persist is false, so a reload brings the default back: set persist to keep it';
+      changes.push({
+        module: 'kernel_module', target, scope: 'pending', pendingOn: 'module-reload', before: live.value, after: wanted,
+        reason: `read-only parameter: it takes the new value when ${params.name} is reloaded${users} (modprobe -r ${params.name} && modprobe ${params.name}) or the host boots${persisted}`,
+      });
+      continue;
+    }
+    const value = writtenValue(live.value, wanted);
+    changes.push({
+      module: 'kernel_module', target, scope: 'runtime', before: live.value, after: wanted,
+      commands: [sh`kc_write_value ${paramPath(params.name, option)} ${value}`, readBackCommand(params.name, option, wanted)],
+    });
+  }
+  return changes;
+}
+
+/** A parameter that reads 1/0 takes 1/0 (an old int-typed `nested`): Y/N asked of it is written as a digit. */
+function writtenValue(live: string, wanted: string): string {
+  return /^[01]$/.test(live) && flag(wanted) !== null ? flag(wanted)! : wanted;
+}
+
+/** Reads a parameter back, Y/N and 1/0 compared as flags. */
+export function readBackCommand(name: string, option: string, wanted: string): Command {
+  const path = paramPath(name, option);
+  const check = flag(wanted) === null
+    ? sh`[ "$kc_got" = ${wanted} ]`
+    : sh`case "$kc_got" in Y|y|1) [ ${flag(wanted)!} = 1 ] ;; N|n|0) [ ${flag(wanted)!} = 0 ] ;; *) false ;; esac`;
+  return sh`kc_got=$(kc_read_value ${path}); ${inline(check)} || kc_fail ${`${name}: asked for ${option}=${wanted}, the kernel has`} "$kc_got"`;
+}
+
+/** A built-in module is always there; its parameters are set only on the kernel command line. */
+function builtinCheck(params: KernelModuleParams, actual: KernelModuleState, context: { warn(message: string): void }): Change[] {
+  const differing = Object.entries(params.options).filter(([option, wanted]) => {
+    const live = actual.params[option];
+    return !live || live.value === null || !sameValue(live.value, wanted);
+  });
+  const writable = differing.filter(([option]) => actual.params[option]?.writable && actual.params[option]?.value !== null);
+  if (differing.length > writable.length) {
+    const args = differing.map(([option, value]) => `${sysName(params.name)}.${option}=${value}`).join(' ');
+    throw new Error(`${params.name} is built into this kernel: modprobe.d options never reach it; set ${args} with the kernel_cmdline module`);
+  }
+  if (Object.keys(params.options).length && params.persist) {
+    context.warn(`${params.name} is built into this kernel: a modprobe.d file has no effect, none is written; keep the values across reboots with kernel_cmdline (${sysName(params.name)}.OPTION=VALUE)`);
+  }
+  return parameterChanges({ ...params, options: Object.fromEntries(writable) }, actual);
+}
