@@ -7,7 +7,7 @@
  * driver can cut the host off. The options and blacklist lines live in a modprobe.d
  * file the task owns.
  */
-import { defineModule, fileDiff, glob, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, type Change, type Command } from '../../src/kit/index.js';
+import { defineModule, fileDiff, glob, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, fileClaims, type Change, type Command } from '../../src/kit/index.js';
 
 export const MODULE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,55}$';
 export const OPTION_NAME_PATTERN = '^[a-z0-9_]{1,64}$';
@@ -111,7 +111,7 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
     return { name: input.name, state, options, persist: input.persist ?? true, file: input.file ?? `/etc/modprobe.d/kvmconf-${input.name}.conf` };
   },
 
-  ownedFiles: (params) => (params.state === 'loaded' && !params.persist ? [] : [params.file]),
+  claims: (params) => fileClaims(params.state === 'loaded' && !params.persist ? [] : [params.file]),
 
   probe: (params) => {
     const dir = quote(`/sys/module/${sysName(params.name)}`);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { kernelModule, renderModprobe, sameValue } from './index.js';
 import { fixture } from '../../test/helpers/paths.js';
 import { plan, schemaAccepts } from '../../test/helpers/plan.js';
+import { ownedFiles } from '../../src/kit/index.js';
 
 const KVM_LOADED = fixture('kernel_module', 'handwritten-kvm-loaded.probe');
 const KVM_NOT_LOADED = fixture('kernel_module', 'handwritten-kvm-not-loaded.probe');
@@ -122,6 +123,6 @@ test('schema: hostile names, options and values are refused before any shell see
   assert.equal(schemaAccepts(kernelModule, { name: 'vfio-pci', options: { ids: '8086:10fb,10de:1b80' } }), true);
   assert.equal(schemaAccepts(kernelModule, { name: 'kvm_intel', options: { nested: true }, file: '/etc/modprobe.d/kvm.conf' }), true);
   assert.throws(() => kernelModule.normalize!({ name: 'kvm', state: 'blacklisted', options: { halt_poll_ns: 0 } }), /options are only set with state loaded/);
-  assert.deepEqual(kernelModule.ownedFiles!(kernelModule.normalize!({ name: 'kvm', options: { halt_poll_ns: 0 }, persist: false })), []);
-  assert.deepEqual(kernelModule.ownedFiles!(kernelModule.normalize!({ name: 'kvm', state: 'blacklisted' })), ['/etc/modprobe.d/kvmconf-kvm.conf']);
+  assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', options: { halt_poll_ns: 0 }, persist: false }))), []);
+  assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', state: 'blacklisted' }))), ['/etc/modprobe.d/kvmconf-kvm.conf']);
 });
