@@ -260,9 +260,12 @@ export function remainingDrift(planned: Planned): string[] {
   return planned.tasks.flatMap((task) => [...(task.error ? [`${task.task.name}: ${task.error}`] : []), ...task.changes.map(describeLeft)]);
 }
 
-function describeLeft(change: Pick<Change, 'module' | 'target' | 'scope' | 'before' | 'after'>): string {
-  return `${change.module} ${change.target} is ${change.before ?? '(absent)'}, wanted ${change.after ?? '(absent)'} (${change.scope})`;
+/** `module target is BEFORE, wanted AFTER`: a change a gather still finds. */
+function describeDrift(change: Pick<Change, 'module' | 'target' | 'before' | 'after'>): string {
+  return `${change.module} ${change.target} is ${change.before ?? '(absent)'}, wanted ${change.after ?? '(absent)'}`;
 }
+
+const describeLeft = (change: Pick<Change, 'module' | 'target' | 'scope' | 'before' | 'after'>): string => `${describeDrift(change)} (${change.scope})`;
 
 /** Connects, runs one pass, and turns every failure into the host report; the connection is always closed. */
 async function onHost(job: HostJob, options: HostRunOptions, pass: (transport: Transport, report: HostReport) => Promise<void>): Promise<HostReport> {
@@ -369,7 +372,7 @@ async function applyAndVerify(transport: Transport, job: HostJob, planned: Plann
   report.status = statusFromTasks(report.tasks, 'apply');
   if (remaining.length) {
     report.status = 'failed';
-    report.error = `did not converge: ${remaining.map((c) => `${c.module} ${c.target} is ${c.before ?? '(absent)'}, wanted ${c.after ?? '(absent)'}`).join('; ')}`;
+    report.error = `did not converge: ${remaining.map(describeDrift).join('; ')}`;
   }
   return false;
 }

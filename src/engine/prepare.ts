@@ -47,8 +47,6 @@ function prepareTask(task: Task, params: unknown, modules: Map<string, Module>, 
   return { name: task.name, module, params: normalized, claims: module.claims?.(normalized) ?? [], tags: task.tags, where: task.where };
 }
 
-const tokenName = kernelArgName;
-
 /** The module that edits the kernel command line, when the registry has one. */
 const cmdlineModule = (modules: Map<string, Module>): Module | undefined => [...modules.values()].find((module) => module.fromKernelArgs);
 
@@ -70,8 +68,8 @@ function mergeKernelArgs(tasks: PreparedTask[], modules: Map<string, Module>): P
   const tokens: string[] = [];
   const absent: string[] = [];
   for (const { task, args } of sources) {
-    for (const name of new Set([...args.tokens.map(tokenName), ...(args.absent ?? [])])) {
-      const wanted = args.tokens.filter((token) => tokenName(token) === name);
+    for (const name of new Set([...args.tokens.map(kernelArgName), ...(args.absent ?? [])])) {
+      const wanted = args.tokens.filter((token) => kernelArgName(token) === name);
       const previous = claimedBy.get(name);
       if (previous && previous.tokens.join(' ') !== wanted.join(' ')) {
         throw new InputError(
@@ -84,7 +82,7 @@ function mergeKernelArgs(tasks: PreparedTask[], modules: Map<string, Module>): P
         if (!wanted.length) absent.push(name);
       }
     }
-    tokens.push(...args.tokens.filter((token) => claimedBy.get(tokenName(token))!.task === task));
+    tokens.push(...args.tokens.filter((token) => claimedBy.get(kernelArgName(token))!.task === task));
   }
   const first = explicit[0] ?? sources[0]!.task;
   const contributors = sources.filter(({ task }) => task.module !== cmdline).map(({ task }) => task.module.name);
