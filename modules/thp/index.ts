@@ -8,6 +8,8 @@ import { defineModule, fileClaims, fileDiff, READ_FN, sh, type Change } from '..
 import { parseTmpfiles, renderTmpfiles, tmpfilesCommand, tmpfilesPath, tmpfilesProbe } from '../lib/tmpfiles.js';
 
 const THP_DIR = '/sys/kernel/mm/transparent_hugepage';
+/** The sysfs path a thp task's `enabled` claim names (tuned's conflict check looks for it). */
+export const THP_ENABLED = `${THP_DIR}/enabled`;
 const SETTINGS = ['enabled', 'defrag'] as const;
 const TMPFILES = tmpfilesPath('thp');
 

@@ -7,6 +7,7 @@
 import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, words, type Change, type Command, type TaskClaims, claimsOfKind, kernelArgName, kernelArgsOf } from '../../src/kit/index.js';
 import { TUNED_PROFILE_DIRS, loadProfiles, profileSettings, type ProfileSetting } from './profile.js';
 import { MQ_NAMES } from '../io_scheduler/index.js';
+import { THP_ENABLED } from '../thp/index.js';
 
 export const PROFILE_PATTERN = '^[A-Za-z0-9_.-]+( [A-Za-z0-9_.-]+)*$';
 export const ACTIVE_PROFILE_FILE = '/etc/tuned/active_profile';
@@ -313,7 +314,6 @@ function cmdlineConflicts(settings: ProfileSetting[], { task, claims }: TaskClai
 }
 
 const SCHEDULER_PATH = /^\/sys\/block\/(.+)\/queue\/scheduler$/;
-const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
 
 /** One warning per setting the profile and another task of the play both set, differently, with who wins. */
 export function conflictWarnings(settings: ProfileSetting[], profile: string, reapplySysctl: boolean, tasks: readonly TaskClaims[]): string[] {
