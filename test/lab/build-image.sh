@@ -156,6 +156,9 @@ done
 chroot "$ROOTFS" systemctl disable libvirtd.service >/dev/null 2>&1
 chroot "$ROOTFS" systemctl enable libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket >/dev/null 2>&1
 ln -sf /dev/null "$ROOTFS/etc/systemd/system/libvirt-guests.service"
+# No nested KVM on the SVM that TCG emulates: udev does not load kvm_amd/kvm_intel (an
+# explicit modprobe still does), so there is no /dev/kvm and libvirt probes TCG only.
+printf 'blacklist kvm_amd\nblacklist kvm_intel\n' >"$ROOTFS/etc/modprobe.d/lab-no-nested-kvm.conf"
 rm -f "$ROOTFS/etc/libvirt/qemu/networks/autostart/default.xml"
 mkdir -p "$ROOTFS/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' >"$ROOTFS/etc/systemd/journald.conf.d/lab.conf"
