@@ -31,8 +31,9 @@ export interface LibvirtHostFacts {
 
 /**
  * What the fact reader does with each line the probe's shell part prints. A line that
- * starts with \001 is a directive: `L` prints its text, `V TOOL DOMAIN` says that the
- * lines up to the next directive are that virsh tool's output, and `T FIELD...` prints a
+ * starts with \001 is a directive: `L` prints its text, `V TOOL [DOMAIN]` says that the
+ * lines up to the next directive are that virsh tool's output (the domain stays the last
+ * one named: the shell names it, virsh's `echo` switches tools inside one virsh run), and `T FIELD...` prints a
  * fact line whose fields are `=TEXT`, `@FILE` (the file's first line) or `^KEY^FILE` (the
  * word after KEY in FILE). One awk reads every file it is asked for with getline, so a
  * vanished thread or a missing attribute gives an empty field instead of ending the run,
@@ -60,7 +61,7 @@ substr($0, 1, 1) == "" {
   tool = ""
   n = split(substr($0, 2), f, "	")
   if (f[1] == "L") print substr($0, 4)
-  else if (f[1] == "V") { tool = f[2]; dom = f[3] }
+  else if (f[1] == "V") { tool = f[2]; if (n > 2) dom = f[3] }
   else if (f[1] == "T") { out = field(f[2]); for (i = 3; i <= n; i++) out = out "	" field(f[i]); print out }
   next
 }
@@ -71,13 +72,33 @@ tool == "emulatorpin" && w[1] == "*:" { print "emulatorpin	" dom "	" w[2] }
 `;
 
 /**
+ * kc_vq NAME sets kc_q to NAME quoted for virsh's own command language (the one-string
+ * form `virsh "cmd1; cmd2"`): in double quotes, with \ and " escaped. Builtins only.
+ */
+export const VIRSH_QUOTE_FN = [
+  'kc_vq() {',
+  '  kc_r=$1; kc_q=',
+  '  while :; do',
+  '    case $kc_r in',
+  '      *[\\\\\\"]*) kc_p=${kc_r%%[\\\\\\"]*}; kc_r=${kc_r#"$kc_p"}; kc_q="$kc_q$kc_p\\\\${kc_r%"${kc_r#?}"}"; kc_r=${kc_r#?} ;;',
+  '      *) kc_q="\\"$kc_q$kc_r\\""; return ;;',
+  '    esac',
+  '  done',
+  '}',
+].join('\n');
+
+/** One virsh run's commands: each tool's output after a directive that names it. */
+const PINNING_READS = ['vcpupin', 'emulatorpin', 'numatune'].map((tool) => `echo '\x01V\t${tool}'; ${tool} $kc_q`).join('; ');
+
+/**
  * Read-only probe; `uri` is libvirt's connection URI. Globs, tests and printf are shell
- * builtins, so the processes it starts are one awk, `virsh list` and three virsh calls
- * per running domain, however many CPUs, devices and qemu threads the host has.
+ * builtins, so the processes it starts are one awk, `virsh list` and one virsh per
+ * running domain, however many CPUs, devices and qemu threads the host has.
  */
 export function libvirtFactsProbe(uri: string): string {
   const virsh = `virsh -c ${quote(uri)}`;
   return `${READ_FN}
+${VIRSH_QUOTE_FN}
 {
 printf '\\001T\\t=online\\t@/sys/devices/system/cpu/online\\n'
 for c in /sys/devices/system/cpu/cpu[0-9]*; do
@@ -106,10 +127,9 @@ if command -v virsh >/dev/null 2>&1; then
     [ -n "$d" ] || continue
     kc_read "/run/libvirt/qemu/$d.pid"; p=$kc_v
     printf '\\001L\\tdom\\t%s\\t%s\\n' "$d" "$p"
-    for tool in vcpupin emulatorpin numatune; do
-      printf '\\001V\\t%s\\t%s\\n' "$tool" "$d"
-      ${virsh} "$tool" --domain "$d" </dev/null 2>/dev/null
-    done
+    printf '\\001V\\t\\t%s\\n' "$d"
+    kc_vq "$d"
+    ${virsh} "${PINNING_READS}" </dev/null 2>/dev/null
     [ -n "$p" ] && [ -d "/proc/$p/task" ] && for k in /proc/$p/task/*; do
       printf '\\001T\\t=thread\\t=%s\\t=%s\\t^Cpus_allowed_list:^%s\\t^Mems_allowed_list:^%s\\t@%s\\n' "$d" "\${k##*/}" "$k/status" "$k/status" "$k/comm"
     done

@@ -50,23 +50,40 @@ function matchTest(params: DomainParams): string {
 /**
  * Sections are framed by a marker drawn at random for each probe: a domain's XML or a
  * tool's output (a tenant can set a domain's <description>) cannot forge a section.
+ * One virsh process per domain runs every read (virsh runs `;`-separated commands and
+ * goes on after one fails; its `echo` prints the section lines): under emulation or on
+ * a host with many guests each virsh start costs far more than the command it runs.
+ * The state comes first, then the persistent XML, then, for a domain the task selects,
+ * the live XML and the tools; a shut-off domain's live part is cut off in the shell.
  */
 export function domainProbe(params: DomainParams, mark = `@@${randomBytes(8).toString('hex')}@`): string {
   const virsh = `virsh -c ${quote(params.uri)}`;
   const end = `${mark}end`;
   const disks = (params.disks ?? []).map((disk) => disk.target).filter((t) => /^[a-z0-9]+$/.test(t));
-  const section = (label: string, command: string) => `printf '${mark}tool\\t%s\\n' ${quote(label)}; ${command} </dev/null 2>&1; printf '\\n${end}\\n'`;
+  // virsh's own command language: `echo 'TEXT'` prints TEXT, $kc_q is the quoted name
+  const section = (head: string, command: string) => `echo '${mark}${head}'; ${command}; echo '${end}'`;
+  const always = [`echo '${mark}state'; domstate $kc_q`, section('xml\tinactive', 'dumpxml --inactive $kc_q')];
+  const selected = [
+    section('xml\tlive', 'dumpxml $kc_q'),
+    ...TOOLS.map((tool) => section(`tool\t${tool}`, `${tool} $kc_q`)),
+    ...disks.map((disk) => section(`tool\tblkdeviotune ${disk}`, `blkdeviotune $kc_q ${disk}`)),
+  ];
   const domainPart = [
+    `kc_nl='\n'`,
     `${virsh} list --all --name </dev/null 2>/dev/null | while IFS= read -r d; do`,
     `  [ -n "$d" ] || continue`,
     `  m=0; ${matchTest(params)}`,
-    `  s=$(${virsh} domstate --domain "$d" </dev/null 2>/dev/null)`,
+    `  kc_vq "$d"`,
+    `  c="${always.join('; ')}"`,
+    `  [ "$m" = 1 ] && c="$c; ${selected.join('; ')}"`,
+    `  o=$(${virsh} "$c" </dev/null 2>/dev/null)`,
+    // the state: the line after its marker, unless domstate failed and printed nothing
+    `  s=\${o#*"${mark}state$kc_nl"}; s=\${s%%"$kc_nl"*}; case $s in "${mark}"*) s= ;; esac`,
     `  printf '${mark}domain\\t%s\\t%s\\t%s\\n' "$d" "$s" "$m"`,
-    `  x=$(${virsh} dumpxml --inactive --domain "$d" </dev/null 2>/dev/null) && printf '${mark}xml\\tinactive\\n%s\\n${end}\\n' "$x"`,
-    `  [ "$m" = 1 ] && [ "$s" != "shut off" ] || continue`,
-    `  x=$(${virsh} dumpxml --domain "$d" </dev/null 2>/dev/null) && printf '${mark}xml\\tlive\\n%s\\n${end}\\n' "$x"`,
-    ...TOOLS.map((tool) => `  ${section(tool, `${virsh} ${tool} --domain "$d"`)}`),
-    ...disks.map((disk) => `  ${section(`blkdeviotune ${disk}`, `${virsh} blkdeviotune --domain "$d" --device ${quote(disk)}`)}`),
+    `  case $o in *"$kc_nl${mark}xml\t"*) ;; *) continue ;; esac`,
+    `  o=\${o#*"$kc_nl${mark}xml\t"}`,
+    `  [ "$s" = "shut off" ] && o=\${o%%"$kc_nl${mark}xml\tlive"*}`,
+    `  printf '${mark}xml\\t%s\\n' "$o"`,
     `done`,
   ];
   const facts = libvirtFactsProbe(params.uri);
@@ -99,10 +116,11 @@ export function parseDomainProbe(output: string, selects: (name: string) => bool
     const close = lines.indexOf(end, i + 1);
     const domain = domains[domains.length - 1];
     if (close < 0 || !domain) throw new Error('libvirt_domain probe output is truncated');
-    const body = lines.slice(i + 1, close).join('\n');
-    if (kind === 'tool') domain.tools[a] = body.replace(/\n+$/, '');
-    else if (a === 'inactive') domain.inactive = body;
-    else domain.live = body;
+    // as $(...) reads it: trailing newlines dropped; an XML virsh could not print is null
+    const body = lines.slice(i + 1, close).join('\n').replace(/\n+$/, '');
+    if (kind === 'tool') domain.tools[a] = body;
+    else if (a === 'inactive') domain.inactive = body || null;
+    else domain.live = body || null;
     i = close;
   }
   return { host: parseLibvirtFacts(factLines.join('\n')), domains };

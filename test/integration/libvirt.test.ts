@@ -156,3 +156,41 @@ test('a live step refuses a domain restarted since it was read, as the define st
   const failed = parseApplyOutput(result.stdout, mark, steps).outcomes.find((o) => o.status === 'failed');
   assert.match(failed?.output ?? '', /the running domain changed since it was read \(restarted or replaced\)/);
 });
+
+test('one virsh per domain: names with quotes, backslashes and semicolons reach virsh intact', () => {
+  // Names no task could select (the schema refuses them) still get listed and read on a host that has them.
+  const odd = [`${NAME} it's "odd"; x`, `${NAME} back\\slash`];
+  const xmlName = (name: string) => name.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+  for (const [index, name] of odd.entries()) {
+    const file = join(dir, `odd-${index}.xml`);
+    writeFileSync(file, testDomainXml('ODD', join(dir, 'disk.raw')).replace('<name>ODD</name>', `<name>${xmlName(name)}</name>`));
+    virsh('define', '--file', file);
+  }
+  try {
+    const p = libvirtDomain.normalize!({ pattern: `${NAME}*` });
+    const script = libvirtDomain.probe(p);
+    const actual = libvirtDomain.parse(sh(script), p);
+    const byName = new Map(actual.domains.map((d) => [d.name, d]));
+    for (const name of odd) {
+      const domain = byName.get(name);
+      assert.equal(domain?.state, 'shut off', name);
+      assert.match(domain?.inactive ?? '', new RegExp(`<name>${xmlName(name).replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}</name>`));
+      assert.equal(domain?.live, null, `${name}: a shut-off domain has no live part`);
+    }
+    const running = byName.get(NAME);
+    assert.equal(running?.state, 'running');
+    assert.match(running?.live ?? '', /<domain type='qemu' id='\d+'>/);
+    assert.deepEqual(Object.keys(running?.tools ?? {}).sort(), ['blkiotune', 'dommemstat', 'emulatorpin', 'memtune', 'numatune', 'schedinfo', 'vcpupin']);
+    // The running domain's pinning in the facts too (its reads share one virsh run).
+    assert.ok(Object.keys(actual.host.running.find((d) => d.name === NAME)?.libvirt.vcpupin ?? {}).length > 0);
+    // virsh processes: one list for the facts, one per running domain, one list, one per defined domain.
+    const trace = join(dir, 'trace');
+    const traced = spawnSync('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', trace, '/bin/sh', '-c', script], { encoding: 'utf8' });
+    assert.equal(traced.status, 0, `strace (apt-get install strace): ${traced.stderr}`);
+    const virshRuns = sh(`grep -c 'execve("[^"]*/virsh"' ${trace} || true`).trim();
+    const count = (args: string) => sh(`virsh -c qemu:///system list ${args}`).split('\n').filter(Boolean).length;
+    assert.equal(Number(virshRuns), 2 + count('--all --name') + count('--name'));
+  } finally {
+    for (const name of odd) spawnSync('virsh', ['-c', 'qemu:///system', 'undefine', '--domain', name]);
+  }
+});
