@@ -5,7 +5,8 @@
  * a read-only one keeps the value the module was loaded with, so a difference waits for
  * a module reload. kvmconf never unloads a module itself: unloading a NIC or storage
  * driver can cut the host off. The options and blacklist lines live in a modprobe.d
- * file the task owns.
+ * file the task owns; a loaded module is named in a modules-load.d file it owns too, so
+ * systemd-modules-load loads it at boot (nothing else may: no device, no VM yet).
  */
 import { defineModule, fileDiff, glob, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, fileClaims, type Change, type Command } from '../../src/kit/index.js';
 
@@ -43,11 +44,18 @@ export interface KernelModuleState {
   refcnt: number;
   params: Record<string, ParamState>;
   file: string | null;
+  /** The modules-load.d file's content (null: absent). */
+  boot: string | null;
 }
 
 /** /sys/module and modules.builtin spell the name with `_` where modprobe accepts `-` too. */
 export function sysName(name: string): string {
   return name.replace(/-/g, '_');
+}
+
+/** The modules-load.d file that loads the module at boot (state loaded, persist). */
+export function bootFile(name: string): string {
+  return `/etc/modules-load.d/kvmconf-${name}.conf`;
 }
 
 /** A case pattern for the module's line in modules.builtin, which names files and may spell `_` as `-`. */
@@ -78,6 +86,12 @@ export function renderModprobe(params: KernelModuleParams): string | null {
   const options = Object.entries(params.options).map(([option, value]) => `${option}=${value}`);
   if (params.state === 'unconfigured' || !params.persist || !options.length) return null;
   return `${header}options ${params.name} ${options.join(' ')}\n`;
+}
+
+/** The modules-load.d file: the module's name while it should load at boot, else none. */
+export function renderBootFile(params: KernelModuleParams): string | null {
+  if (params.state !== 'loaded' || !params.persist) return null;
+  return `# Managed by kvmconf (kernel_module ${params.name}): loaded at boot; edits here are overwritten.\n${params.name}\n`;
 }
 
 export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>({
@@ -111,7 +125,7 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
     return { name: input.name, state, options, persist: input.persist ?? true, file: input.file ?? `/etc/modprobe.d/kvmconf-${input.name}.conf` };
   },
 
-  claims: (params) => fileClaims(params.state === 'loaded' && !params.persist ? [] : [params.file]),
+  claims: (params) => fileClaims(params.state === 'loaded' && !params.persist ? [] : [params.file, bootFile(params.name)]),
 
   probe: (params) => {
     const dir = quote(`/sys/module/${sysName(params.name)}`);
@@ -136,13 +150,17 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
       `fi`,
       `echo '@@owned'`,
       catFileProbe(params.file),
+      `echo '@@boot'`,
+      catFileProbe(bootFile(params.name)),
     ].join('\n');
   },
 
   parse(output) {
     const owned = output.indexOf('@@owned\n');
-    if (owned < 0) throw new Error('kernel_module probe output is truncated');
-    const state: KernelModuleState = { loaded: false, builtin: false, available: null, refcnt: 0, params: {}, file: parseFileBlock(output.slice(owned + '@@owned\n'.length)) };
+    const boot = output.indexOf('\n@@boot\n', owned);
+    if (owned < 0 || boot < 0) throw new Error('kernel_module probe output is truncated');
+    const file = parseFileBlock(output.slice(owned + '@@owned\n'.length, boot + 1));
+    const state: KernelModuleState = { loaded: false, builtin: false, available: null, refcnt: 0, params: {}, file, boot: parseFileBlock(output.slice(boot + '\n@@boot\n'.length)) };
     for (const line of output.slice(0, owned).split('\n')) {
       const [kind = '', first = '', ...rest] = line.split(' ');
       if (kind === 'loaded') state.loaded = true;
@@ -173,16 +191,16 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
   },
 });
 
-/** The owned modprobe.d file written or removed; first, so a load right after reads it. */
+/** The owned modprobe.d and modules-load.d files written or removed; first, so a load right after reads them. */
 function fileChanges(params: KernelModuleParams, actual: KernelModuleState): Change[] {
   if (params.state === 'loaded' && !params.persist) return [];
-  const content = renderModprobe(params);
-  if (actual.file === content) return [];
-  const commands: Command[] = [content === null ? removeFileCommand(params.file, actual.file) : writeFileCommand(params.file, content, actual.file)];
-  return [{
-    module: 'kernel_module', target: params.file, scope: 'persist', before: summary(actual.file), after: summary(content),
-    diff: fileDiff(params.file, actual.file, content), commands,
-  }];
+  return [ownedFileChange(params.file, actual.file, renderModprobe(params)), ownedFileChange(bootFile(params.name), actual.boot, renderBootFile(params))].filter((c): c is Change => c !== null);
+}
+
+function ownedFileChange(path: string, current: string | null, content: string | null): Change | null {
+  if (current === content) return null;
+  const commands: Command[] = [content === null ? removeFileCommand(path, current) : writeFileCommand(path, content, current)];
+  return { module: 'kernel_module', target: path, scope: 'persist', before: summary(current), after: summary(content), diff: fileDiff(path, current, content), commands };
 }
 
 /** The option and blacklist lines of a file, for the one-line view of the change. */

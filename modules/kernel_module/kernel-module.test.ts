@@ -15,9 +15,14 @@ const MISSING = fixture('kernel_module', 'handwritten-no-such-module.probe');
 const view = (changes: Array<{ target: string; scope: string; before: string | null; after: string | null; pendingOn?: string }>) =>
   changes.map((c) => `${c.target} (${c.scope}${c.pendingOn ? ` ${c.pendingOn}` : ''}) ${c.before} -> ${c.after}`);
 
-/** The probe output as it reads once the owned file holds `content`. */
+/** The probe output as it reads once the owned modprobe.d file holds `content`. */
 function withFile(output: string, content: string): string {
   return output.replace('@@owned\n@@file-absent\n', `@@owned\n@@file-present\n${content}\n@@file-end\n`);
+}
+
+/** The probe output as it reads once the owned modules-load.d file holds `content`. */
+function withBootFile(output: string, content: string): string {
+  return output.replace('@@boot\n@@file-absent\n', `@@boot\n@@file-present\n${content}\n@@file-end\n`);
 }
 
 test('parse: live values, writable modes and refcnt from probe output', () => {
@@ -38,17 +43,19 @@ test('plan: writable parameters set live and read back, Y/N booleans compared as
   const { changes, commands } = plan(kernelModule, raw, KVM_LOADED);
   assert.deepEqual(view(changes), [
     '/etc/modprobe.d/kvmconf-kvm.conf (persist) null -> options kvm halt_poll_ns=100000 ignore_msrs=1',
+    '/etc/modules-load.d/kvmconf-kvm.conf (persist) null -> kvm',
     'kvm halt_poll_ns (runtime) 200000 -> 100000',
     'kvm ignore_msrs (runtime) N -> 1',
   ]);
   assert.match(commands(changes[0]!)[0]!, /^kc_write_file \/etc\/modprobe\.d\/kvmconf-kvm\.conf 0644 absent /);
-  assert.deepEqual(commands(changes[2]!), [
+  assert.deepEqual(commands(changes[3]!), [
     'kc_write_value /sys/module/kvm/parameters/ignore_msrs 1',
     `kc_got=$(kc_read_value /sys/module/kvm/parameters/ignore_msrs); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'kvm: asked for ignore_msrs=1, the kernel has' "$kc_got"`,
   ]);
   const content = changes[0]!.diff!.after;
   assert.equal(content, '# Managed by kvmconf (kernel_module kvm); edits here are overwritten.\noptions kvm halt_poll_ns=100000 ignore_msrs=1\n');
-  const converged = withFile(KVM_LOADED.replace('param halt_poll_ns 200000', 'param halt_poll_ns 100000').replace('param ignore_msrs N', 'param ignore_msrs Y'), content);
+  assert.equal(changes[1]!.diff!.after, '# Managed by kvmconf (kernel_module kvm): loaded at boot; edits here are overwritten.\nkvm\n');
+  const converged = withBootFile(withFile(KVM_LOADED.replace('param halt_poll_ns 200000', 'param halt_poll_ns 100000').replace('param ignore_msrs N', 'param ignore_msrs Y'), content), changes[1]!.diff!.after!);
   assert.deepEqual(plan(kernelModule, raw, converged).changes, []);
   // 0, false and N ask for what N reads: no change.
   for (const off of [0, false, 'N']) assert.deepEqual(plan(kernelModule, { name: 'kvm', options: { ignore_msrs: off }, persist: false }, KVM_LOADED).changes, []);
@@ -60,19 +67,21 @@ test('plan: a read-only parameter of a loaded module waits for a module reload, 
   const { changes, commands } = plan(kernelModule, { name: 'vhost-net', options: { experimental_zcopytx: 0 } }, VHOST_LOADED);
   assert.deepEqual(view(changes), [
     '/etc/modprobe.d/kvmconf-vhost-net.conf (persist) null -> options vhost-net experimental_zcopytx=0',
+    '/etc/modules-load.d/kvmconf-vhost-net.conf (persist) null -> vhost-net',
     'vhost-net experimental_zcopytx (pending module-reload) 1 -> 0',
   ]);
-  assert.deepEqual(commands(changes[1]!), [], 'a pending change runs nothing');
-  assert.match(changes[1]!.reason!, /read-only parameter: it takes the new value when vhost-net is reloaded/);
+  assert.deepEqual(commands(changes[2]!), [], 'a pending change runs nothing');
+  assert.match(changes[2]!.reason!, /read-only parameter: it takes the new value when vhost-net is reloaded/);
 });
 
 test('plan: a module not loaded is loaded by modprobe after its file is written, then read back', () => {
   const { changes, commands } = plan(kernelModule, { name: 'kvm', options: { halt_poll_ns: 0 } }, KVM_NOT_LOADED);
   assert.deepEqual(view(changes), [
     '/etc/modprobe.d/kvmconf-kvm.conf (persist) null -> options kvm halt_poll_ns=0',
+    '/etc/modules-load.d/kvmconf-kvm.conf (persist) null -> kvm',
     'kvm (runtime) not loaded -> loaded halt_poll_ns=0',
   ]);
-  assert.deepEqual(commands(changes[1]!).slice(0, 2), [
+  assert.deepEqual(commands(changes[2]!).slice(0, 2), [
     `modprobe kvm || kc_fail 'modprobe kvm failed'`,
     `[ -d /sys/module/kvm ] || kc_fail 'kvm is not in /sys/module after modprobe'`,
   ]);
@@ -93,6 +102,14 @@ test('plan: blacklisted writes the blacklist line and warns that a loaded module
   assert.deepEqual(view(removed.changes), ['/etc/modprobe.d/kvmconf-vhost-net.conf (persist) blacklist vhost-net -> null']);
   assert.match(removed.commands(removed.changes[0]!)[0]!, /^kc_remove_file \/etc\/modprobe\.d\/kvmconf-vhost-net\.conf [0-9a-f]{64}$/);
   assert.deepEqual(plan(kernelModule, { name: 'vhost-net', state: 'unconfigured' }, VHOST_LOADED).changes, []);
+  // A module kvmconf loaded at boot before: blacklisting or unconfiguring it removes that file too.
+  const loadedAtBoot = withBootFile(VHOST_LOADED, '# Managed by kvmconf (kernel_module vhost-net): loaded at boot; edits here are overwritten.\nvhost-net\n');
+  assert.deepEqual(view(plan(kernelModule, { name: 'vhost-net', state: 'blacklisted' }, loadedAtBoot).changes), [
+    '/etc/modprobe.d/kvmconf-vhost-net.conf (persist) null -> blacklist vhost-net',
+    '/etc/modules-load.d/kvmconf-vhost-net.conf (persist) vhost-net -> null',
+  ]);
+  assert.deepEqual(view(plan(kernelModule, { name: 'vhost-net', state: 'unconfigured' }, loadedAtBoot).changes), ['/etc/modules-load.d/kvmconf-vhost-net.conf (persist) vhost-net -> null']);
+  assert.throws(() => kernelModule.parse(VHOST_LOADED.replace(/@@boot\n[^]*$/, ''), kernelModule.normalize!({ name: 'vhost-net' })), /truncated/);
   assert.equal(renderModprobe(kernelModule.normalize!({ name: 'kvm' })), null, 'loaded without options: no file');
 });
 
@@ -124,5 +141,5 @@ test('schema: hostile names, options and values are refused before any shell see
   assert.equal(schemaAccepts(kernelModule, { name: 'kvm_intel', options: { nested: true }, file: '/etc/modprobe.d/kvm.conf' }), true);
   assert.throws(() => kernelModule.normalize!({ name: 'kvm', state: 'blacklisted', options: { halt_poll_ns: 0 } }), /options are only set with state loaded/);
   assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', options: { halt_poll_ns: 0 }, persist: false }))), []);
-  assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', state: 'blacklisted' }))), ['/etc/modprobe.d/kvmconf-kvm.conf']);
+  assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', state: 'blacklisted' }))), ['/etc/modprobe.d/kvmconf-kvm.conf', '/etc/modules-load.d/kvmconf-kvm.conf']);
 });

@@ -47,6 +47,14 @@ export function chooseAction(pending: readonly ChangeResult[], policy: FinishPol
   return undefined;
 }
 
+/**
+ * Why a saved plan never finishes a module reload: the reload commands are planned only
+ * once the guests are stopped (a module in use is not reloaded), and a saved plan runs
+ * nothing it does not hold. A reboot it can finish: after one, the host is only verified.
+ */
+export const FIXED_PLAN_HOLDS_NO_RELOAD =
+  'a saved plan holds no module reload (it is planned only once the guests are stopped, and a saved plan runs nothing more): apply the playbook itself to reload, or let a reboot finish it (reboot: pending)';
+
 export type GuestsDecision =
   | { kind: 'go' }
   | { kind: 'hold'; reason: string; heldBy: string[] }

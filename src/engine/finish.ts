@@ -15,7 +15,7 @@ import { gatherAndPlan, hostSummary, remainingDrift, setHostSummary, type HostJo
 import type { ChangeResult, FinishReport, HostReport, Mode } from './results.js';
 import { newMark } from './script.js';
 import {
-  BOOTED_COMMAND, REBOOT_SCRIPT, changeName, chooseAction, decideGuests, hookScript, inspectScript, parseInspection,
+  BOOTED_COMMAND, FIXED_PLAN_HOLDS_NO_RELOAD, REBOOT_SCRIPT, changeName, chooseAction, decideGuests, hookScript, inspectScript, parseInspection,
   parseShutdown, parseStart, pendingOf, shutdownScript, startScript, tokensMadeTrue, type FinishAction,
 } from './finish-plan.js';
 
@@ -31,6 +31,8 @@ export interface FinishContext {
    * a saved plan, gather and compare only (verifyHost), so nothing outside the plan runs.
    */
   runPass: () => Promise<HostReport>;
+  /** A saved plan (applied, or being made by check --out): it runs no reload a fresh plan would make. */
+  fixedPlan: boolean;
   /** A line for the operator (stderr): what the host is doing now. */
   note?: (text: string) => void;
 }
@@ -77,6 +79,11 @@ export async function finishHost(job: HostJob, report: HostReport, ctx: FinishCo
   if (!choice) return;
   const finish: FinishReport = { action: choice.action, status: 'planned', guests: ctx.policy.guests.policy, finishes: choice.finishes.map(changeName) };
   report.finish = finish;
+  // Held before any guest is touched: stopping them would gain nothing.
+  if (choice.action === 'reload' && ctx.fixedPlan) {
+    hold(finish, FIXED_PLAN_HOLDS_NO_RELOAD, []);
+    return;
+  }
   const started = Date.now();
   const session = new Session(job, ctx);
   try {

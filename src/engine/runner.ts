@@ -205,6 +205,7 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
                   stopping: () => stopping,
                   // After a reload a fresh plan may apply more; a saved plan's host is only verified against it.
                   runPass: () => (hostOptions.saved !== undefined ? verifyHost(job, hostOptions) : runHost(job, { ...hostOptions, saved: undefined })),
+                  fixedPlan: hostOptions.saved !== undefined || Boolean(options.fingerprint),
                   note: (text) => options.events?.hostNote?.(host, text),
                 });
               }

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startVm, stopAll, writeInventory, type Vm } from '../lab/lab.js';
 import { changeKeys, kvmconf } from '../helpers/cli-run.js';
+import { flag } from '../../modules/kernel_module/index.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kvmconf-e2e-net-'));
 let vm: Vm;
@@ -138,7 +139,7 @@ test('4. the virtio-blk queue IRQ is managed by the kernel: the task fails with 
   assert.deepEqual(await irqAffinities(vm, 'virtio*-req.*'), before);
 });
 
-test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net zero-copy (read only) pending a reload, both in modprobe.d', async () => {
+test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net zero-copy (read only) pending a reload, both in modprobe.d and loaded at boot by systemd-modules-load', async () => {
   // Both loaded first: kvm's halt_poll_ns is writable (0644), vhost_net's experimental_zcopytx read only (0444).
   await vm.run('modprobe kvm && modprobe vhost_net');
   const param = async (path: string) => (await vm.run(`cat /sys/module/${path}`)).trim();
@@ -154,7 +155,9 @@ test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net z
   assert.equal(check.code, 2, check.stdout + check.stderr);
   const planned = changeKeys(check.report, ['planned']);
   assert.deepEqual(planned, [
-    'kernel_module /etc/modprobe.d/kvmconf-kvm.conf (persist)', 'kernel_module /etc/modprobe.d/kvmconf-vhost-net.conf (persist)', 'kernel_module kvm halt_poll_ns (runtime)',
+    'kernel_module /etc/modprobe.d/kvmconf-kvm.conf (persist)', 'kernel_module /etc/modprobe.d/kvmconf-vhost-net.conf (persist)',
+    'kernel_module /etc/modules-load.d/kvmconf-kvm.conf (persist)', 'kernel_module /etc/modules-load.d/kvmconf-vhost-net.conf (persist)',
+    'kernel_module kvm halt_poll_ns (runtime)',
   ]);
   assert.deepEqual(changeKeys(check.report, ['pending']), ['kernel_module vhost-net experimental_zcopytx (pending)']);
   assert.notEqual(await param('kvm/parameters/halt_poll_ns'), '100000', 'check wrote nothing');
@@ -172,4 +175,11 @@ test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net z
   const again = await kvmconf(['apply', book, '-i', inventory, '--detailed-exitcode']);
   assert.equal(again.code, 3, 'only the reload remains: ' + again.stdout);
   assert.deepEqual(changeKeys(again.report, ['applied']), [], 'second apply changed nothing');
+
+  // What a boot does: vhost_net unloaded (nothing else loads it), then the real
+  // systemd-modules-load reads modules-load.d and loads it with the modprobe.d options.
+  await vm.run('modprobe -r vhost_net && ! [ -d /sys/module/vhost_net ] && systemctl restart systemd-modules-load.service');
+  assert.equal(flag(await param('vhost_net/parameters/experimental_zcopytx')), String(wanted), 'loaded at boot with its option');
+  const afterBoot = await kvmconf(['apply', '--check', book, '-i', inventory, '--detailed-exitcode']);
+  assert.equal(afterBoot.code, 0, 'nothing pending or drifting once loaded as at boot: ' + afterBoot.stdout);
 });
