@@ -48,12 +48,13 @@ export function chooseAction(pending: readonly ChangeResult[], policy: FinishPol
 }
 
 /**
- * Why a saved plan never finishes a module reload: the reload commands are planned only
- * once the guests are stopped (a module in use is not reloaded), and a saved plan runs
- * nothing it does not hold. A reboot it can finish: after one, the host is only verified.
+ * Why a saved plan does not finish a module reload by stopping guests: the reload commands
+ * are planned only once the guests are stopped (a module in use is not reloaded), and a
+ * saved plan runs nothing it does not hold. A reboot it can finish: after one, the host is
+ * only verified; so it is after a guests command, which may reload the module itself.
  */
 export const FIXED_PLAN_HOLDS_NO_RELOAD =
-  'a saved plan holds no module reload (it is planned only once the guests are stopped, and a saved plan runs nothing more): apply the playbook itself to reload, or let a reboot finish it (reboot: pending)';
+  'a saved plan holds no module reload (it is planned only once the guests are stopped, and a saved plan runs nothing more): apply the playbook itself to reload, let a reboot finish it (reboot: pending), or give a guests command that reloads the module'
 
 export type GuestsDecision =
   | { kind: 'go' }

@@ -79,8 +79,9 @@ export async function finishHost(job: HostJob, report: HostReport, ctx: FinishCo
   if (!choice) return;
   const finish: FinishReport = { action: choice.action, status: 'planned', guests: ctx.policy.guests.policy, finishes: choice.finishes.map(changeName) };
   report.finish = finish;
-  // Held before any guest is touched: stopping them would gain nothing.
-  if (choice.action === 'reload' && ctx.fixedPlan) {
+  // Held before any guest is touched: stopping them would gain nothing (a guests command
+  // may reload the module itself, so with one the host is verified after it as usual).
+  if (choice.action === 'reload' && ctx.fixedPlan && ctx.policy.guests.policy !== 'command') {
     hold(finish, FIXED_PLAN_HOLDS_NO_RELOAD, []);
     return;
   }

@@ -128,21 +128,37 @@ const reloadModule = defineModule<{ path: string; content: string }, { busy: boo
 const RELOAD_MODULES = new Map<string, Module>([...TEST_MODULES, ['test_reload', reloadModule as Module]]);
 
 /** One host whose file waits for a reload; the play's guests command stands for stopping the guests (it runs `hook`). */
-async function reloadPlan(name: string, hook: (file: string) => string) {
+async function reloadPlan(name: string, hook: (file: string) => string, guests = (file: string) => `{policy: command, command: ${JSON.stringify(hook(file))}, uri: "nowhere:///none"}`) {
   const file = join(work, `${name}.conf`);
   writeFileSync(file, 'before');
   writeFileSync(`${file}.busy`, '');
   const inventoryFile = inventory({ [name]: file });
   const playbookFile = join(work, `${name}.yaml`);
-  writeFileSync(playbookFile, `- hosts: all\n  become: true\n  reload: pending\n  guests: {policy: command, command: ${JSON.stringify(hook(file))}, uri: "nowhere:///none"}\n  tasks:\n    - test_reload: {path: "{{ owned }}", content: planned}\n`);
+  writeFileSync(playbookFile, `- hosts: all\n  become: true\n  reload: pending\n  guests: ${guests(file)}\n  tasks:\n    - test_reload: {path: "{{ owned }}", content: planned}\n`);
   const playbook = loadPlaybook(playbookFile, RELOAD_MODULES);
   const run = (extra: Partial<RunOptions>) => runPlaybook(playbook, loadInventory(inventoryFile), RELOAD_MODULES, options(extra));
   const check = await run({ mode: 'check', fingerprint: true });
   assert.equal(check.hosts[0]!.status, 'pending', check.hosts[0]!.error);
   const plan = buildPlan(check, playbook.plays, { toolVersion: 'test', playbook: playbookFile, inventory: [inventoryFile], extraVars: {} });
   scripts.clear();
-  return { file, run, plan, sent: () => scripts.get(name) ?? [] };
+  return { file, run, plan, check, sent: () => scripts.get(name) ?? [] };
 }
+
+test('a saved plan holds a reload that stopping guests cannot finish, before touching them; the check that made it says so', async () => {
+  const { file, run, plan, check, sent } = await reloadPlan('hvh', () => '', () => '{policy: shutdown, timeout: 5}');
+  assert.equal(check.hosts[0]!.finish?.status, 'held', 'the reviewed check predicts the hold');
+  assert.match(check.hosts[0]!.finish!.reason!, /^a saved plan holds no module reload/);
+  const apply = await run({ savedPlan: savedHosts(plan) });
+  const host = apply.hosts[0]!;
+  assert.deepEqual({ status: host.status, finish: host.finish?.status, reason: host.finish?.reason }, { status: 'pending', finish: 'held', reason: check.hosts[0]!.finish!.reason });
+  assert.equal(apply.exitCode, 3);
+  assert.ok(!sent().some((script) => /virsh/.test(script)), 'no domain was listed or shut down');
+  assert.equal(readFileSync(file, 'utf8'), 'before');
+  // Without a saved plan the same play goes on to the guests (to list them with virsh).
+  const fresh = (await run({})).hosts[0]!;
+  assert.doesNotMatch(fresh.finish?.reason ?? '', /saved plan/);
+  assert.ok(sent().some((script) => /virsh/.test(script)), 'a fresh apply lists the domains');
+});
 
 test('after the reload that finishes a saved plan the host is only verified: what is left fails it, nothing outside the plan runs', async () => {
   const { file, run, plan, sent } = await reloadPlan('hvr', (path) => `rm -f ${path}.busy`);
