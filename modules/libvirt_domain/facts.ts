@@ -5,7 +5,7 @@
  * (vcpupin/emulatorpin/numatune) and as the kernel enforces it (Cpus_allowed_list /
  * Mems_allowed_list of every thread of the qemu process). Fields are tab-separated.
  */
-import { parseCpuList, quote, READ_FN } from '../../src/kit/index.js';
+import { parseCpuList, quote, READ_FN, type Command } from '../../src/kit/index.js';
 
 export interface HostCpu { id: number; core: number; socket: number; node: number; siblings: number[] }
 export interface HugepagePool { node: number; sizeKiB: number; total: number; free: number; surplus: number }
@@ -74,6 +74,7 @@ tool == "emulatorpin" && w[1] == "*:" { print "emulatorpin	" dom "	" w[2] }
 /**
  * kc_vq NAME sets kc_q to NAME quoted for virsh's own command language (the one-string
  * form `virsh "cmd1; cmd2"`): in double quotes, with \ and " escaped. Builtins only.
+ * Probes and the apply steps of libvirt_domain share it.
  */
 export const VIRSH_QUOTE_FN = [
   'kc_vq() {',
@@ -85,7 +86,7 @@ export const VIRSH_QUOTE_FN = [
   '    esac',
   '  done',
   '}',
-].join('\n');
+].join('\n') as Command; // constant shell code: a probe splices it, apply scripts too
 
 /** One virsh run's commands: each tool's output after a directive that names it. */
 const PINNING_READS = ['vcpupin', 'emulatorpin', 'numatune'].map((tool) => `echo '\x01V\t${tool}'; ${tool} $kc_q`).join('; ');

@@ -181,7 +181,7 @@ test('older libvirt shapes: old vcpupin table, no dies attribute, upper-case MAC
   assert.match(changes[0]!.diff!.after, /<mac address="52:54:00:AB:CD:EF"\/>\n\s+<source bridge="br0"\/>\n\s+<model type="virtio"\/>\n\s+<driver queues="2"\/>/);
 });
 
-test('persist commands: sha guard, define from a temp file, read-back by xpath', () => {
+test('persist commands: sha guard, define from a temp file, read-back by xpath (every xpath in one virsh run)', () => {
   const { changes, actual } = plan({ name: 'kc-tuned', cputune: { vcpupin: { 0: '1' } } });
   const commands = changeCommands(libvirtDomain, changes[0]!);
   const sha = contentSha(actual.domains.find((d) => d.name === 'kc-tuned')!.inactive);
@@ -189,7 +189,8 @@ test('persist commands: sha guard, define from a temp file, read-back by xpath',
   assert.ok(commands[1]!.startsWith(`kc_lv_define qemu:///system kc-tuned ${sha} '<domain type="qemu">`));
   assert.deepEqual(commands.slice(2), [
     'if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then',
-    `  kc_lv_xp qemu:///system kc-tuned '/domain/cputune/vcpupin[@vcpu='\\''0'\\'']/@cpuset' 1 '(absent)'`,
+    `  kc_lv_xps qemu:///system kc-tuned @@kc-xp-${sha.slice(0, 16)}@ '/domain/cputune/vcpupin[@vcpu='\\''0'\\'']/@cpuset'`,
+    `  kc_lv_xp '/domain/cputune/vcpupin[@vcpu='\\''0'\\'']/@cpuset' 1 '(absent)'`,
     `else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
   ]);
 });

@@ -5,10 +5,11 @@
  * `restart` change when the task allows it) for what only a guest start applies.
  */
 import type { Element } from '@xmldom/xmldom';
-import { contentSha, inline, sh, shellCode, type Change, type Command } from '../../src/kit/index.js';
+import { contentSha, inline, sh, shellCode, words, type Change, type Command } from '../../src/kit/index.js';
 import { findPath, parseXml, reformat, serializeXml, textOf } from './domain-xml.js';
 import { ABSENT, LV_LIB, type Leaf, type LiveTools } from './leaves.js';
 import { buildLeaves } from './leafset.js';
+import { VIRSH_QUOTE_FN } from './facts.js';
 import type { DomainParams } from './params.js';
 import { isActive, parseEmulatorpin, parseFields, parseVcpupin, type DomainActual } from './probe.js';
 
@@ -115,6 +116,7 @@ export function planDomain(params: DomainParams, domain: DomainActual): Change[]
 
 /** Shell functions for defining, reading back and restarting domains. */
 export const DOMAIN_LIB = sh`${inline(LV_LIB)}
+${inline(VIRSH_QUOTE_FN)}
 kc_lv_define() {
   kc_now=$(virsh -c "$1" dumpxml --inactive --domain "$2" </dev/null) || kc_fail "$2: cannot read its persistent config"
   [ "$(printf '%s' "$kc_now" | sha256sum | cut -d' ' -f1)" = "$3" ] || kc_fail "$2: its config changed since it was read; re-run to plan against the new one"
@@ -123,15 +125,24 @@ kc_lv_define() {
   kc_err=$(virsh -c "$1" define --file "$kc_tmp" </dev/null 2>&1) || { rm -f "$kc_tmp"; kc_fail "virsh define $2 failed: $kc_err"; }
   rm -f "$kc_tmp"
 }
+kc_lv_xps() {
+  kc_u=$1; kc_n=$2; kc_m=$3; shift 3
+  kc_vq "$kc_n"; kc_d=$kc_q; kc_c=
+  for kc_x in "$@"; do kc_vq "$kc_x"; kc_c="$kc_c; echo '$kc_m'; dumpxml --inactive $kc_d --xpath $kc_q"; done
+  kc_all=$(virsh -c "$kc_u" "\${kc_c#; }" </dev/null 2>/dev/null)
+  case $kc_all in *"$kc_m"*) kc_all=\${kc_all#*"$kc_m"} ;; *) kc_fail "$kc_n: cannot read back its persistent config" ;; esac
+}
 kc_lv_xp() {
-  kc_got=$(virsh -c "$1" dumpxml --inactive --domain "$2" --xpath "$3" </dev/null) || kc_fail "$2: cannot read back $3"
+  case $kc_all in *"$kc_m"*) kc_got=\${kc_all%%"$kc_m"*}; kc_all=\${kc_all#*"$kc_m"} ;; *) kc_got=$kc_all; kc_all= ;; esac
   kc_got=$(printf '%s' "$kc_got" | tr -d '\\n' | sed 's/^ *//; s/ *$//; s/^[A-Za-z_:-]*="\\(.*\\)"$/\\1/')
   case $kc_got in '<'*) kc_got=present ;; esac
-  [ "$kc_got" = "$4" ] || { [ -z "$kc_got" ] && [ "$4" = "$5" ]; } || kc_fail "$2: defined $3 = '$4' but libvirt kept '\${kc_got:-nothing}'"
+  [ "$kc_got" = "$2" ] || { [ -z "$kc_got" ] && [ "$2" = "$3" ]; } || kc_fail "$kc_n: defined $1 = '$2' but libvirt kept '\${kc_got:-nothing}'"
 }
 kc_lv_same() {
-  [ "$(virsh -c "$1" domuuid --domain "$2" </dev/null 2>/dev/null)" = "$3" ] && [ "$(virsh -c "$1" domid --domain "$2" </dev/null 2>/dev/null)" = "$4" ] ||
-    kc_fail "$2: the running domain changed since it was read (restarted or replaced); re-run to plan against the new one"
+  kc_n=$2; kc_u=$3; kc_i=$4; kc_vq "$2"
+  set -- $(virsh -c "$1" "domuuid $kc_q; domid $kc_q" </dev/null 2>/dev/null)
+  [ "$#" = 2 ] && [ "$1" = "$kc_u" ] && [ "$2" = "$kc_i" ] ||
+    kc_fail "$kc_n: the running domain changed since it was read (restarted or replaced); re-run to plan against the new one"
 }
 kc_lv_restart() {
   virsh -c "$1" shutdown --domain "$2" </dev/null >/dev/null || kc_fail "$2: virsh shutdown failed"
@@ -148,12 +159,18 @@ kc_lv_restart() {
 /** Define the edited config, guarded by the sha256 of the config it was planned from, then read back. */
 function persistCommands(params: DomainParams, name: string, read: string, xml: string, leaves: Leaf[]): Command[] {
   const { uri } = params;
-  const checks = leaves.flatMap((leaf) => leaf.checks).map((c) => sh`  kc_lv_xp ${uri} ${name} ${c.xpath} ${c.want} ${c.dflt}`);
+  const all = leaves.flatMap((leaf) => leaf.checks);
+  // One virsh run reads every xpath (virsh's echo prints the marker between them); the
+  // marker comes from the config's hash so a saved plan's commands are planned again alike.
+  const mark = `@@kc-xp-${contentSha(read).slice(0, 16)}@`;
+  const checks = all.length
+    ? [sh`  kc_lv_xps ${uri} ${name} ${mark} ${words(all.map((c) => c.xpath))}`, ...all.map((c) => sh`  kc_lv_xp ${c.xpath} ${c.want} ${c.dflt}`)]
+    : [shellCode`  :`];
   return [
     DOMAIN_LIB,
     sh`kc_lv_define ${uri} ${name} ${contentSha(read)} ${xml}`,
     shellCode`if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then`,
-    ...(checks.length ? checks : [shellCode`  :`]),
+    ...checks,
     shellCode`else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
   ];
 }
