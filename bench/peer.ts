@@ -2,7 +2,7 @@
  * Head-to-head benchmark: `kvmconf apply --check --diff bench/peer/kvmconf.yaml` against
  * `ansible-playbook --check --diff bench/peer/ansible.yaml` (the same eight host settings,
  * each read live and in the file that persists it), on the same N hosts: loopback
- * addresses 127.0.0.2.. of one private sshd on 127.0.0.1, one inventory file for both
+ * addresses 127.0.0.2.. of private sshds (one per 15 addresses: sshd listens on fewer than 16), one inventory file for both
  * tools. Runs alternate (kvmconf, Ansible, kvmconf, ...) so both see the same machine load.
  *
  * Per run: wall time, controller CPU (the tool and its children, plus the SSH
@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startSshd } from '../test/helpers/sshd.js';
+import { freePort, startSshd, type SshdInstance } from '../test/helpers/sshd.js';
 import { ROOT } from '../test/helpers/paths.js';
 
 const hosts = Number(process.argv[2] ?? 10);
@@ -112,29 +112,35 @@ async function measured(argv: string[], env: NodeJS.ProcessEnv, logFile: string)
   return { wallS, cpuS: times.reduce((a, b) => a + b, 0), peakMiB: peak / 1024, exitCode };
 }
 
-const sshd = await startSshd({
-  user: 'root',
-  port: await freePort(),
-  config: ['MaxStartups 1000', 'MaxSessions 1000', ...addresses.map((address) => `ListenAddress ${address}`)],
-});
+/** sshd listens on fewer than 16 sockets (MAX_LISTEN_SOCKS): one instance per 15 addresses, one client key for all. */
+const PER_SSHD = 15;
+const sshds: SshdInstance[] = [];
+for (let first = 0; first < addresses.length; first += PER_SSHD) {
+  sshds.push(await startSshd({
+    user: 'root',
+    port: await freePort(),
+    ...(sshds[0] ? { clientKeyFile: sshds[0].clientKeyFile } : {}),
+    config: ['MaxStartups 1000', 'MaxSessions 1000', ...addresses.slice(first, first + PER_SSHD).map((address) => `ListenAddress ${address}`)],
+  }));
+}
+const sshdOf = (index: number): SshdInstance => sshds[Math.floor(index / PER_SSHD)]!;
 try {
   const known = join(dir, 'known_hosts');
-  const key = sshd.hostKeyLine.split(' ').slice(1).join(' ');
-  writeFileSync(known, [`[127.0.0.1]:${sshd.port} ${key}`, ...addresses.map((address) => `[${address}]:${sshd.port} ${key}`)].join('\n') + '\n');
+  const keyOf = (instance: SshdInstance) => instance.hostKeyLine.split(' ').slice(1).join(' ');
+  writeFileSync(known, addresses.map((address, i) => `[${address}]:${sshdOf(i).port} ${keyOf(sshdOf(i))}`).join('\n') + '\n');
   const inventory = join(dir, 'inventory.yaml');
   writeFileSync(
     inventory,
     [
       'all:',
       '  vars:',
-      `    ansible_port: ${sshd.port}`,
       '    ansible_user: root',
-      `    ansible_ssh_private_key_file: ${sshd.clientKeyFile}`,
+      `    ansible_ssh_private_key_file: ${sshds[0]!.clientKeyFile}`,
       `    ansible_ssh_common_args: "-o UserKnownHostsFile=${known} -o StrictHostKeyChecking=yes"`,
       `    ansible_python_interpreter: /usr/bin/python3`,
       `    kvmconf_known_hosts_file: ${known}`,
       '  hosts:',
-      ...addresses.map((address, i) => `    hv${String(i + 1).padStart(3, '0')}: {ansible_host: ${address}}`),
+      ...addresses.map((address, i) => `    hv${String(i + 1).padStart(3, '0')}: {ansible_host: ${address}, ansible_port: ${sshdOf(i).port}}`),
       '',
     ].join('\n'),
   );
@@ -160,7 +166,7 @@ try {
         tool === 'kvmconf'
           ? [process.execPath, join(ROOT, 'dist', 'src', 'cli.js'), 'apply', '--check', '--diff', '--no-color', '-f', String(hosts), '-i', inventory, join(ROOT, 'bench', 'peer', 'kvmconf.yaml')]
           : ['/usr/bin/ansible-playbook', '--check', '--diff', '-f', String(hosts), '-i', inventory, join(ROOT, 'bench', 'peer', 'ansible.yaml')];
-      const logBefore = sshd.log().length;
+      const logBefore = sshds.map((instance) => instance.log().length);
       const result = await measured(argv, env, logFile);
       // Ansible's ssh ControlPersist masters outlive the run: count their CPU, then stop them.
       let leftCpu = 0;
@@ -173,7 +179,7 @@ try {
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const log = sshd.log().slice(logBefore);
+      const log = sshds.map((instance, i) => instance.log().slice(logBefore[i])).join('');
       const connections = (log.match(/^Connection from \S+ port \d+ on 127\.0\.0\.\d+ port/gm) ?? []).length;
       const sessions = (log.match(/^Starting session: /gm) ?? []).length;
       runs.push({ tool, round, ...result, cpuS: result.cpuS + leftCpu, connectionsPerHost: connections / hosts, sessionsPerHost: sessions / hosts });
@@ -226,5 +232,5 @@ try {
   const failed = runs.filter((run) => run.exitCode !== 0 && run.exitCode !== 2);
   if (failed.length) process.stderr.write(`warning: ${failed.map((r) => `${r.tool} round ${r.round} exited ${r.exitCode}`).join(', ')}; see the logs in ${dir}\n`);
 } finally {
-  await sshd.stop();
+  for (const instance of sshds) await instance.stop();
 }
