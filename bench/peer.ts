@@ -230,7 +230,11 @@ try {
     ),
   );
   const failed = runs.filter((run) => run.exitCode !== 0 && run.exitCode !== 2);
-  if (failed.length) process.stderr.write(`warning: ${failed.map((r) => `${r.tool} round ${r.round} exited ${r.exitCode}`).join(', ')}; see the logs in ${dir}\n`);
+  // A run whose hosts were unreachable or failed measured something else: the figures do not count.
+  if (failed.length) {
+    process.stderr.write(`kvmconf bench: ${failed.map((r) => `${r.tool} round ${r.round} exited ${r.exitCode}`).join(', ')}; the figures above are not a comparison; see the logs in ${dir}\n`);
+    process.exitCode = 1;
+  }
 } finally {
   for (const instance of sshds) await instance.stop();
 }
