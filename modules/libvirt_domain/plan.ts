@@ -159,16 +159,17 @@ kc_lv_restart() {
 /** Define the edited config, guarded by the sha256 of the config it was planned from, then read back. */
 function persistCommands(params: DomainParams, name: string, read: string, xml: string, leaves: Leaf[]): Command[] {
   const { uri } = params;
+  const sha = contentSha(read);
   const all = leaves.flatMap((leaf) => leaf.checks);
   // One virsh run reads every xpath (virsh's echo prints the marker between them); the
   // marker comes from the config's hash so a saved plan's commands are planned again alike.
-  const mark = `@@kc-xp-${contentSha(read).slice(0, 16)}@`;
+  const mark = `@@kc-xp-${sha.slice(0, 16)}@`;
   const checks = all.length
     ? [sh`  kc_lv_xps ${uri} ${name} ${mark} ${words(all.map((c) => c.xpath))}`, ...all.map((c) => sh`  kc_lv_xp ${c.xpath} ${c.want} ${c.dflt}`)]
     : [shellCode`  :`];
   return [
     DOMAIN_LIB,
-    sh`kc_lv_define ${uri} ${name} ${contentSha(read)} ${xml}`,
+    sh`kc_lv_define ${uri} ${name} ${sha} ${xml}`,
     shellCode`if virsh help dumpxml 2>/dev/null | grep -q -e --xpath; then`,
     ...checks,
     shellCode`else echo 'this virsh has no dumpxml --xpath: the owned settings are checked by the verify pass'; fi`,
