@@ -330,6 +330,8 @@ interface QemuConfig {
   port: number;
   serialLog: string;
   qmpSocket: string;
+  /** appended to the QEMU command line, kept across guest reboots */
+  extraArgs: string[];
   /** restore from this fd (3) instead of booting */
   incoming?: boolean;
 }
@@ -364,6 +366,7 @@ function qemuArgs(c: QemuConfig): string[] {
     '-device', 'virtio-net-pci,netdev=net0',
     '-device', 'virtio-rng-pci',
     '-qmp', `unix:${optValue(c.qmpSocket)},server=on,wait=off`,
+    ...c.extraArgs,
     ...(c.incoming ? ['-incoming', 'fd:3'] : []),
   ];
 }
@@ -585,6 +588,11 @@ export interface VmOptions {
   coldBoot?: boolean;
   /** vCPUs, an even number split over the two NUMA nodes (default 2: one per node); each count has its own saved VM */
   cpus?: number;
+  /**
+   * Extra QEMU `-device` values (and the objects they need, as `-KIND VALUE` pairs), e.g. an
+   * NVMe controller with SR-IOV. Such a VM always boots cold: a device may not migrate.
+   */
+  extraArgs?: string[];
 }
 
 export interface InventoryHostVars {
@@ -653,7 +661,7 @@ export class Vm {
   }
 
   /** @internal */
-  static async create(name: string, image: ImageInfo, accel: Accel, memoryMiB: number, runDir: string, disk: string, incomingFile?: string, cpus = DEFAULT_CPUS): Promise<Vm> {
+  static async create(name: string, image: ImageInfo, accel: Accel, memoryMiB: number, runDir: string, disk: string, incomingFile?: string, cpus = DEFAULT_CPUS, extraArgs: string[] = []): Promise<Vm> {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const knownHostsFile = path.join(runDir, 'known_hosts');
@@ -662,6 +670,7 @@ export class Vm {
         name, accel, memoryMiB, cpus, disk, port,
         serialLog: path.join(runDir, 'serial.log'),
         qmpSocket: path.join(runDir, 'qmp.sock'),
+        extraArgs,
       };
       const vm = new Vm(name, port, image.keyFile, knownHostsFile, runDir, accel, cfg);
       try {
@@ -1135,7 +1144,8 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   }
   gcRunDirs();
 
-  const snap = snapshotsEnabled() && !opts.coldBoot ? await ensureSnapshot(image, accel, memoryMiB, cpus) : null;
+  const extraArgs = opts.extraArgs ?? [];
+  const snap = snapshotsEnabled() && !opts.coldBoot && extraArgs.length === 0 ? await ensureSnapshot(image, accel, memoryMiB, cpus) : null;
   if (snap && fs.existsSync(path.join(snap.dir, 'READY'))) {
     const runDir = prepareRunDir(name);
     const disk = path.join(runDir, 'disk.qcow2');
@@ -1161,7 +1171,7 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   const disk = path.join(runDir, 'disk.qcow2');
   await createOverlay(disk, image.disk);
   const t0 = Date.now();
-  const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, undefined, cpus);
+  const vm = await Vm.create(name, image, accel, memoryMiB, runDir, disk, undefined, cpus, extraArgs);
   try {
     await vm.waitForSsh(bootTimeoutMs(), 'SSH after a cold boot');
   } catch (e) {
