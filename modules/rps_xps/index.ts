@@ -16,10 +16,13 @@ import { IFACE_PATTERN } from '../irq_affinity/index.js';
 export const SOCK_FLOW_KEY = 'net.core.rps_sock_flow_entries';
 export const SOCK_FLOW_FILE = '/etc/sysctl.d/90-kvmconf-rps.conf';
 
+/** `all`: every CPU online when kvmconf runs, for guests of any size. */
+export type CpuChoice = number[] | 'all';
+
 export interface RpsXpsParams {
   interface: string;
-  rps_cpus: number[] | null;
-  xps_cpus: number[] | null;
+  rps_cpus: CpuChoice | null;
+  xps_cpus: CpuChoice | null;
   rps_flow_cnt: number | null;
   sock_flow_entries: number | null;
   persist: boolean;
@@ -39,6 +42,8 @@ export function rulePath(iface: string): string {
   return `/etc/udev/rules.d/60-kvmconf-rps-xps-${iface}.rules`;
 }
 
+const CPU_CHOICE = [{ type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: 8191 } }, { type: 'string', pattern: CPULIST_PATTERN }, { const: 'all' }] as const;
+
 const powerOfTwo = (n: number) => n === 0 || (n > 0 && (n & (n - 1)) === 0);
 
 /** rx-N / tx-N names sorted by N. */
@@ -52,18 +57,25 @@ export function xpsShare(cpus: readonly number[], index: number, count: number):
   return cpus.filter((_, j) => j % count === index);
 }
 
+/** The CPU list a choice names on this host: `all` is every online CPU. */
+export function resolveCpus(choice: CpuChoice | null, state: RpsXpsState): number[] | null {
+  return choice === 'all' ? state.online : choice;
+}
+
 /** What each queue attribute should read, by queue-relative path, in write order. */
 export function desiredAttributes(params: RpsXpsParams, state: RpsXpsState): Array<{ attr: string; value: string; cpus?: number[] }> {
   const wanted: Array<{ attr: string; value: string; cpus?: number[] }> = [];
   const rx = queuesOf(state, 'rx');
   const tx = queuesOf(state, 'tx');
+  const rpsCpus = resolveCpus(params.rps_cpus, state);
+  const xpsCpus = resolveCpus(params.xps_cpus, state);
   for (const queue of rx) {
-    if (params.rps_cpus) wanted.push({ attr: `${queue}/rps_cpus`, value: cpuMask(params.rps_cpus), cpus: params.rps_cpus });
+    if (rpsCpus) wanted.push({ attr: `${queue}/rps_cpus`, value: cpuMask(rpsCpus), cpus: rpsCpus });
     if (params.rps_flow_cnt !== null) wanted.push({ attr: `${queue}/rps_flow_cnt`, value: String(params.rps_flow_cnt) });
   }
-  if (params.xps_cpus) {
+  if (xpsCpus) {
     tx.forEach((queue, index) => {
-      const cpus = xpsShare(params.xps_cpus!, index, tx.length);
+      const cpus = xpsShare(xpsCpus, index, tx.length);
       wanted.push({ attr: `${queue}/xps_cpus`, value: cpuMask(cpus), cpus });
     });
   }
@@ -99,8 +111,8 @@ export const rpsXps = defineModule<RpsXpsParams, RpsXpsState>({
     required: ['interface'],
     properties: {
       interface: { type: 'string', pattern: IFACE_PATTERN },
-      rps_cpus: { anyOf: [{ type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: 8191 } }, { type: 'string', pattern: CPULIST_PATTERN }], description: 'CPUs that process the packets of every rx queue' },
-      xps_cpus: { anyOf: [{ type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: 8191 } }, { type: 'string', pattern: CPULIST_PATTERN }], description: 'CPUs spread over the tx queues: the j-th CPU sends on queue j mod queues' },
+      rps_cpus: { anyOf: [...CPU_CHOICE], description: 'CPUs that process the packets of every rx queue (all: every online CPU)' },
+      xps_cpus: { anyOf: [...CPU_CHOICE], description: 'CPUs spread over the tx queues: the j-th CPU sends on queue j mod queues (all: every online CPU)' },
       rps_flow_cnt: { type: 'integer', minimum: 0, maximum: 1073741824, description: 'flow table entries per rx queue (a power of two, or 0)' },
       sock_flow_entries: { type: 'integer', minimum: 0, maximum: 1073741824, description: 'net.core.rps_sock_flow_entries (a power of two, or 0)' },
       persist: { type: 'boolean' },
@@ -110,7 +122,8 @@ export const rpsXps = defineModule<RpsXpsParams, RpsXpsState>({
 
   normalize(raw) {
     const input = raw as { interface: string; rps_cpus?: number[] | string; xps_cpus?: number[] | string; rps_flow_cnt?: number; sock_flow_entries?: number; persist?: boolean };
-    const list = (value: number[] | string | undefined) => (value === undefined ? null : typeof value === 'string' ? parseCpuList(value) : [...new Set(value)].sort((a, b) => a - b));
+    const list = (value: number[] | string | undefined): CpuChoice | null =>
+      value === undefined ? null : value === 'all' ? 'all' : typeof value === 'string' ? parseCpuList(value) : [...new Set(value)].sort((a, b) => a - b);
     // The kernel rounds both up to a power of two and reads back the rounded size: only canonical input, so nothing flaps.
     for (const key of ['rps_flow_cnt', 'sock_flow_entries'] as const) {
       const value = input[key];
@@ -165,7 +178,8 @@ export const rpsXps = defineModule<RpsXpsParams, RpsXpsState>({
   diff(params, actual, context: PlanContext) {
     const base = `/sys/class/net/${params.interface}/queues`;
     if (!actual.exists) throw new Error(`interface ${params.interface} does not exist on this host (${base} is absent)`);
-    for (const [key, cpus] of [['rps_cpus', params.rps_cpus], ['xps_cpus', params.xps_cpus]] as const) {
+    if ((params.rps_cpus === 'all' || params.xps_cpus === 'all') && actual.online.length === 0) throw new Error('all: the online CPUs could not be read (/sys/devices/system/cpu/online)');
+    for (const [key, cpus] of [['rps_cpus', resolveCpus(params.rps_cpus, actual)], ['xps_cpus', resolveCpus(params.xps_cpus, actual)]] as const) {
       const offline = (cpus ?? []).filter((cpu) => !actual.online.includes(cpu));
       if (offline.length) throw new Error(`${key}: CPU ${formatCpuList(offline)} is not online on this host (online: ${formatCpuList(actual.online)})`);
     }

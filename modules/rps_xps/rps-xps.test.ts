@@ -52,6 +52,16 @@ test('plan: XPS spreads the CPUs over the tx queues; queues already right change
   assert.equal(rulePath('ens1f0'), '/etc/udev/rules.d/60-kvmconf-rps-xps-ens1f0.rules');
 });
 
+test('plan: all is every CPU online when kvmconf runs, for RPS and for XPS alike', () => {
+  const explicit = plan(rpsXps, { interface: 'ens1f0', xps_cpus: '0-7', rps_cpus: '0-7' }, MULTI).changes;
+  const all = plan(rpsXps, { interface: 'ens1f0', xps_cpus: 'all', rps_cpus: 'all' }, MULTI).changes;
+  assert.deepEqual(keys(all), keys(explicit));
+  assert.equal(all[0]!.after, '0-7');
+  assert.equal(all.at(-1)!.diff!.after, explicit.at(-1)!.diff!.after, 'the rule holds the mask of the CPUs online now');
+  assert.throws(() => plan(rpsXps, { interface: 'ens1f0', rps_cpus: 'all' }, MULTI.replace(/^online .*\n/m, '')), /all: the online CPUs could not be read/);
+  assert.equal(schemaAccepts(rpsXps, { interface: 'eth0', rps_cpus: 'every' }), false);
+});
+
 test('input: sizes the kernel would round are refused; CPUs must be online; the interface must exist', () => {
   assert.throws(() => normalize(rpsXps, { interface: 'eth0', rps_flow_cnt: 1000 }), /1000 is not a power of two; the kernel would use 1024/);
   assert.throws(() => plan(rpsXps, { interface: 'eth0', rps_cpus: [3] }, SINGLE), /rps_cpus: CPU 3 is not online/);

@@ -29,10 +29,22 @@ export interface TagFilter {
   skipTags?: string[];
 }
 
+/**
+ * Ansible's rules (Taggable.evaluate_tags): no --tags means `all`, which runs every task
+ * but those tagged `never`; `always` runs unless skipped by name or by `all`; a task
+ * without tags is `untagged`; `tagged` selects any task with a tag (not `never`).
+ */
 export function selectedByTags(taskTags: string[], filter: TagFilter): boolean {
-  if (filter.skipTags?.some((tag) => taskTags.includes(tag))) return false;
-  if (!filter.tags?.length || filter.tags.includes('all')) return true;
-  return taskTags.includes('always') || filter.tags.some((tag) => taskTags.includes(tag));
+  const tags = taskTags.length ? taskTags : ['untagged'];
+  const has = (tag: string) => tags.includes(tag);
+  const tagged = taskTags.length > 0;
+  const only = filter.tags?.length ? filter.tags : ['all'];
+  const run =
+    has('always') || (only.includes('all') && !has('never')) || only.some(has) || (only.includes('tagged') && tagged && !has('never'));
+  if (!run) return false;
+  const skip = filter.skipTags ?? [];
+  if (skip.includes('all')) return has('always') && !skip.includes('always');
+  return !skip.some(has) && !(skip.includes('tagged') && tagged);
 }
 
 /** Validates and normalises one task's rendered parameters. */

@@ -138,6 +138,20 @@ test('tags select tasks as Ansible does', () => {
   assert.equal(selectedByTags(['always'], { tags: ['memory'] }), true);
   assert.equal(selectedByTags(['memory'], { skipTags: ['memory'] }), false);
   assert.equal(selectedByTags([], {}), true);
+  // `never`: only when --tags names one of the task's tags (Ansible's special tag)
+  assert.equal(selectedByTags(['never', 'rps'], {}), false);
+  assert.equal(selectedByTags(['never', 'rps'], { tags: ['all'] }), false);
+  assert.equal(selectedByTags(['never', 'rps'], { tags: ['rps'] }), true);
+  assert.equal(selectedByTags(['never', 'rps'], { tags: ['never'] }), true);
+  assert.equal(selectedByTags(['never', 'rps'], { tags: ['rps'], skipTags: ['rps'] }), false);
+  assert.equal(selectedByTags(['never', 'always'], {}), true, 'always wins over never, as in Ansible');
+  assert.equal(selectedByTags(['always'], { skipTags: ['all'] }), true);
+  assert.equal(selectedByTags(['always'], { skipTags: ['all', 'always'] }), false);
+  assert.equal(selectedByTags([], { tags: ['untagged'] }), true);
+  assert.equal(selectedByTags(['memory'], { tags: ['untagged'] }), false);
+  assert.equal(selectedByTags(['memory'], { tags: ['tagged'] }), true);
+  assert.equal(selectedByTags(['memory'], { skipTags: ['tagged'] }), false);
+  assert.equal(selectedByTags([], { skipTags: ['tagged'] }), true);
 });
 
 test('a whole-value template keeps the type; interpolation makes text', () => {
