@@ -10,8 +10,9 @@
  */
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { forget, readParsed } from './file-cache.js';
 
 export interface KnownHostsEntry {
   /** 1-based line number in the file. */
@@ -207,14 +208,16 @@ export function hostKeyAlgorithmsFor(keyTypes: string[]): string[] {
 
 /** Reads and parses a known_hosts file; a missing file is an empty one. */
 export async function readKnownHosts(file: string): Promise<ParsedKnownHosts & { text: string }> {
-  let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // parsed once per content for the whole run (the result is shared: read only)
+    return readParsed(file, 'known_hosts', (data) => {
+      const text = data.toString('utf8');
+      return { ...parseKnownHosts(text), text };
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], invalidLines: [], text: '' };
     throw err;
   }
-  return { ...parseKnownHosts(text), text };
 }
 
 /** One known_hosts line (without newline) for a name and key blob. */
@@ -238,6 +241,7 @@ export async function appendKnownHost(file: string, name: string, key: Buffer, h
     await fh.write(`${prefix}${line}\n`);
   } finally {
     await fh.close();
+    forget(file);
   }
   return line;
 }

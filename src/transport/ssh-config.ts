@@ -5,11 +5,11 @@
  * built-in defaults.
  */
 
-import { readdir, readFile } from 'node:fs/promises';
 import { homedir, hostname as localHostname, userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import SSHConfig from 'ssh-config';
 import type { HostKeyChecking } from './types.js';
+import { listDirectory, readText } from './file-cache.js';
 
 /** What the caller already knows; every field left undefined may come from ssh_config. */
 export interface SshConfigQuery {
@@ -69,12 +69,18 @@ export function defaultIdentityFiles(home = homedir()): string[] {
   return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(home, '.ssh', f));
 }
 
+let userName: string | undefined;
+
+/** The name of the user this process runs as (looked up once: it does not change). */
 export function localUserName(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? process.env.LOGNAME ?? 'root';
+  if (userName === undefined) {
+    try {
+      userName = userInfo().username;
+    } catch {
+      userName = process.env.USER ?? process.env.LOGNAME ?? 'root';
+    }
   }
+  return userName;
 }
 
 interface TokenContext {
@@ -136,7 +142,7 @@ async function includeTargets(arg: string, home: string): Promise<string[]> {
   const dir = dirname(p);
   try {
     const re = wildcardToRegExp(base);
-    return (await readdir(dir))
+    return listDirectory(dir)
       .filter((f) => re.test(f))
       .sort()
       .map((f) => join(dir, f));
@@ -152,7 +158,7 @@ async function includeTargets(arg: string, home: string): Promise<string[]> {
  * layouts). Missing included files are skipped, as OpenSSH does.
  */
 export async function readSshConfigText(file: string, home = homedir(), depth = 0): Promise<string> {
-  const text = await readFile(file, 'utf8');
+  const text = readText(file);
   if (depth > 16) return text;
   const out: string[] = [];
   for (const line of text.split(/\r?\n/)) {
@@ -240,6 +246,18 @@ async function configText(file: string, home: string, required: boolean): Promis
  * (no shell commands run while reading configuration); every other Host/Match
  * rule applies with OpenSSH's first-value-wins semantics.
  */
+/** Every host of a run reads the same files: parsed once per text (compute() leaves the result as it is). */
+const parsedConfigs = new Map<string, ReturnType<typeof SSHConfig.parse>>();
+function parsedConfig(text: string): ReturnType<typeof SSHConfig.parse> {
+  let parsed = parsedConfigs.get(text);
+  if (!parsed) {
+    if (parsedConfigs.size >= 16) parsedConfigs.clear();
+    parsed = SSHConfig.parse(text);
+    parsedConfigs.set(text, parsed);
+  }
+  return parsed;
+}
+
 export async function resolveSshConfig(query: SshConfigQuery, options: ResolveOptions = {}): Promise<ResolvedSshConfig> {
   const home = options.home ?? homedir();
   const localUser = localUserName();
@@ -253,7 +271,7 @@ export async function resolveSshConfig(query: SshConfigQuery, options: ResolveOp
   const systemText = systemFile === '' ? undefined : await configText(systemFile, home, false);
   if (userText !== undefined || systemText !== undefined) {
     // One text in ssh's reading order (first value wins): `Host *` ends the user file's last block.
-    const parsed = SSHConfig.parse([userText ?? '', systemText ?? ''].join('\nHost *\n'));
+    const parsed = parsedConfig([userText ?? '', systemText ?? ''].join('\nHost *\n'));
     const matchOpts = query.user !== undefined ? { Host: query.host, User: query.user } : { Host: query.host };
     computed = parsed.compute(matchOpts, { ignoreCase: true, matchExec: false });
   }

@@ -4,8 +4,7 @@
  * authentication with ssh-agent and key files.
  */
 
-import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type {
@@ -32,6 +31,7 @@ import {
 import { defaultIdentityFiles, parseProxyJump, resolveSshConfig, type ResolvedSshConfig } from './ssh-config.js';
 import { TransportError, type ConnectionSpec, type ExecOptions, type ExecResult, type HostKeyChecking, type Transport } from './types.js';
 import { CommandOutput, summarizeCommand } from './output.js';
+import { readParsed } from './file-cache.js';
 import type { Secret } from '../secret.js';
 
 const { Client, utils } = ssh2;
@@ -92,39 +92,38 @@ async function loadCredentials(resolved: ResolvedSshConfig): Promise<Credentials
   const explicit = resolved.identityFiles;
   const files = [...explicit, ...defaultIdentityFiles().filter((f) => !explicit.includes(f))];
   const passphrase = process.env[PASSPHRASE_ENV];
+  // The parse depends on the passphrase too; its hash names the cached result, never the passphrase itself.
+  const kind = `private key ${passphrase ? createHash('sha256').update(passphrase).digest('hex') : ''}`;
   for (const file of files) {
-    let data: Buffer;
+    let read: ParsedKey | string;
     try {
-      data = await readFile(file);
+      read = readParsed(file, kind, (data) => privateKey(data, passphrase));
     } catch (err) {
       // Default key files that do not exist are simply not tried.
       if (explicit.includes(file)) skipped.push(`${file} (${errnoCode(err) === 'ENOENT' ? 'not found' : errnoCode(err) ?? 'unreadable'})`);
       continue;
     }
-    let parsed = utils.parseKey(data);
-    if (parsed instanceof Error && /passphrase|encrypted/i.test(parsed.message)) {
-      if (passphrase === undefined || passphrase === '') {
-        skipped.push(`${file} (encrypted, no passphrase: set ${PASSPHRASE_ENV})`);
-        continue;
-      }
-      parsed = utils.parseKey(data, passphrase);
-      if (parsed instanceof Error) {
-        skipped.push(`${file} (encrypted, the passphrase in ${PASSPHRASE_ENV} does not decrypt it)`);
-        continue;
-      }
-    }
-    if (parsed instanceof Error) {
-      skipped.push(`${file} (not a key ssh2 can read)`);
+    if (typeof read === 'string') {
+      skipped.push(`${file} (${read})`);
       continue;
     }
-    const key: ParsedKey | undefined = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
-    if (!key || !key.isPrivateKey()) {
-      skipped.push(`${file} (not a private key)`);
-      continue;
-    }
+    const key = read;
     list.push({ label: file, kind: 'publickey', method: (username) => ({ type: 'publickey', username, key }) });
   }
   return { list, skipped };
+}
+
+/** A key file's private key, or why it cannot be used. */
+function privateKey(data: Buffer, passphrase: string | undefined): ParsedKey | string {
+  let parsed = utils.parseKey(data);
+  if (parsed instanceof Error && /passphrase|encrypted/i.test(parsed.message)) {
+    if (passphrase === undefined || passphrase === '') return `encrypted, no passphrase: set ${PASSPHRASE_ENV}`;
+    parsed = utils.parseKey(data, passphrase);
+    if (parsed instanceof Error) return `encrypted, the passphrase in ${PASSPHRASE_ENV} does not decrypt it`;
+  }
+  if (parsed instanceof Error) return 'not a key ssh2 can read';
+  const key: ParsedKey | undefined = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
+  return key && key.isPrivateKey() ? key : 'not a private key';
 }
 
 /**
