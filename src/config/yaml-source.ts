@@ -1,5 +1,5 @@
 /** YAML files read with positions kept, so every later error can name file, line and column. */
-import { LineCounter, parseDocument, isMap, isNode, isScalar, visit, type Document, type DocumentOptions, type ParseOptions, type ScalarTag, type SchemaOptions } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, visit, type Document, type DocumentOptions, type Pair, type ParseOptions, type ScalarTag, type SchemaOptions, type YAMLMap } from 'yaml';
 import { InputError, InputErrors, type SourceLocation } from '../errors.js';
 import { fileText, VaultText } from './vault.js';
 import { readInputFile } from './input-file.js';
@@ -65,16 +65,17 @@ export function parseYamlDocument(text: string, file: string, options: YamlOptio
       }),
     );
   }
+  const nodes = new NodeIndex(document);
   /** A map key's own position when the path ends in one (errors point at the key, as Ansible's do). */
   const keyNode = (path: PathSegment[]): unknown => {
     const last = path[path.length - 1];
-    const parent = path.length ? document.getIn(path.slice(0, -1), true) : undefined;
+    const parent = path.length ? nodes.at(path.slice(0, -1)) : undefined;
     if (typeof last !== 'string' || !isMap(parent)) return undefined;
-    return parent.items.find((pair) => isScalar(pair.key) && pair.key.value === last)?.key;
+    return nodes.pair(parent, last)?.key;
   };
   const locate = (path: PathSegment[]): SourceLocation => {
     for (let length = path.length; length >= 0; length--) {
-      const node = keyNode(path.slice(0, length)) ?? document.getIn(path.slice(0, length), true);
+      const node = keyNode(path.slice(0, length)) ?? nodes.at(path.slice(0, length));
       if (isNode(node) && node.range) {
         const { line, col } = lineCounter.linePos(node.range[0]);
         return { file, line, column: col, path: jsonPath(path) };
@@ -85,6 +86,41 @@ export function parseYamlDocument(text: string, file: string, options: YamlOptio
   // One more walk of the tree only for files that hold a `!vault` value (inventories can be large).
   if (text.includes('!vault')) placeVaultedValues(document, lineCounter, file);
   return { source: { file, data: toData(document, file, lineCounter), locate }, document, lines: lineCounter };
+}
+
+/**
+ * document.getIn, with each mapping's keys indexed on first use: locating every host of
+ * a 1,000-host group by a scan of its mapping made validating a large inventory quadratic.
+ * The first of duplicate keys wins, as with getIn.
+ */
+class NodeIndex {
+  private readonly maps = new WeakMap<YAMLMap, Map<unknown, Pair>>();
+
+  constructor(private readonly document: Document) {}
+
+  pair(map: YAMLMap, key: unknown): Pair | undefined {
+    let byKey = this.maps.get(map);
+    if (!byKey) {
+      byKey = new Map();
+      for (const pair of map.items) {
+        const name = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (!byKey.has(name)) byKey.set(name, pair);
+      }
+      this.maps.set(map, byKey);
+    }
+    return byKey.get(key);
+  }
+
+  /** The node at `path` (scalars as nodes), or undefined. */
+  at(path: PathSegment[]): unknown {
+    let node: unknown = this.document.contents;
+    for (const segment of path) {
+      if (isMap(node)) node = this.pair(node, segment)?.value;
+      else if (isSeq(node) && /^\d+$/.test(String(segment))) node = node.items[Number(segment)];
+      else return undefined;
+    }
+    return node;
+  }
 }
 
 /** Expansions an alias may make; a "billion laughs" file would otherwise fill the heap. */
