@@ -7,7 +7,11 @@
  * kernel manages itself, failing with the reason.
  * kernel_module sets a writable kvm parameter live and leaves a read-only vhost_net one
  * pending a module reload.
- * One VM for every case.
+ * sriov enables the virtual functions of a real SR-IOV PF: QEMU's NVMe controller with
+ * SR-IOV (7.1 and later; the lab's QEMU 7.2 has no SR-IOV NIC, igb came in 8.0), so the
+ * kernel's PCI SR-IOV core creates real VFs; their network settings (ip link ... vf)
+ * need a network PF and are covered by the module's unit tests.
+ * One VM for every case (it boots cold: the NVMe device does not migrate).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +28,17 @@ let inventory: string;
 let playbook: string;
 let iface: string;
 let predicted: string[] = [];
+let pf: string;
+
+/** QEMU's NVMe controller as an SR-IOV PF with up to 4 VFs (a subsystem is required for SR-IOV). */
+const SRIOV_PF = ['-device', 'nvme-subsys,id=kcsub0,nqn=kc-sriov', '-device', 'nvme,serial=kcsriov0,subsys=kcsub0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4'];
+
+/** sriov_numvfs and the VF addresses (virtfn links) of the PF, as the kernel shows them. */
+async function vfs(target: Vm): Promise<string> {
+  const result = await target.ssh(`cd /sys/bus/pci/devices/${pf} && cat sriov_numvfs && for v in virtfn*; do [ -e "$v" ] && basename "$(readlink "$v")"; done; true`);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout.trim().split('\n').join(' ');
+}
 
 /** `action: cpulist` of every IRQ whose action matches, read over the lab's own OpenSSH client. */
 async function irqAffinities(target: Vm, glob: string): Promise<Record<string, string>> {
@@ -45,23 +60,34 @@ async function disk(target: Vm): Promise<string> {
   return (await target.ssh('cat /sys/block/vda/queue/scheduler /sys/block/vda/queue/read_ahead_kb')).stdout.trim().split(/\s+/).join(' ');
 }
 
+const sriovRule = () => `/etc/udev/rules.d/70-kvmconf-sriov-${pf.replace(/[:.]/g, '-')}.rules`;
+
+/** The addresses of the first n VFs: the PF's offset and stride are 1 on QEMU's NVMe. */
+function vfAddresses(n: number): string {
+  const [head, fn] = [pf.slice(0, -1), Number(pf.slice(-1))];
+  return Array.from({ length: n }, (_, i) => `${head}${fn + 1 + i}`).join(' ');
+}
+
 function writePlaybook(file: string, tasks: string): void {
   writeFileSync(file, `- name: NIC interrupts\n  hosts: hypervisors\n  tasks:\n${tasks}`);
 }
 
 before(async () => {
-  vm = await startVm({ name: 'e2e-net' });
+  vm = await startVm({ name: 'e2e-net', extraArgs: SRIOV_PF });
   inventory = join(work, 'inventory.yaml');
   await writeInventory([vm], inventory);
   const nics = await vm.ssh('ls /sys/class/net');
   iface = nics.stdout.split(/\s+/).find((name) => name && name !== 'lo')!;
   assert.ok(iface, nics.stdout);
+  pf = (await vm.run('for d in /sys/bus/pci/devices/*; do [ -e "$d/sriov_totalvfs" ] && basename "$d"; done')).trim();
+  assert.match(pf, /^0000:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'the NVMe controller is an SR-IOV PF');
   playbook = join(work, 'net.yaml');
   writePlaybook(
     playbook,
     `    - name: NIC queues on CPU 1\n      irq_affinity: { interface: ${iface}, cpus: [1], irqbalance: ban }\n` +
       `    - name: RPS on both CPUs\n      rps_xps: { interface: ${iface}, rps_cpus: [0, 1], rps_flow_cnt: 4096, sock_flow_entries: 32768 }\n` +
-      `    - name: disk queue by sysfs\n      sysfs: { settings: { /sys/block/vda/queue/scheduler: mq-deadline, /sys/block/vda/queue/read_ahead_kb: 256 } }\n`,
+      `    - name: disk queue by sysfs\n      sysfs: { settings: { /sys/block/vda/queue/scheduler: mq-deadline, /sys/block/vda/queue/read_ahead_kb: 256 } }\n` +
+      `    - name: two virtual functions\n      sriov: { pci: "${pf}", numvfs: 2 }\n`,
   );
 });
 after(async () => {
@@ -83,6 +109,7 @@ test('1. --check reports every vector of the NIC, warns that irqbalance is absen
     `rps_xps /sys/class/net/${iface}/queues/rx-0/rps_cpus (runtime)`, `rps_xps /sys/class/net/${iface}/queues/rx-0/rps_flow_cnt (runtime)`,
     'rps_xps net.core.rps_sock_flow_entries (runtime)', `rps_xps /etc/udev/rules.d/60-kvmconf-rps-xps-${iface}.rules (persist)`, 'rps_xps /etc/sysctl.d/90-kvmconf-rps.conf (persist)',
     'sysfs /sys/block/vda/queue/scheduler (runtime)', 'sysfs /sys/block/vda/queue/read_ahead_kb (runtime)', 'sysfs /etc/tmpfiles.d/kvmconf-sysfs-settings.conf (persist)',
+    `sriov /sys/bus/pci/devices/${pf}/sriov_numvfs (runtime)`, `sriov ${sriovRule()} (persist)`,
   ]) {
     assert.ok(predicted.includes(key), `${key} in ${predicted.join(', ')}`);
   }
@@ -91,6 +118,7 @@ test('1. --check reports every vector of the NIC, warns that irqbalance is absen
   assert.deepEqual(await irqAffinities(vm, 'virtio*'), before, 'check wrote nothing');
   assert.equal(await rps(vm), '0 0 0', 'check wrote nothing');
   assert.equal(await disk(vm), '[none] mq-deadline 4096', 'check wrote nothing');
+  assert.equal(await vfs(vm), '0', 'check wrote nothing');
 });
 
 test('2. apply pins and steers exactly what check predicted, read back; check afterwards finds nothing to change', async () => {
@@ -103,6 +131,7 @@ test('2. apply pins and steers exactly what check predicted, read back; check af
   for (const [action, cpus] of ours) assert.equal(cpus, '1', action);
   assert.equal(await rps(vm), '3 4096 32768');
   assert.equal(await disk(vm), '[mq-deadline] none 256');
+  assert.equal(await vfs(vm), `2 ${vfAddresses(2)}`, 'two VFs, read back');
   const again = await kvmconf(['apply', '--check', playbook, '-i', inventory]);
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.deepEqual(changeKeys(again.report, ['applied', 'planned', 'pending']), [], again.stdout);
@@ -121,6 +150,7 @@ test('3. after a reboot the boot unit pinned the IRQs again, udev set RPS again,
   for (const line of after.stdout.trim().split('\n')) assert.match(line, /: 1$/, after.stdout);
   assert.equal(await rps(vm), '3 4096 32768', 'the udev rule and the sysctl.d file set RPS again at boot');
   assert.equal(await disk(vm), '[mq-deadline] none 256', 'systemd-tmpfiles wrote the sysfs values at boot');
+  assert.equal(await vfs(vm), `2 ${vfAddresses(2)}`, 'the udev rule enabled the VFs when the nvme driver bound the PF at boot');
   const check = await kvmconf(['apply', '--check', playbook, '-i', inventory]);
   assert.equal(check.code, 0, check.stdout + check.stderr);
 });
@@ -182,4 +212,32 @@ test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net z
   assert.equal(flag(await param('vhost_net/parameters/experimental_zcopytx')), String(wanted), 'loaded at boot with its option');
   const afterBoot = await kvmconf(['apply', '--check', book, '-i', inventory, '--detailed-exitcode']);
   assert.equal(afterBoot.code, 0, 'nothing pending or drifting once loaded as at boot: ' + afterBoot.stdout);
+});
+
+test('6. sriov: 2 -> 3 VFs goes through 0, a re-probed PF gets its VFs from the udev rule, 0 removes the rule', async () => {
+  const book = join(work, 'sriov.yaml');
+  writePlaybook(book, `    - name: three virtual functions\n      sriov: { pci: "${pf}", numvfs: 3 }\n`);
+  const check = await kvmconf(['apply', '--check', book, '-i', inventory]);
+  assert.equal(check.code, 2, check.stdout + check.stderr);
+  const planned = changeKeys(check.report, ['planned']);
+  assert.deepEqual(planned, [`sriov /sys/bus/pci/devices/${pf}/sriov_numvfs (runtime)`, `sriov ${sriovRule()} (persist)`]);
+  assert.match(check.stdout + JSON.stringify(check.report), /through 0/, 'check says the VFs are destroyed and made again');
+  const run = await kvmconf(['apply', book, '-i', inventory]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.deepEqual(changeKeys(run.report, ['applied']), planned, 'check predicted exactly what apply did');
+  assert.equal(await vfs(vm), `3 ${vfAddresses(3)}`);
+
+  // A device re-probe (hot-unplug and rescan): the PF is bound again with 0 VFs and the rule restores 3.
+  await vm.run(`echo 1 > /sys/bus/pci/devices/${pf}/remove && echo 1 > /sys/bus/pci/rescan && udevadm settle`);
+  assert.equal(await vfs(vm), `3 ${vfAddresses(3)}`, 'the bind rule ran on the re-probe');
+  const again = await kvmconf(['apply', '--check', book, '-i', inventory]);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+
+  writePlaybook(book, `    - name: no virtual functions\n      sriov: { pci: "${pf}", numvfs: 0 }\n`);
+  const off = await kvmconf(['apply', book, '-i', inventory]);
+  assert.equal(off.code, 0, off.stdout + off.stderr);
+  assert.equal(await vfs(vm), '0');
+  assert.equal((await vm.ssh(`test -e ${sriovRule()}`)).code, 1, 'the rule is removed with the VFs');
+  const clean = await kvmconf(['apply', '--check', book, '-i', inventory]);
+  assert.equal(clean.code, 0, clean.stdout + clean.stderr);
 });
