@@ -179,18 +179,20 @@ function checkNotHeld(address: string, wanted: number, actual: SriovState): void
   if (held.length) throw new Error(`cannot change ${numvfsPath(address)} from ${actual.numvfs} to ${wanted}: ${held.join('; ')}; the kernel destroys every VF on a change: stop the guests or detach their VFs first`);
 }
 
-/**
- * Apply-time guard before a count change destroys VFs: the count is still what the plan
- * read, and no domain started since holds one of them (the same awk as the probe).
- */
-export function guardCommands(address: string, before: number, vfAddresses: string[]): Command[] {
+/** Apply-time guard: the count is still what the plan read (a count change destroys the VFs there are). */
+function countGuard(address: string, before: number): Command {
   const path = numvfsPath(address);
-  const guard = [sh`kc_got=$(kc_read_value ${path}); [ "$kc_got" = ${String(before)} ] || kc_fail ${`${path} changed since it was read (${before}, now`} "$kc_got)"`];
-  if (!vfAddresses.length) return guard;
+  return sh`kc_got=$(kc_read_value ${path}); [ "$kc_got" = ${String(before)} ] || kc_fail ${`${path} changed since it was read (${before}, now`} "$kc_got)"`;
+}
+
+/**
+ * Apply-time guard: no domain started since the gather holds one of the VFs, read by the
+ * probe's own awk (KC_LIBVIRT_STATUS_DIR moves the folder, for tests).
+ */
+export function heldGuard(address: string, vfAddresses: string[]): Command[] {
   const program = `${HOSTDEV_AWK}\n${HOSTDEV_DOMAIN_AWK}\nFNR == 1 { hd_reset(); dom = hd_domain(FILENAME) }\n{ hd_line($0, dom, "held") }`;
   return [
-    ...guard,
-    shellCode`set -- /run/libvirt/qemu/*.xml; kc_held=`,
+    shellCode`set -- "\${KC_LIBVIRT_STATUS_DIR:-/run/libvirt/qemu}"/*.xml; kc_held=`,
     sh`[ ! -e "$1" ] || kc_held=$(awk ${program} "$@" | grep -F ${words(vfAddresses.flatMap((a) => ['-e', a]))} || :)`,
     sh`[ -z "$kc_held" ] || kc_fail ${`a VF of ${address} is held by a running domain now:`} "$kc_held"`,
   ];
@@ -203,7 +205,8 @@ function numvfsChange(params: SriovParams, address: string, actual: SriovState):
   const path = numvfsPath(address);
   const through = before > 0 && params.numvfs > 0;
   const commands: Command[] = [
-    ...guardCommands(address, before, before > 0 ? actual.vfs.map((vf) => vf.address) : []),
+    countGuard(address, before),
+    ...(before > 0 && actual.vfs.length ? heldGuard(address, actual.vfs.map((vf) => vf.address)) : []),
     // the kernel refuses N while M > 0 VFs exist (EBUSY): 0 first
     ...(through ? [sh`kc_write_value ${path} 0`] : []),
     sh`kc_set_value ${path} ${String(params.numvfs)}`,

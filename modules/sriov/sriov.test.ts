@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sriov, renderRule, rulePath, parseSriov } from './index.js';
+import { sriov, renderRule, rulePath, parseSriov, heldGuard } from './index.js';
 import { parseVfLines, staleSettings, vfCommands } from './vf.js';
 import { HOSTDEV_AWK, HOSTDEV_DOMAIN_AWK, hostdevProbe } from '../lib/pci-hostdev.js';
 import { REMOTE_LIB } from '../../src/kit/remote-lib.js';
@@ -199,5 +199,18 @@ test('holders: one awk over the status XML; the guest-side address, USB and disk
   const out = spawnSync('awk', [program, path.join(dir, 'idle vm.xml'), path.join(dir, 'web1.xml')], { encoding: 'utf8' });
   assert.equal(out.stdout, 'held\tidle vm\t0000:5e:00.1\nheld\tweb1\t0000:3b:10.0\nheld\tweb1\t0000:3b:10.4\n');
   assert.match(hostdevProbe('@@x@held'), /^if \[ -d \/run\/libvirt\/qemu \]/);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('shell: the apply-time guard fails when a domain started since holds a VF, and passes otherwise', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmconf-held-'));
+  const run = () => spawnSync('sh', ['-c', `${REMOTE_LIB}\nset -e\n${heldGuard('0000:3b:00.0', ['0000:3b:10.0', '0000:3b:10.2']).join('\n')}`], { encoding: 'utf8', env: { ...process.env, KC_LIBVIRT_STATUS_DIR: dir } });
+  assert.equal(run().status, 0, 'no running domain');
+  fs.writeFileSync(path.join(dir, 'other.xml'), STATUS_XML.replace(/bus='0x3b' slot='0x10'/g, "bus='0x5e' slot='0x00'"));
+  assert.equal(run().status, 0, run().stderr);
+  fs.writeFileSync(path.join(dir, 'web1.xml'), STATUS_XML);
+  const held = run();
+  assert.equal(held.status, 1);
+  assert.match(held.stderr, /a VF of 0000:3b:00\.0 is held by a running domain now: held\tweb1\t0000:3b:10\.0/);
   fs.rmSync(dir, { recursive: true });
 });
