@@ -1,9 +1,10 @@
 /**
  * sriov: the SR-IOV virtual functions of a physical function (PF): `sriov_numvfs`, and
  * for a network PF each VF's MAC, VLAN, qos, spoof checking and trust (`ip link set dev
- * PF vf N ...`). Persisted by a udev rule on the PF's `bind` event: the kernel takes
- * sriov_numvfs only from the PF's bound driver (sriov_configure), and a bind event
- * (kernel 4.14+) comes exactly then, at boot, on a driver reload or a rebind.
+ * PF vf N ...`). Persisted by a udev rule on the PF's `bind` event (and `add`, see
+ * renderRule): the kernel takes sriov_numvfs only from the PF's bound driver
+ * (sriov_configure), and a bind event (kernel 4.14+) comes exactly then, at boot, on a
+ * driver reload or a rebind.
  *
  * The kernel changes a non-zero count only through 0 (EBUSY otherwise), which destroys
  * every VF: a VF held by a running libvirt domain (its status XML names it as a hostdev
@@ -66,11 +67,16 @@ export function rulePath(params: Pick<SriovParams, 'pci' | 'interface'>): string
 
 /**
  * The rule: the count written when the PF's driver binds, then (RUN runs after every
- * ATTR assignment) each VF's settings through the PF's netdev, by its name now.
+ * ATTR assignment) each VF's settings through the PF's netdev, by its name now. `add`
+ * too: a driver bound in the initramfs (an NVMe boot disk, a NIC with MODULES=most) sent
+ * its bind event before this rule was there, and the boot's coldplug replays only `add`
+ * events. DRIVER=="?*" skips a hotplug `add`, where no driver is bound yet and the write
+ * would fail (the bind event that follows sets it); a count the PF has already is taken
+ * by the kernel without EBUSY, so add and bind both matching is harmless.
  */
 export function renderRule(address: string, numvfs: number, netdev: string | null, vfs: Record<number, VfSettings>): string {
   const runs = Object.entries(vfs).map(([vf, settings]) => `, RUN+="/sbin/ip link set dev ${netdev} vf ${vf} ${vfArguments(settings).join(' ')}"`);
-  return `# Managed by kvmconf (sriov); edits here are overwritten.\nACTION=="bind", SUBSYSTEM=="pci", KERNEL=="${address}", ATTR{sriov_numvfs}="${numvfs}"${runs.join('')}\n`;
+  return `# Managed by kvmconf (sriov); edits here are overwritten.\nACTION=="add|bind", SUBSYSTEM=="pci", KERNEL=="${address}", DRIVER=="?*", ATTR{sriov_numvfs}="${numvfs}"${runs.join('')}\n`;
 }
 
 /** kc_uev FILE: DRIVER= and PCI_SLOT_NAME= of a PCI device's uevent into kc_drv and kc_slot, builtins only. */
@@ -133,6 +139,7 @@ export function parseSriov(output: string, params: SriovParams): SriovState {
     readLine(state, key, rest, line, mark);
   }
   if (!state.device) state.missing = params.pci ?? params.interface;
+  state.vfs.sort((x, y) => x.index - y.index);
   return state;
 }
 
@@ -153,13 +160,12 @@ function readLine(state: SriovState, key: string, rest: string[], line: string, 
       break;
     }
   }
-  state.vfs.sort((x, y) => x.index - y.index);
 }
 
 /** The errors that stop the task before any write: each names the device and the path. */
 function checkDevice(params: SriovParams, actual: SriovState): string {
   if (!actual.device) {
-    if (params.interface !== null) throw new Error(`interface ${params.interface} has no PCI device on this host (/sys/class/net/${params.interface}/device is absent)`);
+    if (params.interface !== null) throw new Error(`interface ${params.interface} has no PCI device on this host (/sys/class/net/${params.interface}/device is absent or no PCI device)`);
     throw new Error(`PCI device ${params.pci} does not exist on this host (${devicePath(params.pci!)} is absent)`);
   }
   const address = actual.device;
