@@ -17,11 +17,12 @@ import { irqAffinity } from './irq_affinity/index.js';
 import { rpsXps } from './rps_xps/index.js';
 import { sysfs } from './sysfs/index.js';
 import { kernelModule } from './kernel_module/index.js';
+import { sriov } from './sriov/index.js';
 import { queueAgreement } from './lib/guest-link.js';
 
 /** In the order a playbook reference lists them: host tuning, generic, then guests. */
 export const MODULES: Module[] = [
-  tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, kernelModule, sysctl, sysfs, ioScheduler, irqAffinity, rpsXps, service, libvirtDomain, numaPlacement, ethtool,
+  tuned, thp, hugepages, ksm, numaBalancing, kernelCmdline, vhostNet, kernelModule, sysctl, sysfs, ioScheduler, irqAffinity, rpsXps, sriov, service, libvirtDomain, numaPlacement, ethtool,
 ].map(
   (module) => module as Module,
 );

@@ -47,3 +47,29 @@ test('the whole probe on this machine: CPUs, nodes and PCI devices as sysfs has 
   assert.deepEqual(facts.cpusOnline, facts.cpus.map((cpu) => cpu.id));
   if (facts.nodes.length) assert.deepEqual(facts.nodes.flatMap((node) => node.cpus).sort((a, b) => a - b), facts.cpusOnline);
 });
+
+test('SR-IOV and holders: a PF\'s VF counts, a VF\'s PF from its physfn uevent, the driver; a status XML names what a domain holds', () => {
+  const uevent = file('pf-uevent', 'DRIVER=ixgbe\nPCI_CLASS=20000\nPCI_SLOT_NAME=0000:81:00.0\n');
+  const vfUevent = file('vf-uevent', 'DRIVER=vfio-pci\nPCI_SLOT_NAME=0000:81:10.0\n');
+  const total = file('sriov_totalvfs', '63\n');
+  const numvfs = file('sriov_numvfs', '2\n');
+  const status = file('web 1.xml', [
+    "<domstatus state='running'>", "  <domain type='kvm'>", "    <devices>",
+    "      <interface type='hostdev' managed='yes'>", '        <source>', "          <address type='pci' domain='0x0000' bus='0x81' slot='0x10' function='0x0'/>", '        </source>',
+    "        <address type='pci' domain='0x0000' bus='0x07' slot='0x00' function='0x0'/>", '      </interface>', '    </devices>', '  </domain>', '</domstatus>', '',
+  ].join('\n'));
+  const none = join(dir, 'absent');
+  const lines = read([
+    `\x01T\t=pci\t=0000:81:00.0\t=0x020000\t=1\t=ens1f0 \t%DRIVER%${uevent}\t@${total}\t@${numvfs}\t%PCI_SLOT_NAME%${none}`,
+    `\x01T\t=pci\t=0000:81:10.0\t=0x020000\t=1\t=\t%DRIVER%${vfUevent}\t@${none}\t@${none}\t%PCI_SLOT_NAME%${uevent}`,
+    `\x01X\t${status}`,
+  ]);
+  assert.deepEqual(lines, ['pci\t0000:81:00.0\t0x020000\t1\tens1f0 \tixgbe\t63\t2\t', 'pci\t0000:81:10.0\t0x020000\t1\t\tvfio-pci\t\t\t0000:81:00.0', 'hostdev\tweb 1\t0000:81:10.0']);
+  const facts = parseLibvirtFacts(lines.join('\n'));
+  assert.deepEqual(facts.pci, [
+    { address: '0000:81:00.0', class: '0x020000', node: 1, netdevs: ['ens1f0'], driver: 'ixgbe', sriov: { totalvfs: 63, numvfs: 2 } },
+    { address: '0000:81:10.0', class: '0x020000', node: 1, netdevs: [], driver: 'vfio-pci', physfn: '0000:81:00.0' },
+  ]);
+  assert.deepEqual(facts.hostdevs, [{ domain: 'web 1', address: '0000:81:10.0' }]);
+  assert.deepEqual(parseLibvirtFacts('pci\t0000:00:1f.2\t0x010601\t0\t').pci, [{ address: '0000:00:1f.2', class: '0x010601', node: 0, netdevs: [] }], 'a line recorded before the SR-IOV fields');
+});

@@ -4,12 +4,27 @@
  * NUMA node, and each running domain's pinning twice: as libvirt reports it
  * (vcpupin/emulatorpin/numatune) and as the kernel enforces it (Cpus_allowed_list /
  * Mems_allowed_list of every thread of the qemu process). Fields are tab-separated.
+ * SR-IOV: each PF's VF count and each VF's PF, and which running domain holds which
+ * PCI device (libvirt's status XML, read by the same awk: see modules/lib/pci-hostdev.ts).
  */
 import { parseCpuList, quote, READ_FN, type Command } from '../../src/kit/index.js';
+import { HOSTDEV_AWK, HOSTDEV_DOMAIN_AWK, LIBVIRT_STATUS_DIR, parseHeld, type HeldDevice } from '../lib/pci-hostdev.js';
 
 export interface HostCpu { id: number; core: number; socket: number; node: number; siblings: number[] }
 export interface HugepagePool { node: number; sizeKiB: number; total: number; free: number; surplus: number }
-export interface PciDevice { address: string; class: string; node: number; netdevs: string[] }
+export interface PciDevice {
+  address: string;
+  class: string;
+  /** -1: the platform gives no NUMA information. */
+  node: number;
+  netdevs: string[];
+  /** The bound driver (uevent DRIVER=); absent when none is bound. */
+  driver?: string;
+  /** An SR-IOV PF's sriov_totalvfs and sriov_numvfs. */
+  sriov?: { totalvfs: number; numvfs: number };
+  /** A VF's PF address. */
+  physfn?: string;
+}
 export interface QemuThread { tid: number; comm: string; cpus: string; mems: string }
 export interface DomainPinning {
   name: string;
@@ -27,20 +42,32 @@ export interface LibvirtHostFacts {
   hugepages: HugepagePool[];
   pci: PciDevice[];
   running: DomainPinning[];
+  /** Host PCI devices held by running domains (hostdev or interface type='hostdev' sources). */
+  hostdevs: HeldDevice[];
 }
 
 /**
  * What the fact reader does with each line the probe's shell part prints. A line that
  * starts with \001 is a directive: `L` prints its text, `V TOOL [DOMAIN]` says that the
  * lines up to the next directive are that virsh tool's output (the domain stays the last
- * one named: the shell names it, virsh's `echo` switches tools inside one virsh run), and `T FIELD...` prints a
- * fact line whose fields are `=TEXT`, `@FILE` (the file's first line) or `^KEY^FILE` (the
- * word after KEY in FILE). One awk reads every file it is asked for with getline, so a
+ * one named: the shell names it, virsh's `echo` switches tools inside one virsh run), `X FILE` reads
+ * a running domain's status XML for the host devices it holds, and `T FIELD...` prints a
+ * fact line whose fields are `=TEXT`, `@FILE` (the file's first line), `^KEY^FILE` (the
+ * word after KEY in FILE) or `%KEY%FILE` (the value of KEY= in FILE, as uevent files
+ * have them). One awk reads every file it is asked for with getline, so a
  * vanished thread or a missing attribute gives an empty field instead of ending the run,
  * and sysfs's binary attributes (thread_siblings_list, node cpulist), which the shell's
  * byte-wise read sees as empty, come out whole.
  */
-export const FACT_READER = String.raw`
+export const FACT_READER = String.raw`${HOSTDEV_AWK}${HOSTDEV_DOMAIN_AWK}
+function assigned(k, f,   l, e) {
+  if (!(f in aseen)) {
+    aseen[f] = 1
+    while ((getline l < f) > 0) { e = index(l, "="); if (e) av[f SUBSEP substr(l, 1, e - 1)] = substr(l, e + 1) }
+    close(f)
+  }
+  return (f SUBSEP k) in av ? av[f SUBSEP k] : ""
+}
 function first(f,   l) { l = ""; if ((getline l < f) <= 0) l = ""; close(f); return l }
 function keyed(k, f,   l, s, w) {
   if (!(f in seen)) {
@@ -54,6 +81,7 @@ function field(x,   c, p) {
   c = substr(x, 1, 1)
   if (c == "=") return substr(x, 2)
   if (c == "@") return first(substr(x, 2))
+  if (c == "%") { split(substr(x, 2), p, "%"); return assigned(p[1], substr(x, length(p[1]) + 3)) }
   split(substr(x, 2), p, "^")
   return keyed(p[1], substr(x, length(p[1]) + 3))
 }
@@ -62,6 +90,7 @@ substr($0, 1, 1) == "" {
   n = split(substr($0, 2), f, "	")
   if (f[1] == "L") print substr($0, 4)
   else if (f[1] == "V") { tool = f[2]; if (n > 2) dom = f[3] }
+  else if (f[1] == "X") { hd_reset(); xd = hd_domain(f[2]); while ((getline xl < f[2]) > 0) hd_line(xl, xd, "hostdev"); close(f[2]) }
   else if (f[1] == "T") { out = field(f[2]); for (i = 3; i <= n; i++) out = out "	" field(f[i]); print out }
   next
 }
@@ -120,8 +149,9 @@ printf '\\001T\\t=hugepage_default\\t^Hugepagesize:^/proc/meminfo\\n'
 for d in /sys/bus/pci/devices/*; do
   [ -r "$d/numa_node" ] || continue
   nets=; for i in "$d"/net/*; do [ -e "$i" ] && nets="$nets\${i##*/} "; done
-  printf '\\001T\\t=pci\\t=%s\\t@%s\\t@%s\\t=%s\\n' "\${d##*/}" "$d/class" "$d/numa_node" "$nets"
+  printf '\\001T\\t=pci\\t=%s\\t@%s\\t@%s\\t=%s\\t%%DRIVER%%%s\\t@%s\\t@%s\\t%%PCI_SLOT_NAME%%%s\\n' "\${d##*/}" "$d/class" "$d/numa_node" "$nets" "$d/uevent" "$d/sriov_totalvfs" "$d/sriov_numvfs" "$d/physfn/uevent"
 done
+for x in ${LIBVIRT_STATUS_DIR}/*.xml; do [ -e "$x" ] && printf '\\001X\\t%s\\n' "$x"; done
 if command -v virsh >/dev/null 2>&1; then
   printf '\\001L\\tvirsh\\t1\\n'
   ${virsh} list --name </dev/null 2>/dev/null | while IFS= read -r d; do
@@ -146,6 +176,16 @@ function runningDomain(facts: LibvirtHostFacts, name: string): DomainPinning | u
   return facts.running.find((domain) => domain.name === name);
 }
 
+/** `pci ADDRESS CLASS NODE NETDEVS DRIVER TOTALVFS NUMVFS PHYSFN`; lines recorded before the SR-IOV fields end after NETDEVS. */
+function pciDevice(fields: string[]): PciDevice {
+  const [, address = '', cls = '', node = '', netdevs = '', driver = '', total = '', numvfs = '', physfn = ''] = fields;
+  const device: PciDevice = { address, class: cls, node: Number(node), netdevs: netdevs.split(' ').filter(Boolean) };
+  if (driver) device.driver = driver;
+  if (/^\d+$/.test(total) && Number(total) > 0) device.sriov = { totalvfs: Number(total), numvfs: Number(numvfs) || 0 };
+  if (physfn) device.physfn = physfn;
+  return device;
+}
+
 /** Applies one tab-separated fact line to facts. */
 function readLine(facts: LibvirtHostFacts, fields: string[]): void {
   const [kind, a = '', b = '', c = '', d = '', e = ''] = fields;
@@ -156,7 +196,8 @@ function readLine(facts: LibvirtHostFacts, fields: string[]): void {
     case 'node': facts.nodes.push({ id: Number(a), cpus: parseCpuList(b) }); break;
     case 'hugepages': facts.hugepages.push({ node: Number(a), sizeKiB: Number(b), total: Number(c), free: Number(d), surplus: Number(e) }); break;
     case 'hugepage_default': facts.defaultHugepageKiB = a ? Number(a) : null; break;
-    case 'pci': facts.pci.push({ address: a, class: b, node: Number(c), netdevs: d.split(' ').filter(Boolean) }); break;
+    case 'pci': facts.pci.push(pciDevice(fields)); break;
+    case 'hostdev': { const held = parseHeld(fields); if (held) facts.hostdevs.push(held); break; }
     case 'virsh': facts.virsh = a === '1'; break;
     case 'dom': facts.running.push({ name: a, pid: b ? Number(b) : null, libvirt: { vcpupin: {}, emulatorpin: null, numaMode: null, numaNodeset: null }, kernel: [] }); break;
     case 'vcpupin': if (dom()) dom()!.libvirt.vcpupin[b] = c; break;
@@ -170,7 +211,7 @@ function readLine(facts: LibvirtHostFacts, fields: string[]): void {
 }
 
 export function parseLibvirtFacts(output: string): LibvirtHostFacts {
-  const facts: LibvirtHostFacts = { virsh: false, cpusOnline: [], cpus: [], nodes: [], defaultHugepageKiB: null, hugepages: [], pci: [], running: [] };
+  const facts: LibvirtHostFacts = { virsh: false, cpusOnline: [], cpus: [], nodes: [], defaultHugepageKiB: null, hugepages: [], pci: [], running: [], hostdevs: [] };
   for (const line of output.split('\n')) {
     if (line) readLine(facts, line.split('\t'));
   }

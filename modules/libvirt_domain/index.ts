@@ -10,7 +10,7 @@ import { defineModule, formatCpuList, parseCpuList, type Change, type ClaimKind 
 import { DOMAIN_SCHEMA, normalizeDomainParams, type DomainParams } from './params.js';
 import { domainProbe, parseDomainProbe, type DomainProbeState } from './probe.js';
 import { MODULE, planDomain } from './plan.js';
-import { domainDiagnostics, hugepageDiagnostics, rulesFor, selects, taskLabel } from './rules.js';
+import { domainDiagnostics, hostdevNumaDiagnostics, hugepageDiagnostics, rulesFor, selects, taskLabel } from './rules.js';
 import { parseXml } from './domain-xml.js';
 
 const canonCpus = (list: string): string => formatCpuList(parseCpuList(list));
@@ -43,7 +43,11 @@ export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
     const others = context.tasks.filter((task) => task.module === MODULE && task.params !== params).map((task) => task.params as DomainParams);
     const softer = context.claims.some(({ claims }) => claims.some((claim) => POOL_CLAIMS.has(claim.kind)));
     const diagnostics = [
-      ...matched.flatMap((domain) => (domain.inactive ? domainDiagnostics(params, parseXml(domain.inactive), domain.name) : [])),
+      ...matched.flatMap((domain) => {
+        if (!domain.inactive) return [];
+        const root = parseXml(domain.inactive);
+        return [...domainDiagnostics(params, root, domain.name), ...hostdevNumaDiagnostics(params, root, domain.name, actual.host)];
+      }),
       ...hugepageDiagnostics(params, others, actual, softer),
     ];
     diagnostics.filter((d) => d.severity === 'warning').forEach((d) => context.warn(d.message));

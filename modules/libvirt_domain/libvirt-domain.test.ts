@@ -407,3 +407,26 @@ test('every libvirt_domain parameter has a description', () => {
   walk(libvirtDomain.schema as Record<string, unknown>, 'libvirt_domain');
   assert.deepEqual(missing, []);
 });
+
+test('rules: a passed-through VF on another NUMA node than the pinned vCPUs warns; node -1, an unpinned guest or the same node do not', async () => {
+  const { hostdevNumaDiagnostics, hostdevAddresses } = await import('./rules.js');
+  const xml = (pins: string) => parseXml(`<domain type='kvm'><name>web1</name><vcpu placement='static'>2</vcpu>${pins}<devices>
+    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x81' slot='0x10' function='0x2'/></source><address type='pci' domain='0x0000' bus='0x07' slot='0x00' function='0x0'/></hostdev>
+    <interface type='hostdev' managed='yes'><source><address type='pci' domain='0x0000' bus='0x00' slot='0x1f' function='0x6'/></source></interface>
+    <hostdev mode='subsystem' type='usb'><source><address bus='1' device='2'/></source></hostdev>
+  </devices></domain>`);
+  const host = {
+    virsh: true, cpusOnline: [0, 1, 2, 3], cpus: [], nodes: [{ id: 0, cpus: [0, 1] }, { id: 1, cpus: [2, 3] }], defaultHugepageKiB: 2048, hugepages: [], running: [], hostdevs: [],
+    pci: [{ address: '0000:81:10.2', class: '0x020000', node: 1, netdevs: [], driver: 'vfio-pci', physfn: '0000:81:00.0' }, { address: '0000:00:1f.6', class: '0x020000', node: -1, netdevs: [] }],
+  };
+  const pinned = xml("<cputune><vcpupin vcpu='0' cpuset='0'/><vcpupin vcpu='1' cpuset='1'/></cputune>");
+  assert.deepEqual(hostdevAddresses(pinned), ['0000:81:10.2', '0000:00:1f.6'], 'the source addresses, not the guest side, no USB');
+  const messages = (params: DomainParams, root = pinned) => hostdevNumaDiagnostics(params, root, 'web1', host).map((d) => `${d.severity}: ${d.message}`);
+  assert.deepEqual(messages(norm({ name: 'web1' })), [
+    'warning: web1: SR-IOV VF 0000:81:10.2 (of PF 0000:81:00.0) is on NUMA node 1 but the vCPUs are pinned to node 0: its DMA and interrupts cross nodes; give the guest a device on node 0 or pin it to node 1',
+  ], 'node -1 of the second device never warns');
+  assert.deepEqual(messages(norm({ name: 'web1', cputune: { vcpupin: { 0: '2', 1: '3' } } })), [], 'the task pins the vCPUs to the device\'s node');
+  assert.deepEqual(messages(norm({ name: 'web1', cputune: { vcpupin: { 0: '1', 1: '3' } } })), [], 'spanning both nodes: the device\'s is one of them');
+  assert.deepEqual(messages(norm({ name: 'web1' }), xml('')), [], 'an unpinned guest floats: nothing to compare');
+  assert.equal(messages(norm({ name: 'web1', vcpu: { cpuset: '0-1' } }), xml('')).length, 1, 'vcpu cpuset pins too');
+});

@@ -7,7 +7,7 @@
 import type { Element } from '@xmldom/xmldom';
 import { formatCpuList, parseCpuList, type Diagnostic, type HostFacts } from '../../src/kit/index.js';
 import { childElements, findPath, parseXml, textOf, toKiB } from './domain-xml.js';
-import type { LibvirtHostFacts } from './facts.js';
+import { nodeOfCpu, type LibvirtHostFacts } from './facts.js';
 import { IOTUNE_KEYS, type DomainParams } from './params.js';
 import { readCells } from './leafset.js';
 import type { DomainActual, DomainProbeState } from './probe.js';
@@ -279,4 +279,54 @@ export function hugepageDiagnostics(own: DomainParams, others: DomainParams[], s
     out.push(softer ? warning(`${message} (another task of this play may allocate more before the guests start)`) : error(message));
   }
   return out;
+}
+
+/** The host PCI addresses a domain's config gives it: hostdev type='pci' and interface type='hostdev' sources. */
+export function hostdevAddresses(root: Element): string[] {
+  const devices = findPath(root, [{ name: 'devices' }]);
+  if (!devices) return [];
+  const given = [
+    ...childElements(devices, 'hostdev').filter((e) => e.getAttribute('type') === 'pci'),
+    ...childElements(devices, 'interface').filter((e) => e.getAttribute('type') === 'hostdev'),
+  ];
+  const hex = (e: Element, attr: string) => parseInt(e.getAttribute(attr) || 'x', 16);
+  return given.flatMap((device) => {
+    const address = findPath(device, [{ name: 'source' }, { name: 'address' }]);
+    if (!address) return [];
+    const [domain, bus, slot, fn] = ['domain', 'bus', 'slot', 'function'].map((attr) => hex(address, attr));
+    if ([domain, bus, slot, fn].some((n) => Number.isNaN(n))) return [];
+    const pad = (n: number, width: number) => n!.toString(16).padStart(width, '0');
+    return [`${pad(domain!, 4)}:${pad(bus!, 2)}:${pad(slot!, 2)}.${fn!.toString(16)}`];
+  });
+}
+
+/** The host CPUs the vCPUs run on as the task leaves them: its vcpupin, else the config's, else the vcpu cpuset. */
+function pinnedCpus(params: DomainParams, root: Element): number[] {
+  const stated = Object.values(params.cputune?.vcpupin ?? {});
+  if (stated.length) return stated.flatMap(parseCpuList);
+  const cputune = findPath(root, [{ name: 'cputune' }]);
+  const configured = cputune ? childElements(cputune, 'vcpupin').map((e) => e.getAttribute('cpuset') ?? '').filter(Boolean) : [];
+  if (configured.length) return configured.flatMap(parseCpuList);
+  const cpuset = params.vcpu?.cpuset ?? findPath(root, [{ name: 'vcpu' }])?.getAttribute('cpuset');
+  return cpuset ? parseCpuList(cpuset) : [];
+}
+
+/**
+ * A passed-through device (an SR-IOV VF above all) on another NUMA node than the CPUs
+ * the guest's vCPUs are pinned to: every DMA and interrupt crosses the interconnect. A
+ * guest not pinned, or a device whose node is -1 (no NUMA information), never warns.
+ */
+export function hostdevNumaDiagnostics(params: DomainParams, root: Element, name: string, host: LibvirtHostFacts): Diagnostic[] {
+  const addresses = hostdevAddresses(root);
+  const cpus = pinnedCpus(params, root);
+  if (!addresses.length || !cpus.length) return [];
+  const cpuNode = nodeOfCpu(host);
+  const nodes = [...new Set(cpus.map((cpu) => cpuNode.get(cpu)).filter((n): n is number => n !== undefined))].sort((a, b) => a - b);
+  if (!nodes.length) return [];
+  return addresses.flatMap((address) => {
+    const device = host.pci.find((d) => d.address === address);
+    if (!device || device.node < 0 || nodes.includes(device.node)) return [];
+    const what = device.physfn ? `SR-IOV VF ${address} (of PF ${device.physfn})` : `PCI device ${address}`;
+    return [warning(`${name}: ${what} is on NUMA node ${device.node} but the vCPUs are pinned to node ${nodes.join(',')}: its DMA and interrupts cross nodes; give the guest a device on node ${nodes.join(',')} or pin it to node ${device.node}`)];
+  });
 }

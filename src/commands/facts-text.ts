@@ -1,11 +1,11 @@
 /**
  * `kvmconf facts --format text`: what a person needs to place guests, as tables: NUMA
  * nodes with their CPUs, thread siblings and free hugepages per size, PCI devices by
- * node, running domains with their pinning, then the settings the modules manage.
+ * node (SR-IOV PFs and VFs, and the running domain holding a device), running domains with their pinning, then the settings the modules manage.
  */
 import type { HostFacts } from '../kit/host-facts.js';
 import { formatCpuList } from '../kit/host-facts.js';
-import type { HugepagePool, LibvirtHostFacts } from '../../modules/libvirt_domain/facts.js';
+import type { HugepagePool, LibvirtHostFacts, PciDevice } from '../../modules/libvirt_domain/facts.js';
 import { freeCapacity } from '../../modules/numa_placement/capacity.js';
 
 export interface HostFactsReport {
@@ -42,9 +42,26 @@ function numaTable(facts: HostFacts, pools: HugepagePool[]): string[] {
   return table(['node', 'cpus', 'siblings', 'memory', 'free', ...sizes.map((size) => `${sizeLabel(size)} free/total`)], rows);
 }
 
+/** `PF 2/4 VFs` for a PF, `VF of ADDRESS` for a VF, empty otherwise. */
+function sriovCell(device: PciDevice): string {
+  if (device.sriov) return `PF ${device.sriov.numvfs}/${device.sriov.totalvfs} VFs`;
+  return device.physfn ? `VF of ${device.physfn}` : '';
+}
+
+/**
+ * Devices by node with their driver; on a host with SR-IOV or devices given to guests,
+ * the PF/VF column and the running domain that holds each device.
+ */
 function pciTable(host: LibvirtHostFacts): string[] {
   const devices = [...host.pci].sort((a, b) => a.node - b.node || a.address.localeCompare(b.address));
-  return table(['node', 'address', 'class', 'netdevs'], devices.map((device) => [device.node < 0 ? '-' : String(device.node), device.address, device.class, device.netdevs.join(',')]));
+  const holders = (address: string) => (host.hostdevs ?? []).filter((held) => held.address === address).map((held) => held.domain).join(',');
+  const sriov = devices.some((device) => sriovCell(device));
+  const held = (host.hostdevs ?? []).length > 0;
+  const rows = devices.map((device) => [
+    device.node < 0 ? '-' : String(device.node), device.address, device.class, device.driver ?? '-', device.netdevs.join(','),
+    ...(sriov ? [sriovCell(device)] : []), ...(held ? [holders(device.address)] : []),
+  ]);
+  return table(['node', 'address', 'class', 'driver', 'netdevs', ...(sriov ? ['sr-iov'] : []), ...(held ? ['held by'] : [])], rows);
 }
 
 function domainTable(host: LibvirtHostFacts): string[] {

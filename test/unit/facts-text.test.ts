@@ -20,6 +20,7 @@ const libvirt = {
     ],
     pci: [{ address: '0000:81:00.0', class: '0x020000', node: 1, netdevs: ['ens1f0'] }, { address: '0000:00:1f.2', class: '0x010601', node: 0, netdevs: [] }],
     running: [{ name: 'web1', pid: 4242, libvirt: { vcpupin: { 0: '2', 1: '0' }, emulatorpin: '0,2', numaMode: 'strict', numaNodeset: '0' }, kernel: [] }],
+    hostdevs: [],
   },
   domains: [],
 };
@@ -37,9 +38,9 @@ test('facts --format text: NUMA nodes, PCI devices by node and domains with thei
       '    1     1,3   1,3       8.0 GiB  2.0 GiB  512/512        -',
       '',
       '  PCI devices',
-      '    node  address       class     netdevs',
-      '    0     0000:00:1f.2  0x010601',
-      '    1     0000:81:00.0  0x020000  ens1f0',
+      '    node  address       class     driver  netdevs',
+      '    0     0000:00:1f.2  0x010601  -',
+      '    1     0000:81:00.0  0x020000  -       ens1f0',
       '',
       '  running domains',
       '    domain  pid   vcpupin  emulatorpin  numa',
@@ -71,5 +72,28 @@ test('facts --format text: the room left for placement per node, after the runni
     '    node  online  pinned  host core  free for guests  2M free  1G free',
     '    0     0-3     1-2     0          3 (1)            100      1',
     '    1     4-7     -       4          5-7 (3)          512      0',
+  ]);
+});
+
+test('facts --format text: SR-IOV PFs with their VF count, VFs with their PF, and the running domain holding a VF', () => {
+  const host = {
+    ...libvirt.host,
+    pci: [
+      { address: '0000:81:00.0', class: '0x020000', node: 1, netdevs: ['ens1f0'], driver: 'ixgbe', sriov: { totalvfs: 63, numvfs: 2 } },
+      { address: '0000:81:10.0', class: '0x020000', node: 1, netdevs: [], driver: 'vfio-pci', physfn: '0000:81:00.0' },
+      { address: '0000:81:10.2', class: '0x020000', node: 1, netdevs: ['ens1f0v1'], driver: 'ixgbevf', physfn: '0000:81:00.0' },
+      { address: '0000:00:1f.2', class: '0x010601', node: -1, netdevs: [], driver: 'ahci' },
+    ],
+    hostdevs: [{ domain: 'web1', address: '0000:81:10.0' }],
+  };
+  const text = renderFactsText([{ host: 'hv1', facts, modules: { libvirt_domain: { host, domains: [] } } }]);
+  const at = text.indexOf('  PCI devices');
+  assert.deepEqual(text.slice(at, text.indexOf('\n\n', at)).split('\n'), [
+    '  PCI devices',
+    '    node  address       class     driver    netdevs   sr-iov              held by',
+    '    -     0000:00:1f.2  0x010601  ahci',
+    '    1     0000:81:00.0  0x020000  ixgbe     ens1f0    PF 2/63 VFs',
+    '    1     0000:81:10.0  0x020000  vfio-pci            VF of 0000:81:00.0  web1',
+    '    1     0000:81:10.2  0x020000  ixgbevf   ens1f0v1  VF of 0000:81:00.0',
   ]);
 });
