@@ -8,6 +8,7 @@
  * PCI device (libvirt's status XML, read by the same awk: see modules/lib/pci-hostdev.ts).
  */
 import { parseCpuList, quote, READ_FN, type Command } from '../../src/kit/index.js';
+import { VHOST_KTHREADS_PROBE } from './vhost.js';
 import { HOSTDEV_AWK, HOSTDEV_DOMAIN_AWK, LIBVIRT_STATUS_DIR, parseHeld, type HeldDevice } from '../lib/pci-hostdev.js';
 
 export interface HostCpu { id: number; core: number; socket: number; node: number; siblings: number[] }
@@ -31,6 +32,8 @@ export interface DomainPinning {
   pid: number | null;
   libvirt: { vcpupin: Record<string, string>; emulatorpin: string | null; numaMode: string | null; numaNodeset: string | null };
   kernel: QemuThread[];
+  /** vhost-net kernel threads in the domain's cgroup (kernels before 6.4; see vhost.ts). */
+  vhost: QemuThread[];
 }
 
 export interface LibvirtHostFacts {
@@ -164,6 +167,7 @@ if command -v virsh >/dev/null 2>&1; then
     [ -n "$p" ] && [ -d "/proc/$p/task" ] && for k in /proc/$p/task/*; do
       printf '\\001T\\t=thread\\t=%s\\t=%s\\t^Cpus_allowed_list:^%s\\t^Mems_allowed_list:^%s\\t@%s\\n' "$d" "\${k##*/}" "$k/status" "$k/status" "$k/comm"
     done
+${VHOST_KTHREADS_PROBE}
   done
 else
   printf '\\001L\\tvirsh\\t0\\n'
@@ -199,7 +203,7 @@ function readLine(facts: LibvirtHostFacts, fields: string[]): void {
     case 'pci': facts.pci.push(pciDevice(fields)); break;
     case 'hostdev': { const held = parseHeld(fields); if (held) facts.hostdevs.push(held); break; }
     case 'virsh': facts.virsh = a === '1'; break;
-    case 'dom': facts.running.push({ name: a, pid: b ? Number(b) : null, libvirt: { vcpupin: {}, emulatorpin: null, numaMode: null, numaNodeset: null }, kernel: [] }); break;
+    case 'dom': facts.running.push({ name: a, pid: b ? Number(b) : null, libvirt: { vcpupin: {}, emulatorpin: null, numaMode: null, numaNodeset: null }, kernel: [], vhost: [] }); break;
     case 'vcpupin': if (dom()) dom()!.libvirt.vcpupin[b] = c; break;
     case 'emulatorpin': if (dom()) dom()!.libvirt.emulatorpin = b; break;
     case 'numatune':
@@ -207,6 +211,7 @@ function readLine(facts: LibvirtHostFacts, fields: string[]): void {
       if (dom() && b === 'numa_nodeset') dom()!.libvirt.numaNodeset = c || null;
       break;
     case 'thread': dom()?.kernel.push({ tid: Number(b), cpus: c, mems: d, comm: fields.slice(5).join('\t') }); break;
+    case 'vhost': dom()?.vhost.push({ tid: Number(b), cpus: c, mems: d, comm: fields.slice(5).join('\t') }); break;
   }
 }
 

@@ -12,6 +12,8 @@ import { domainProbe, parseDomainProbe, type DomainProbeState } from './probe.js
 import { MODULE, planDomain } from './plan.js';
 import { domainDiagnostics, hostdevNumaDiagnostics, hugepageDiagnostics, rulesFor, selects, taskLabel } from './rules.js';
 import { parseXml } from './domain-xml.js';
+import { nodeOfCpu } from './facts.js';
+import { vhostDiagnostics } from './vhost.js';
 
 const canonCpus = (list: string): string => formatCpuList(parseCpuList(list));
 
@@ -49,6 +51,11 @@ export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
         return [...domainDiagnostics(params, root, domain.name), ...hostdevNumaDiagnostics(params, root, domain.name, actual.host)];
       }),
       ...hugepageDiagnostics(params, others, actual, softer),
+      // A task that sets emulatorpin places the vhost workers with it (and cpuRules checks its node).
+      ...(params.cputune?.emulatorpin ? [] : matched.flatMap((domain) => {
+        const running = actual.host.running.find((pinning) => pinning.name === domain.name);
+        return running ? vhostDiagnostics(running, nodeOfCpu(actual.host)) : [];
+      })),
     ];
     diagnostics.filter((d) => d.severity === 'warning').forEach((d) => context.warn(d.message));
     const errors = diagnostics.filter((d) => d.severity === 'error');

@@ -5,7 +5,8 @@
  */
 import type { HostFacts } from '../kit/host-facts.js';
 import { formatCpuList } from '../kit/host-facts.js';
-import type { HugepagePool, LibvirtHostFacts, PciDevice } from '../../modules/libvirt_domain/facts.js';
+import type { DomainPinning, HugepagePool, LibvirtHostFacts, PciDevice } from '../../modules/libvirt_domain/facts.js';
+import { vhostWorkers } from '../../modules/libvirt_domain/vhost.js';
 import { freeCapacity } from '../../modules/numa_placement/capacity.js';
 
 export interface HostFactsReport {
@@ -64,13 +65,22 @@ function pciTable(host: LibvirtHostFacts): string[] {
   return table(['node', 'address', 'class', 'driver', 'netdevs', ...(sriov ? ['sr-iov'] : []), ...(held ? ['held by'] : [])], rows);
 }
 
+/** A domain's vhost-net workers and where they may run; how they follow emulatorpin (vhost.ts). */
+function vhostCell(domain: DomainPinning): string {
+  const workers = vhostWorkers(domain);
+  if (!workers.length) return '-';
+  const where = workers[0]!.kind === 'kthread' ? 'kernel threads in the emulator cgroup' : 'QEMU threads';
+  return `${workers.map((worker) => `${worker.comm} on ${worker.cpus}`).join(', ')} (${where})`;
+}
+
 function domainTable(host: LibvirtHostFacts): string[] {
+  const vhost = host.running.some((domain) => vhostWorkers(domain).length > 0);
   const rows = host.running.map((domain) => {
     const vcpus = Object.entries(domain.libvirt.vcpupin).map(([vcpu, cpus]) => `${vcpu}:${cpus}`).join(' ');
     const numa = domain.libvirt.numaMode ? `${domain.libvirt.numaMode} ${domain.libvirt.numaNodeset ?? ''}`.trim() : '-';
-    return [domain.name, domain.pid === null ? '-' : String(domain.pid), vcpus || '-', domain.libvirt.emulatorpin ?? '-', numa];
+    return [domain.name, domain.pid === null ? '-' : String(domain.pid), vcpus || '-', domain.libvirt.emulatorpin ?? '-', numa, ...(vhost ? [vhostCell(domain)] : [])];
   });
-  return table(['domain', 'pid', 'vcpupin', 'emulatorpin', 'numa'], rows);
+  return table(['domain', 'pid', 'vcpupin', 'emulatorpin', 'numa', ...(vhost ? ['vhost-net workers (follow emulatorpin)'] : [])], rows);
 }
 
 /** Room for new guests per node after the running domains' pinning (what numa_placement starts from). */

@@ -59,6 +59,19 @@ test('table pads every column but the last', () => {
   assert.deepEqual(table(['a', 'bb'], [['ccc', 'd']]), ['a    bb', 'ccc  d']);
 });
 
+test('facts --format text: a domain\'s vhost-net workers, where they may run and what places them', () => {
+  const vhost = [{ tid: 4300, comm: 'vhost-4242', cpus: '0-3', mems: '0-1' }];
+  const host = { ...libvirt.host, running: [{ ...libvirt.host.running[0]!, vhost }, { name: 'web2', pid: 5000, libvirt: libvirt.host.running[0]!.libvirt, kernel: [] }] };
+  const text = renderFactsText([{ host: 'hv1', facts, modules: { libvirt_domain: { host, domains: [] } } }]);
+  const at = text.indexOf('  running domains');
+  assert.deepEqual(text.slice(at).split('\n').slice(0, 4), [
+    '  running domains',
+    '    domain  pid   vcpupin  emulatorpin  numa      vhost-net workers (follow emulatorpin)',
+    '    web1    4242  0:2 1:0  0,2          strict 0  vhost-4242 on 0-3 (kernel threads in the emulator cgroup)',
+    '    web2    5000  0:2 1:0  0,2          strict 0  -',
+  ]);
+});
+
 test('facts --format text: the room left for placement per node, after the running domains\' pinning', () => {
   const cpus = Array.from({ length: 8 }, (_, id) => ({ id, core: id, socket: id < 4 ? 0 : 1, node: id < 4 ? 0 : 1, siblings: [id] }));
   const host = {
