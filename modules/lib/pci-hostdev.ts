@@ -47,16 +47,18 @@ function hd_line(l, dom, tag,   d, b, s, f) {
 /** The domain name of a status file: its base name without `.xml`, as libvirtd writes it. */
 export const HOSTDEV_DOMAIN_AWK = String.raw`function hd_domain(f) { sub(/^.*\//, "", f); sub(/\.xml$/, "", f); return f }`;
 
+/** An awk program over status XML files: each held device as `TAG<tab>DOMAIN<tab>ADDRESS`, TAG from `-v tag=`. */
+export const HOSTDEV_PROGRAM = `${HOSTDEV_AWK}\n${HOSTDEV_DOMAIN_AWK}\nFNR == 1 { hd_reset(); dom = hd_domain(FILENAME) }\n{ hd_line($0, dom, tag) }`;
+
 /**
  * Shell fragment: one awk over every status XML, each held device printed as
  * `TAG<tab>DOMAIN<tab>ADDRESS`; `TAG-unreadable` when the folder exists but this user
  * cannot list it (libvirtd keeps it root-only). No running domain: nothing printed.
  */
 export function hostdevProbe(tag: string): string {
-  const program = `${HOSTDEV_AWK}\n${HOSTDEV_DOMAIN_AWK}\nFNR == 1 { hd_reset(); dom = hd_domain(FILENAME) }\n{ hd_line($0, dom, tag) }`;
   return [
     `if [ -d ${LIBVIRT_STATUS_DIR} ] && ! { [ -r ${LIBVIRT_STATUS_DIR} ] && [ -x ${LIBVIRT_STATUS_DIR} ]; }; then printf '%s\\n' '${tag}-unreadable'`,
-    `else set -- ${LIBVIRT_STATUS_DIR}/*.xml; [ -e "$1" ] && awk -v tag='${tag}' '${program.replace(/'/g, `'\\''`)}' "$@" 2>/dev/null; fi`,
+    `else set -- ${LIBVIRT_STATUS_DIR}/*.xml; [ -e "$1" ] && awk -v tag='${tag}' '${HOSTDEV_PROGRAM.replace(/'/g, `'\\''`)}' "$@" 2>/dev/null; fi`,
   ].join('\n');
 }
 

@@ -14,7 +14,7 @@ import { defineModule, fileDiff, quote, words, READ_FN, catFileProbe, parseFileB
 import { randomBytes } from 'node:crypto';
 import { RELOAD_COMMAND } from '../io_scheduler/index.js';
 import { IFACE_PATTERN, PCI_PATTERN } from '../irq_affinity/index.js';
-import { HOSTDEV_AWK, HOSTDEV_DOMAIN_AWK, LIBVIRT_STATUS_DIR, hostdevProbe, parseHeld, type HeldDevice } from '../lib/pci-hostdev.js';
+import { HOSTDEV_PROGRAM, LIBVIRT_STATUS_DIR, hostdevProbe, parseHeld, type HeldDevice } from '../lib/pci-hostdev.js';
 import { describe, parseVfLines, staleSettings, vfArguments, vfCommands, type VfSettings, type VfState } from './vf.js';
 
 const MODULE = 'sriov';
@@ -196,10 +196,9 @@ function countGuard(address: string, before: number): Command {
  * probe's own awk (KC_LIBVIRT_STATUS_DIR moves the folder, for tests).
  */
 export function heldGuard(address: string, vfAddresses: string[]): Command[] {
-  const program = `${HOSTDEV_AWK}\n${HOSTDEV_DOMAIN_AWK}\nFNR == 1 { hd_reset(); dom = hd_domain(FILENAME) }\n{ hd_line($0, dom, "held") }`;
   return [
     shellCode`set -- "\${KC_LIBVIRT_STATUS_DIR:-/run/libvirt/qemu}"/*.xml; kc_held=`,
-    sh`[ ! -e "$1" ] || kc_held=$(awk ${program} "$@" | grep -F ${words(vfAddresses.flatMap((a) => ['-e', a]))} || :)`,
+    sh`[ ! -e "$1" ] || kc_held=$(awk -v tag=held ${HOSTDEV_PROGRAM} "$@" | grep -F ${words(vfAddresses.flatMap((a) => ['-e', a]))} || :)`,
     sh`[ -z "$kc_held" ] || kc_fail ${`a VF of ${address} is held by a running domain now:`} "$kc_held"`,
   ];
 }
