@@ -194,6 +194,7 @@ function pciDevice(fields: string[]): PciDevice {
 function readLine(facts: LibvirtHostFacts, fields: string[]): void {
   const [kind, a = '', b = '', c = '', d = '', e = ''] = fields;
   const dom = () => runningDomain(facts, a);
+  const thread = (): QemuThread => ({ tid: Number(b), cpus: c, mems: d, comm: fields.slice(5).join('\t') });
   switch (kind) {
     case 'online': facts.cpusOnline = parseCpuList(a); break;
     case 'cpu': facts.cpus.push({ id: Number(a), core: Number(b), socket: Number(c), node: Number(d), siblings: parseCpuList(e) }); break;
@@ -210,8 +211,8 @@ function readLine(facts: LibvirtHostFacts, fields: string[]): void {
       if (dom() && b === 'numa_mode') dom()!.libvirt.numaMode = c || null;
       if (dom() && b === 'numa_nodeset') dom()!.libvirt.numaNodeset = c || null;
       break;
-    case 'thread': dom()?.kernel.push({ tid: Number(b), cpus: c, mems: d, comm: fields.slice(5).join('\t') }); break;
-    case 'vhost': dom()?.vhost.push({ tid: Number(b), cpus: c, mems: d, comm: fields.slice(5).join('\t') }); break;
+    case 'thread': dom()?.kernel.push(thread()); break;
+    case 'vhost': dom()?.vhost.push(thread()); break;
   }
 }
 

@@ -44,17 +44,18 @@ export const libvirtDomain = defineModule<DomainParams, DomainProbeState>({
     }
     const others = context.tasks.filter((task) => task.module === MODULE && task.params !== params).map((task) => task.params as DomainParams);
     const softer = context.claims.some(({ claims }) => claims.some((claim) => POOL_CLAIMS.has(claim.kind)));
+    const cpuNode = nodeOfCpu(actual.host);
     const diagnostics = [
       ...matched.flatMap((domain) => {
         if (!domain.inactive) return [];
         const root = parseXml(domain.inactive);
-        return [...domainDiagnostics(params, root, domain.name), ...hostdevNumaDiagnostics(params, root, domain.name, actual.host)];
+        return [...domainDiagnostics(params, root, domain.name), ...hostdevNumaDiagnostics(params, root, domain.name, actual.host, cpuNode)];
       }),
       ...hugepageDiagnostics(params, others, actual, softer),
       // A task that sets emulatorpin places the vhost workers with it (and cpuRules checks its node).
       ...(params.cputune?.emulatorpin ? [] : matched.flatMap((domain) => {
         const running = actual.host.running.find((pinning) => pinning.name === domain.name);
-        return running ? vhostDiagnostics(running, nodeOfCpu(actual.host)) : [];
+        return running ? vhostDiagnostics(running, cpuNode) : [];
       })),
     ];
     diagnostics.filter((d) => d.severity === 'warning').forEach((d) => context.warn(d.message));

@@ -316,11 +316,10 @@ function pinnedCpus(params: DomainParams, root: Element): number[] {
  * the guest's vCPUs are pinned to: every DMA and interrupt crosses the interconnect. A
  * guest not pinned, or a device whose node is -1 (no NUMA information), never warns.
  */
-export function hostdevNumaDiagnostics(params: DomainParams, root: Element, name: string, host: LibvirtHostFacts): Diagnostic[] {
+export function hostdevNumaDiagnostics(params: DomainParams, root: Element, name: string, host: LibvirtHostFacts, cpuNode = nodeOfCpu(host)): Diagnostic[] {
   const addresses = hostdevAddresses(root);
   const cpus = pinnedCpus(params, root);
   if (!addresses.length || !cpus.length) return [];
-  const cpuNode = nodeOfCpu(host);
   const nodes = [...new Set(cpus.map((cpu) => cpuNode.get(cpu)).filter((n): n is number => n !== undefined))].sort((a, b) => a - b);
   if (!nodes.length) return [];
   return addresses.flatMap((address) => {
