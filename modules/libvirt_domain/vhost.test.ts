@@ -53,6 +53,10 @@ test('the probe finds a cgroup v2 thread that is not the process\'s own, named v
   const run = spawnSync('/bin/sh', ['-c', `${setup}\n${READ_FN}\nd=db1; p=4242\n${probe}`], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   assert.equal(run.stdout, `\u0001T\t=vhost\t=db1\t=4300\t^Cpus_allowed_list:^${root}/proc/4300/status\t^Mems_allowed_list:^${root}/proc/4300/status\t@${root}/proc/4300/comm\n`);
+  // A QEMU in the root cgroup: its threads file would list every thread of the host, so it is not read.
+  const rooted = spawnSync('/bin/sh', ['-c', `printf '0::/\\n' > ${root}/proc/4242/cgroup; printf '4300\\n' > ${root}/sys/fs/cgroup/cgroup.threads\n${READ_FN}\nd=db1; p=4242\n${probe}`], { encoding: 'utf8' });
+  assert.equal(rooted.stderr, '');
+  assert.equal(rooted.stdout, '');
   spawnSync('rm', ['-rf', root]);
 });
 

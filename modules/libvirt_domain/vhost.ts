@@ -22,12 +22,13 @@ export interface VhostWorker extends QemuThread {
 /**
  * Shell for the facts probe, inside its loop over running domains ($d the name, $p the
  * QEMU pid): the threads of the QEMU process's cgroup named vhost-PID that are not its
- * own are its vhost kernel threads, printed as `vhost` fact lines (builtins only: cgroup
+ * own are its vhost kernel threads (a QEMU in the root cgroup is skipped: that would be
+ * every thread of the host, read once per domain), printed as `vhost` fact lines (builtins only: cgroup
  * v2's cgroup.threads, v1's cpuset tasks file; kc_read from READ_FN).
  */
 export const VHOST_KTHREADS_PROBE = `    kc_cg=; kc_cgf=
     [ -n "$p" ] && [ -r "/proc/$p/cgroup" ] && while IFS= read -r kc_l; do
-      case $kc_l in 0::*) kc_cgf=/sys/fs/cgroup\${kc_l#0::}/cgroup.threads ;; *:cpuset:*) kc_cg=/sys/fs/cgroup/cpuset\${kc_l#*:cpuset:}/tasks ;; esac
+      case $kc_l in 0::/ | *:cpuset:/) ;; 0::*) kc_cgf=/sys/fs/cgroup\${kc_l#0::}/cgroup.threads ;; *:cpuset:*) kc_cg=/sys/fs/cgroup/cpuset\${kc_l#*:cpuset:}/tasks ;; esac
     done < "/proc/$p/cgroup"
     [ -r "$kc_cgf" ] || kc_cgf=$kc_cg
     [ -n "$kc_cgf" ] && [ -r "$kc_cgf" ] && while read -r kc_t; do
