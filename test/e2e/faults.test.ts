@@ -254,7 +254,12 @@ test('6. the host crashes and reboots during the apply: the host failed, every f
   await vm.waitForNewBoot(bootId);
   const sums = await fileSums(vm, TARGETS);
   assertReportMatchesFiles(run, sums.targets, '6 (after boot)');
-  assertWhole(sums, ORIGINAL_SUMS, planned, '6 (after boot)');
+  // The reset may come after the temporary file of the interrupted write reached the journal.
+  assertWhole(sums, ORIGINAL_SUMS, planned, '6 (after boot)', 'allowed');
+  for (const stray of sums.strays) {
+    const folder = stray.slice(0, stray.lastIndexOf('/'));
+    assert.ok(TARGETS.some((path) => path.startsWith(`${folder}/`) && sums.targets[path] === ORIGINAL_SUMS[path]), `6: ${stray} beside a file the crash did not replace`);
+  }
   assert.ok(byStatus(run, 'applied').length > 0, 'the crash came after some steps were reported done');
   await vm.run(RUNTIME_ORIGINAL);
   await assertRecovers('6');
