@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { kernelModule, renderModprobe, sameValue } from './index.js';
 import { fixture } from '../../test/helpers/paths.js';
 import { plan, schemaAccepts } from '../../test/helpers/plan.js';
-import { ownedFiles } from '../../src/kit/index.js';
+import { ownedFiles, READ_FN } from '../../src/kit/index.js';
+import { cmdlineOptions, modprobeOrder, modprobeProbe } from '../lib/modprobe.js';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 const KVM_LOADED = fixture('kernel_module', 'handwritten-kvm-loaded.probe');
 const KVM_NOT_LOADED = fixture('kernel_module', 'handwritten-kvm-not-loaded.probe');
@@ -142,4 +147,101 @@ test('schema: hostile names, options and values are refused before any shell see
   assert.throws(() => kernelModule.normalize!({ name: 'kvm', state: 'blacklisted', options: { halt_poll_ns: 0 } }), /options are only set with state loaded/);
   assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', options: { halt_poll_ns: 0 }, persist: false }))), []);
   assert.deepEqual(ownedFiles(kernelModule.claims!(kernelModule.normalize!({ name: 'kvm', state: 'blacklisted' }))), ['/etc/modprobe.d/kvmconf-kvm.conf', '/etc/modules-load.d/kvmconf-kvm.conf']);
+});
+
+const NESTED = fixture('kernel_module', 'handwritten-kvm-intel-nested.probe');
+/** kvm_intel without the other files that set nested, so only what reload does is seen. */
+const NESTED_ALONE = NESTED.replace(/^(cmdline .*) kvm-intel\.nested=0$/m, '$1').replace(/^(conf|opt) \/(etc|usr\/lib)\/modprobe\.d\/(00-kvm|zz-local|kvmconf-kvm_intel)\.conf.*\n/gm, '');
+
+test('plan: reload when-unused reloads an unused module for a read-only parameter, then reads every option back', () => {
+  const { changes, commands, warnings } = plan(kernelModule, { name: 'kvm_intel', options: { nested: true }, reload: 'when-unused' }, NESTED_ALONE);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(view(changes), [
+    '/etc/modprobe.d/kvmconf-kvm_intel.conf (persist) null -> options kvm_intel nested=1',
+    '/etc/modules-load.d/kvmconf-kvm_intel.conf (persist) null -> kvm_intel',
+    'kvm_intel nested (runtime) N -> 1',
+  ]);
+  assert.equal(changes[2]!.reason, 'read-only parameter: nothing uses kvm_intel (refcnt 0, no holders), so it is reloaded with the new value');
+  assert.deepEqual(commands(changes[2]!), [
+    `modprobe -r kvm_intel && modprobe kvm_intel || kc_fail 'reloading kvm_intel failed (did something start using it?)'`,
+    `kc_got=$(kc_read_value /sys/module/kvm_intel/parameters/nested); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'kvm_intel: asked for nested=1, the kernel has' "$kc_got"`,
+  ]);
+  // Without the file the options go on modprobe's command line; several read-only options share one reload.
+  const several = NESTED_ALONE.replace('mode 444 nested', 'mode 444 nested\nparam ept Y\nmode 444 ept');
+  const live = plan(kernelModule, { name: 'kvm_intel', options: { nested: 1, ept: false }, reload: 'when-unused', persist: false }, several);
+  assert.deepEqual(view(live.changes), ['kvm_intel nested ept (runtime) nested=N ept=Y -> nested=1 ept=0']);
+  const [reload, ...readBacks] = live.commands(live.changes[0]!);
+  assert.equal(reload, `modprobe -r kvm_intel && modprobe kvm_intel nested=1 ept=0 || kc_fail 'reloading kvm_intel failed (did something start using it?)'`);
+  assert.deepEqual(readBacks.map((command) => /parameters\/(\w+)/.exec(command)![1]), ['nested', 'ept']);
+  assert.match(live.changes[0]!.reason!, /persist is false: the options go on modprobe's command line/);
+});
+
+test('plan: reload when-unused leaves a module in use pending, naming its refcnt and holders', () => {
+  const { changes, commands } = plan(kernelModule, { name: 'kvm', options: { halt_poll_ns: 0, enable_vmware_backdoor: true }, reload: 'when-unused' }, KVM_LOADED);
+  assert.deepEqual(view(changes).slice(2), [
+    'kvm enable_vmware_backdoor (pending module-reload) N -> 1',
+    'kvm halt_poll_ns (runtime) 200000 -> 0',
+  ]);
+  assert.equal(changes[2]!.reason, 'read-only parameter: kvm is in use (refcnt 1, held by kvm_intel), so kvmconf does not reload it; it takes the new value when reloaded with its users stopped (modprobe -r kvm && modprobe kvm) or the host boots');
+  assert.deepEqual(commands(changes[2]!), []);
+  // Holders alone keep it: a refcnt of 0 is not enough.
+  const held = plan(kernelModule, { name: 'kvm', options: { enable_vmware_backdoor: true }, reload: 'when-unused' }, KVM_LOADED.replace('refcnt 1', 'refcnt 0'));
+  assert.deepEqual(view(held.changes).slice(2), ['kvm enable_vmware_backdoor (pending module-reload) N -> 1']);
+  assert.match(held.changes[2]!.reason!, /in use \(refcnt 0, held by kvm_intel\)/);
+});
+
+test('plan: reload never (the default) leaves even an unused module pending, and says how to let kvmconf reload it', () => {
+  const { changes, commands } = plan(kernelModule, { name: 'kvm_intel', options: { nested: true } }, NESTED_ALONE);
+  assert.deepEqual(view(changes).slice(2), ['kvm_intel nested (pending module-reload) N -> 1']);
+  assert.equal(changes[2]!.reason, 'read-only parameter: it takes the new value when kvm_intel is reloaded (modprobe -r kvm_intel && modprobe kvm_intel) or the host boots; reload: when-unused lets kvmconf reload it while nothing uses it');
+  assert.deepEqual(commands(changes[2]!), []);
+  assert.equal(kernelModule.normalize!({ name: 'kvm_intel' }).reload, 'never');
+  assert.equal(schemaAccepts(kernelModule, { name: 'kvm_intel', reload: 'always' }), false);
+  assert.equal(schemaAccepts(kernelModule, { name: 'kvm_intel', reload: 'when-unused' }), true);
+});
+
+test('plan: other modprobe.d files and the kernel command line that override the owned options are warned about', () => {
+  const { warnings } = plan(kernelModule, { name: 'kvm_intel', options: { nested: true }, reload: 'when-unused' }, NESTED);
+  assert.deepEqual(warnings.map((warning) => warning.message), [
+    '/etc/modprobe.d/00-kvm.conf also sets nested=0; /etc/modprobe.d/kvmconf-kvm_intel.conf is read after it and wins, but the two disagree',
+    '/etc/modprobe.d/zz-local.conf sets nested=N and is read after /etc/modprobe.d/kvmconf-kvm_intel.conf, so its value wins at the next load: remove it there',
+    'the kernel command line has kvm_intel.nested=0, which modprobe applies after every modprobe.d file: it wins until it is removed and the host rebooted',
+  ]);
+  // N, 0 and false agree; a file of the owned name elsewhere is hidden by it; persist false writes no file to be overridden.
+  assert.deepEqual(plan(kernelModule, { name: 'kvm_intel', options: { nested: false } }, NESTED).warnings, []);
+  assert.deepEqual(plan(kernelModule, { name: 'kvm_intel', options: { nested: true }, persist: false }, NESTED).warnings, []);
+});
+
+test('modprobe.d order: per file the options it sets for the module, by file name with /etc hiding the same name; the command line parsed', () => {
+  const files = [
+    { file: '/usr/lib/modprobe.d/kvm.conf', lines: ['options kvm_intel nested=1 ept=0'] },
+    { file: '/etc/modprobe.d/kvm.conf', lines: ['options kvm-intel nested=0', 'options kvm_intel nested=Y # later line wins'] },
+    { file: '/run/modprobe.d/00-a.conf', lines: ['options kvm_intel enable-apicv=0', 'options kvm nested=1'] },
+    { file: '/lib/modprobe.d/zz.conf', lines: [] },
+  ];
+  assert.deepEqual(modprobeOrder('kvm_intel', files), [
+    { file: '/run/modprobe.d/00-a.conf', options: { enable_apicv: '0' } },
+    { file: '/etc/modprobe.d/kvm.conf', options: { nested: 'Y' } },
+    { file: '/lib/modprobe.d/zz.conf', options: {} },
+  ]);
+  assert.deepEqual(cmdlineOptions('kvm-intel', 'ro kvm_intel.nested=1 kvm.halt_poll_ns=0 kvm-intel.ept="0" -- kvm_intel.pml=0'), { nested: '1', ept: '0' });
+});
+
+test('probe: one awk prints the options lines of the module from every modprobe.d file, - and _ alike', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmconf-modprobe-'));
+  fs.mkdirSync(path.join(root, 'etc/modprobe.d'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'usr/lib/modprobe.d'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'etc/modprobe.d/a.conf'), '# options kvm_intel nested=0\n  options kvm-intel nested=1\noptions kvm_intelx nested=0\n');
+  fs.writeFileSync(path.join(root, 'usr/lib/modprobe.d/b.conf'), 'options kvm halt_poll_ns=0\noptions\tkvm_intel ept=0\n');
+  const script = `${READ_FN}\n${modprobeProbe('kvm_intel')}`.replace(/ \/(etc|run|usr|lib)/g, ` ${root}/$1`);
+  const out = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' });
+  fs.rmSync(root, { recursive: true, force: true });
+  assert.equal(out.status, 0, out.stderr);
+  const lines = out.stdout.split('\n').filter((line) => /^(conf|opt) /.test(line)).map((line) => line.split(root).join(''));
+  assert.deepEqual(lines, [
+    'conf /etc/modprobe.d/a.conf',
+    'conf /usr/lib/modprobe.d/b.conf',
+    'opt /etc/modprobe.d/a.conf   options kvm-intel nested=1',
+    'opt /usr/lib/modprobe.d/b.conf options\tkvm_intel ept=0',
+  ]);
 });

@@ -11,9 +11,11 @@ import type { HostFacts } from '../../src/kit/host-facts.js';
 import { REMOTE_LIB, BACKUP_DIR } from '../../src/kit/remote-lib.js';
 import { compile } from '../../src/config/schema.js';
 import {
-  vhostNet, modprobeOrder, normaliseFlag, persistCommand, reloadCommands, renderModprobe, MODPROBE_FILE, ZCOPY_SECURITY,
+  vhostNet, asKernelModule, liveValue, normaliseFlag, persistCommand, renderModprobe, MODPROBE_FILE, ZCOPY_SECURITY,
   type VhostNetParams, type VhostNetState,
 } from './index.js';
+import { reloadCommands } from '../kernel_module/index.js';
+import { modprobeOrder } from '../lib/modprobe.js';
 import { moduleFixtures } from '../../test/helpers/paths.js';
 
 const FIXTURES = moduleFixtures('vhost_net');
@@ -33,35 +35,35 @@ describe('vhost_net parse', () => {
   it('reads the real probe of this machine: module not loaded, modprobe.d files in load order', () => {
     const state = parse('debian12-container-not-loaded.probe');
     assert.equal(state.loaded, false);
-    assert.equal(state.value, null);
+    assert.equal(liveValue(state), null);
     assert.equal(state.file, null);
-    assert.equal(state.cmdline, null);
-    // /lib/modprobe.d/systemd.conf is the same file as /usr/lib/modprobe.d/systemd.conf and listed once.
+    assert.deepEqual(state.cmdline, {});
+    // /lib is a link to /usr/lib here: each file is listed twice and read once.
     assert.deepEqual(state.configs, [
-      { file: '/usr/lib/modprobe.d/systemd.conf', value: null },
-      { file: '/etc/modprobe.d/tuned.conf', value: null },
+      { file: '/usr/lib/modprobe.d/fbdev-blacklist.conf', options: {} },
+      { file: '/usr/lib/modprobe.d/systemd.conf', options: {} },
     ]);
   });
 
   it('reads a loaded module in use, and Y/N values', () => {
     const busy = parse('handwritten-debian12-loaded-in-use.probe');
-    assert.deepEqual([busy.loaded, busy.builtin, busy.value, busy.refcnt, busy.available], [true, false, 0, 2, true]);
-    assert.equal(parse('handwritten-debian12-loaded-idle.probe').value, 0);
-    assert.equal(parse('handwritten-builtin-cmdline.probe').cmdline, 0);
+    assert.deepEqual([busy.loaded, busy.builtin, liveValue(busy), busy.refcnt, busy.holders], [true, false, 0, 2, []]);
+    assert.equal(liveValue(parse('handwritten-debian12-loaded-idle.probe')), 0);
+    assert.deepEqual(parse('handwritten-builtin-cmdline.probe').cmdline, { experimental_zcopytx: '0' });
     for (const [text, value] of [['Y', 1], ['N', 0], ['1', 1], ['0', 0], ['2', 1], ['', null]] as const) assert.equal(normaliseFlag(text), value, text);
   });
 
   it('orders modprobe.d like libkmod: by file name, /etc hiding the same name elsewhere', () => {
-    const order = modprobeOrder([
+    const order = modprobeOrder('vhost_net', [
       { file: '/usr/lib/modprobe.d/zz.conf', lines: ['options vhost_net experimental_zcopytx=1'] },
       { file: '/etc/modprobe.d/zz.conf', lines: ['options vhost_net experimental_zcopytx=0'] },
       { file: '/run/modprobe.d/aa.conf', lines: ['options vhost-net experimental-zcopytx=Y other=1', 'options tun x=1'] },
       { file: '/lib/modprobe.d/mm.conf', lines: ['options vhost_net experimental_zcopytx=0', 'options vhost_net experimental_zcopytx=1'] },
     ]);
     assert.deepEqual(order, [
-      { file: '/run/modprobe.d/aa.conf', value: 1 },
-      { file: '/lib/modprobe.d/mm.conf', value: 1 },
-      { file: '/etc/modprobe.d/zz.conf', value: 0 },
+      { file: '/run/modprobe.d/aa.conf', options: { experimental_zcopytx: 'Y', other: '1' } },
+      { file: '/lib/modprobe.d/mm.conf', options: { experimental_zcopytx: '1' } },
+      { file: '/etc/modprobe.d/zz.conf', options: { experimental_zcopytx: '0' } },
     ]);
   });
 });
@@ -118,10 +120,13 @@ describe('vhost_net diff and commands', () => {
     ]);
     assert.equal(changes[1]!.reason, `no guest uses vhost_net: it is reloaded with the new option; ${ZCOPY_SECURITY}`);
     assert.deepEqual(changeCommands(vhostNet, changes[1]!), [
-      "modprobe -r vhost_net && modprobe vhost_net || kc_fail 'reloading vhost_net failed (did a guest start using it?)'",
-      'kc_got=$(cat /sys/module/vhost_net/parameters/experimental_zcopytx); case "$kc_got" in Y|y) kc_got=1 ;; N|n) kc_got=0 ;; esac',
-      '[ "$kc_got" = 1 ] || kc_fail "vhost_net: asked for experimental_zcopytx=1, the reloaded module has $kc_got"',
+      "modprobe -r vhost_net && modprobe vhost_net || kc_fail 'reloading vhost_net failed (did something start using it?)'",
+      `kc_got=$(kc_read_value /sys/module/vhost_net/parameters/experimental_zcopytx); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'vhost_net: asked for experimental_zcopytx=1, the kernel has' "$kc_got"`,
     ]);
+    // Holders alone count as users too.
+    const held = run(params(1), { ...state, holders: ['vhost_test'] }).changes[1]!;
+    assert.deepEqual([held.scope, held.pendingOn], ['pending', 'module-reload']);
+    assert.match(held.reason!, /^vhost_net is in use by guests \(1 open vhost-net devices, held by vhost_test\)/);
     // Without the file, the option is given to modprobe itself.
     const transient = run(params(1, false), state).changes;
     assert.deepEqual(transient.map((c) => c.scope), ['runtime']);
@@ -136,7 +141,7 @@ describe('vhost_net diff and commands', () => {
   });
 
   it('reports a kernel command line value that overrides every file', () => {
-    const state = { ...parse('handwritten-debian12-loaded-idle.probe'), cmdline: 0 as const };
+    const state = { ...parse('handwritten-debian12-loaded-idle.probe'), cmdline: { experimental_zcopytx: '0' } };
     assert.match(run(params(1), state).warnings.join('\n'), /kernel command line has vhost_net.experimental_zcopytx=0.*wins/);
   });
 });
@@ -163,6 +168,7 @@ describe('vhost_net on this machine', () => {
     assert.equal(result.status, 0, result.stderr);
     const state = vhostNet.parse(result.stdout, params(1));
     assert.equal(state.loaded, fs.existsSync('/sys/module/vhost_net'));
+    assert.ok(state.configs.length > 0 || !fs.existsSync('/usr/lib/modprobe.d'), 'the modprobe.d files are listed');
     assert.equal(state.file, fs.existsSync(MODPROBE_FILE) ? fs.readFileSync(MODPROBE_FILE, 'utf8') : null);
   });
 
@@ -182,14 +188,14 @@ describe('vhost_net on this machine', () => {
     // modprobe and the sysfs read are stubbed: this machine has no vhost_net to reload.
     const stub = (answer: string, removeFails = false) =>
       `modprobe() { echo "modprobe $*" >&2; ${removeFails ? '[ "$1" != -r ]' : 'true'}; }\n` +
-      `cat() { if [ "$1" = /sys/module/vhost_net/parameters/experimental_zcopytx ]; then echo ${answer}; else command cat "$@"; fi; }\n`;
-    const script = (answer: string, removeFails = false) => `${REMOTE_LIB}\n${stub(answer, removeFails)}( set -e\n${reloadCommands(1, true).join('\n')}\n) </dev/null 2>&1`;
+      `kc_read_value() { [ "$1" = /sys/module/vhost_net/parameters/experimental_zcopytx ] && echo ${answer}; }\n`;
+    const script = (answer: string, removeFails = false) => `${REMOTE_LIB}\n${stub(answer, removeFails)}( set -e\n${reloadCommands(asKernelModule(params(1))).join('\n')}\n) </dev/null 2>&1`;
     const ok = sh(script('Y'));
     assert.equal(ok.status, 0, ok.stdout);
     assert.match(ok.stdout, /modprobe -r vhost_net\nmodprobe vhost_net/);
     const less = sh(script('N'));
     assert.notEqual(less.status, 0);
-    assert.match(less.stdout, /asked for experimental_zcopytx=1, the reloaded module has 0/);
+    assert.match(less.stdout, /asked for experimental_zcopytx=1, the kernel has N/);
     const busy = sh(script('Y', true));
     assert.notEqual(busy.status, 0);
     assert.match(busy.stdout, /reloading vhost_net failed/);
