@@ -4,7 +4,7 @@
  * authentication with ssh-agent and key files.
  */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type {
@@ -123,7 +123,41 @@ function privateKey(data: Buffer, passphrase: string | undefined): ParsedKey | s
   }
   if (parsed instanceof Error) return 'not a key ssh2 can read';
   const key: ParsedKey | undefined = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
-  return key && key.isPrivateKey() ? key : 'not a private key';
+  return key && key.isPrivateKey() ? signingWithKeyObject(key) : 'not a private key';
+}
+
+/** The digest each key type signs with when ssh2 names none (RSA's comes with its signature algorithm). */
+const DEFAULT_DIGEST: Record<string, string | null> = {
+  'ssh-ed25519': null,
+  'ecdsa-sha2-nistp256': 'sha256',
+  'ecdsa-sha2-nistp384': 'sha384',
+  'ecdsa-sha2-nistp521': 'sha512',
+  'ssh-rsa': 'sha1',
+};
+
+/**
+ * ssh2 signs with the key's PEM text, which OpenSSL 3 decodes again for every signature
+ * (about 2 ms, one per connection); a KeyObject decoded once signs the same way, ten
+ * times faster. The parsed key is shared by every host that uses the file.
+ */
+function signingWithKeyObject(key: ParsedKey): ParsedKey {
+  const digest = DEFAULT_DIGEST[key.type];
+  let object: KeyObject;
+  try {
+    if (digest === undefined) return key;
+    object = createPrivateKey(key.getPrivatePEM());
+  } catch {
+    return key;
+  }
+  // As ssh2's own sign: a failure is returned, not thrown.
+  key.sign = ((data: Buffer | string, algo?: string): Buffer | Error => {
+    try {
+      return sign(algo || digest, typeof data === 'string' ? Buffer.from(data) : data, object);
+    } catch (err) {
+      return err as Error;
+    }
+  }) as ParsedKey['sign'];
+  return key;
 }
 
 /**

@@ -80,9 +80,10 @@ export async function run(file: string, args: string[], input?: string): Promise
   });
 }
 
-/** Generates a key pair with ssh-keygen (`path` and `path.pub`), optionally encrypted. */
-export async function generateKey(path: string, type: KeyType = 'ed25519', passphrase = ''): Promise<string> {
-  const args = ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', passphrase, '-C', `kvmconf-test-${type}`, '-f', path];
+/** Generates a key pair with ssh-keygen (`path` and `path.pub`), optionally encrypted; `bits` as `ssh-keygen -b` (default 2048 for RSA). */
+export async function generateKey(path: string, type: KeyType = 'ed25519', passphrase = '', bits?: number): Promise<string> {
+  const size = bits ?? (type === 'rsa' ? 2048 : undefined);
+  const args = ['-q', '-t', type, ...(size ? ['-b', String(size)] : []), '-N', passphrase, '-C', `kvmconf-test-${type}`, '-f', path];
   await execFileP('ssh-keygen', args);
   return (await readFile(`${path}.pub`, 'utf8')).trim();
 }

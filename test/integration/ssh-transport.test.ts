@@ -15,7 +15,7 @@ import { createLocalTransport } from '../../src/transport/local.js';
 import { connectSsh } from '../../src/transport/ssh.js';
 import { TransportError, type ConnectionSpec, type Transport } from '../../src/transport/types.js';
 import { MAX_OUTPUT_BYTES } from '../../src/transport/output.js';
-import { freePort, generateKey, run, startSshd, type SshdInstance } from '../helpers/sshd.js';
+import { freePort, generateKey, run, startSshd, type KeyType, type SshdInstance } from '../helpers/sshd.js';
 import { alive } from '../helpers/process.js';
 
 // Keep the tests away from the real ~/.ssh (config, keys, known_hosts) and any agent.
@@ -353,6 +353,26 @@ describe('ssh transport: authentication', () => {
     );
     assert.match(err.message, new RegExp(`^hv-test: authentication failed for ${srv.user} \\(tried: ${wrong}; skipped: `));
     assert.match(err.message, /missing_key \(not found\)/);
+  });
+
+  test('every client key type signs its authentication: RSA (SHA-2), ECDSA P-256/384/521, Ed25519', async () => {
+    const keys: Array<[string, KeyType, number | undefined]> = [['rsa', 'rsa', 3072], ['p256', 'ecdsa', 256], ['p384', 'ecdsa', 384], ['p521', 'ecdsa', 521], ['ed', 'ed25519', undefined]];
+    const files = keys.map(([name]) => path(`type_${name}`));
+    const pubs = await Promise.all(keys.map(([, type, bits], i) => generateKey(files[i]!, type, '', bits)));
+    const s = await sshd({ authorizedKeys: pubs });
+    try {
+      const kh = await knownHosts(s.hostKeyLine);
+      for (const file of files) {
+        // Twice: the second connection signs with the key object the first one left on the shared parsed key.
+        for (let round = 0; round < 2; round++) {
+          await withTransport(specFor(s, kh, { privateKeyFiles: [file] }), async (t) => {
+            assert.equal((await t.exec('echo ok')).stdout, 'ok\n', `${file}, connection ${round + 1}`);
+          });
+        }
+      }
+    } finally {
+      await s.stop();
+    }
   });
 
   test('an encrypted key is skipped with a note without a passphrase, and used with KVMCONF_SSH_KEY_PASSPHRASE', async () => {
