@@ -304,13 +304,20 @@ function readOnlyChanges(params: KernelModuleParams, actual: KernelModuleState, 
   return readOnly.map((difference) => pendingChange(params, actual, difference));
 }
 
+/**
+ * A read-only option kvmconf does not reload now. With reload: never and the option
+ * persisted, only the next boot (or a reload by hand) applies it, so it waits for a
+ * reboot: a rollout that may reboot finishes it, and none stops guests for a reload
+ * that would not come.
+ */
 function pendingChange(params: KernelModuleParams, actual: KernelModuleState, { option, live, wanted }: Difference): Change {
   const reload = `modprobe -r ${params.name} && modprobe ${params.name}`;
   const persisted = params.persist ? '' : '; persist is false, so a reload brings the default back: set persist to keep it';
+  const byReboot = params.reload === 'never' && params.persist;
   const reason = params.reload === 'when-unused'
     ? `read-only parameter: ${params.name} is in use (${users(actual)}), so kvmconf does not reload it; it takes the new value when reloaded with its users stopped (${reload}) or the host boots${persisted}`
-    : `read-only parameter: it takes the new value when ${params.name} is reloaded${inUse(actual) ? ` (in use: ${users(actual)})` : ''} (${reload}) or the host boots${persisted}; reload: when-unused lets kvmconf reload it while nothing uses it`;
-  return { module: 'kernel_module', target: `${params.name} ${option}`, scope: 'pending', pendingOn: 'module-reload', before: live, after: wanted, reason };
+    : `read-only parameter: it takes the new value when the host boots${byReboot ? ' (modules-load.d loads it with the modprobe.d options)' : ''} or ${params.name} is reloaded by hand${inUse(actual) ? ` (in use: ${users(actual)})` : ''} (${reload})${persisted}; reload: when-unused lets kvmconf reload it while nothing uses it`;
+  return { module: 'kernel_module', target: `${params.name} ${option}`, scope: 'pending', pendingOn: byReboot ? 'reboot' : 'module-reload', before: live, after: wanted, reason };
 }
 
 /** One reload sets every read-only option that differs; the change names them all. */

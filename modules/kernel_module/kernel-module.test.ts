@@ -73,10 +73,14 @@ test('plan: a read-only parameter of a loaded module waits for a module reload, 
   assert.deepEqual(view(changes), [
     '/etc/modprobe.d/kvmconf-vhost-net.conf (persist) null -> options vhost-net experimental_zcopytx=0',
     '/etc/modules-load.d/kvmconf-vhost-net.conf (persist) null -> vhost-net',
-    'vhost-net experimental_zcopytx (pending module-reload) 1 -> 0',
+    'vhost-net experimental_zcopytx (pending reboot) 1 -> 0',
   ]);
   assert.deepEqual(commands(changes[2]!), [], 'a pending change runs nothing');
-  assert.match(changes[2]!.reason!, /read-only parameter: it takes the new value when vhost-net is reloaded/);
+  assert.match(changes[2]!.reason!, /read-only parameter: it takes the new value when the host boots \(modules-load.d loads it with the modprobe.d options\) or vhost-net is reloaded by hand/);
+  // Not persisted, a boot brings the default back: only a reload (by hand) would apply it.
+  const transient = plan(kernelModule, { name: 'vhost-net', options: { experimental_zcopytx: 0 }, persist: false }, VHOST_LOADED);
+  assert.deepEqual(view(transient.changes), ['vhost-net experimental_zcopytx (pending module-reload) 1 -> 0']);
+  assert.match(transient.changes[0]!.reason!, /persist is false, so a reload brings the default back/);
 });
 
 test('plan: a module not loaded is loaded by modprobe after its file is written, then read back', () => {
@@ -192,8 +196,9 @@ test('plan: reload when-unused leaves a module in use pending, naming its refcnt
 
 test('plan: reload never (the default) leaves even an unused module pending, and says how to let kvmconf reload it', () => {
   const { changes, commands } = plan(kernelModule, { name: 'kvm_intel', options: { nested: true } }, NESTED_ALONE);
-  assert.deepEqual(view(changes).slice(2), ['kvm_intel nested (pending module-reload) N -> 1']);
-  assert.equal(changes[2]!.reason, 'read-only parameter: it takes the new value when kvm_intel is reloaded (modprobe -r kvm_intel && modprobe kvm_intel) or the host boots; reload: when-unused lets kvmconf reload it while nothing uses it');
+  // Only a boot applies it (kvmconf does not reload): a rollout that may reboot finishes it, none stops guests for a reload.
+  assert.deepEqual(view(changes).slice(2), ['kvm_intel nested (pending reboot) N -> 1']);
+  assert.equal(changes[2]!.reason, 'read-only parameter: it takes the new value when the host boots (modules-load.d loads it with the modprobe.d options) or kvm_intel is reloaded by hand (modprobe -r kvm_intel && modprobe kvm_intel); reload: when-unused lets kvmconf reload it while nothing uses it');
   assert.deepEqual(commands(changes[2]!), []);
   assert.equal(kernelModule.normalize!({ name: 'kvm_intel' }).reload, 'never');
   assert.equal(schemaAccepts(kernelModule, { name: 'kvm_intel', reload: 'always' }), false);

@@ -215,6 +215,19 @@ test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net z
   assert.equal(again.code, 3, 'only the reload remains: ' + again.stdout);
   assert.deepEqual(changeKeys(again.report, ['applied']), [], 'second apply changed nothing');
 
+  // reload: when-unused: nothing uses vhost_net here (no guest), so kvmconf reloads it and reads the option back.
+  const reloadBook = join(work, 'kernel-module-reload.yaml');
+  writePlaybook(reloadBook, `    - name: zero-copy, reloaded while unused\n      kernel_module: { name: vhost-net, options: { experimental_zcopytx: ${wanted} }, reload: when-unused }\n`);
+  const reloadCheck = await kvmconf(['apply', '--check', reloadBook, '-i', inventory]);
+  assert.deepEqual(changeKeys(reloadCheck.report, ['planned']), ['kernel_module vhost-net experimental_zcopytx (runtime)'], reloadCheck.stdout);
+  assert.deepEqual(changeKeys(reloadCheck.report, ['pending']), []);
+  const reloaded = await kvmconf(['apply', reloadBook, '-i', inventory]);
+  assert.equal(reloaded.code, 0, reloaded.stdout + reloaded.stderr);
+  assert.deepEqual(changeKeys(reloaded.report, ['applied']), changeKeys(reloadCheck.report, ['planned']), 'check predicted the reload');
+  assert.equal(flag(await param('vhost_net/parameters/experimental_zcopytx')), String(wanted), 'the reloaded module has the option');
+  const settled = await kvmconf(['apply', reloadBook, '-i', inventory, '--detailed-exitcode']);
+  assert.equal(settled.code, 0, 'nothing left after the reload: ' + settled.stdout);
+
   // What a boot does: vhost_net unloaded (nothing else loads it), then the real
   // systemd-modules-load reads modules-load.d and loads it with the modprobe.d options.
   await vm.run('modprobe -r vhost_net && ! [ -d /sys/module/vhost_net ] && systemctl restart systemd-modules-load.service');
