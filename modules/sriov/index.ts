@@ -10,7 +10,7 @@
  * every VF: a VF held by a running libvirt domain (its status XML names it as a hostdev
  * source) refuses the change at plan time, and again in the apply step, before 0 is written.
  */
-import { defineModule, fileDiff, quote, words, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, sh, shellCode, InputError, type Change, type Claim, type Command } from '../../src/kit/index.js';
+import { defineModule, fileDiff, quote, words, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, sh, shellCode, InputError, type Change, type Claim, type Command, type PlanContext } from '../../src/kit/index.js';
 import { randomBytes } from 'node:crypto';
 import { RELOAD_COMMAND } from '../io_scheduler/index.js';
 import { IFACE_PATTERN, PCI_PATTERN } from '../irq_affinity/index.js';
@@ -177,6 +177,17 @@ function checkDevice(params: SriovParams, actual: SriovState): string {
   return address;
 }
 
+/**
+ * Two tasks of one PF, one naming its interface and one its PCI address, would each write
+ * a rule and a count of their own and undo each other at every run. The task naming the
+ * interface resolves it here, so it refuses; a failed plan changes nothing on the host.
+ */
+function checkOnePfTask(params: SriovParams, address: string, tasks: PlanContext['tasks']): void {
+  if (params.interface === null) return;
+  const other = tasks.find((task) => task.module === 'sriov' && (task.params as SriovParams).pci === address);
+  if (other) throw new Error(`interface ${params.interface} is PF ${address}, which task '${other.name}' manages too (by its PCI address): name the PF in one sriov task`);
+}
+
 /** A count change destroys every VF there is: refused while a running domain holds one. */
 function checkNotHeld(address: string, wanted: number, actual: SriovState): void {
   if (!actual.numvfs) return;
@@ -306,8 +317,9 @@ export const sriov = defineModule<SriovParams, SriovState>({
   probe: (params) => sriovProbe(params),
   parse: (output, params) => parseSriov(output, params),
 
-  diff(params, actual) {
+  diff(params, actual, context) {
     const address = checkDevice(params, actual);
+    checkOnePfTask(params, address, context.tasks);
     const netdev = netdevOf(params, address, actual);
     const count = numvfsChange(params, address, actual);
     return [count, ...vfChanges(params, netdev, actual, count !== null), ruleChange(params, address, netdev, actual)].filter((c): c is Change => c !== null);

@@ -99,6 +99,16 @@ test('VF settings: only what differs is set, vlan with its qos; the rule runs ip
   assert.equal(rulePath({ pci: null, interface: 'enp59s0f0' }), '/etc/udev/rules.d/70-kvmconf-sriov-enp59s0f0.rules');
 });
 
+test('a PF named by its interface in one task and by its PCI address in another is refused: their rules and counts would fight', () => {
+  const byAddress = { module: 'sriov', name: 'VFs of the uplink', params: { pci: '0000:3b:00.0', interface: null, numvfs: 2, persist: true, vfs: {} } };
+  assert.throws(
+    () => plan(sriov, { interface: 'enp59s0f0', numvfs: 4 }, IXGBE, undefined, [byAddress]),
+    /interface enp59s0f0 is PF 0000:3b:00.0, which task 'VFs of the uplink' manages too \(by its PCI address\): name the PF in one sriov task/,
+  );
+  // Another PF's task is no conflict.
+  plan(sriov, { interface: 'enp59s0f0', numvfs: 4 }, IXGBE, undefined, [{ ...byAddress, params: { ...byAddress.params, pci: '0000:3b:00.1' } }]);
+});
+
 test('ip -o link VF parts (iproute2 print_vfinfo): MAC, vlan, qos, spoof checking, trust; a vlan change keeps qos', () => {
   const state = parseSriov(IXGBE, normalize(sriov, { pci: '0000:3b:00.0', numvfs: 4, vfs: { 0: { trust: true } } }));
   assert.deepEqual(state.vfSettings, {
