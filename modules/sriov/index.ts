@@ -27,6 +27,8 @@ export interface SriovParams {
   interface: string | null;
   numvfs: number;
   persist: boolean;
+  /** sriov_drivers_autoprobe: false leaves new VFs without a host driver (for vfio-pci); null: not managed. */
+  autoprobe: boolean | null;
   /** VF number -> the settings asked for it (MAC lowercase). */
   vfs: Record<number, VfSettings>;
 }
@@ -47,6 +49,8 @@ export interface SriovState {
   /** sriov_totalvfs; null when the device is no SR-IOV PF. */
   total: number | null;
   numvfs: number | null;
+  /** sriov_drivers_autoprobe; null when not asked for (or the kernel has none). */
+  autoprobe: boolean | null;
   netdevs: string[];
   vfs: VirtualFunction[];
   held: HeldDevice[];
@@ -59,6 +63,7 @@ export interface SriovState {
 
 export const devicePath = (address: string): string => `/sys/bus/pci/devices/${address}`;
 export const numvfsPath = (address: string): string => `${devicePath(address)}/sriov_numvfs`;
+export const autoprobePath = (address: string): string => `${devicePath(address)}/sriov_drivers_autoprobe`;
 
 /** The owned rule file, named after what the task names (`:` and `.` spelled `-`). */
 export function rulePath(params: Pick<SriovParams, 'pci' | 'interface'>): string {
@@ -74,9 +79,11 @@ export function rulePath(params: Pick<SriovParams, 'pci' | 'interface'>): string
  * would fail (the bind event that follows sets it); a count the PF has already is taken
  * by the kernel without EBUSY, so add and bind both matching is harmless.
  */
-export function renderRule(address: string, numvfs: number, netdev: string | null, vfs: Record<number, VfSettings>): string {
+export function renderRule(address: string, numvfs: number, netdev: string | null, vfs: Record<number, VfSettings>, autoprobe: boolean | null = null): string {
   const runs = Object.entries(vfs).map(([vf, settings]) => `, RUN+="/sbin/ip link set dev ${netdev} vf ${vf} ${vfArguments(settings).join(' ')}"`);
-  return `# Managed by kvmconf (sriov); edits here are overwritten.\nACTION=="add|bind", SUBSYSTEM=="pci", KERNEL=="${address}", DRIVER=="?*", ATTR{sriov_numvfs}="${numvfs}"${runs.join('')}\n`;
+  // udev assigns ATTRs in the order written: autoprobe before the VFs it applies to are made.
+  const probe = autoprobe === null ? '' : `ATTR{sriov_drivers_autoprobe}="${autoprobe ? 1 : 0}", `;
+  return `# Managed by kvmconf (sriov); edits here are overwritten.\nACTION=="add|bind", SUBSYSTEM=="pci", KERNEL=="${address}", DRIVER=="?*", ${probe}ATTR{sriov_numvfs}="${numvfs}"${runs.join('')}\n`;
 }
 
 /** kc_uev FILE: DRIVER= and PCI_SLOT_NAME= of a PCI device's uevent into kc_drv and kc_slot, builtins only. */
@@ -100,6 +107,8 @@ export function sriovProbe(params: SriovParams, mark = `@@${randomBytes(8).toStr
     `  kc_read "$kc_sd/numa_node" && ${out('node', '%s', '"$kc_v"')}`,
     `  kc_read "$kc_sd/sriov_totalvfs" && ${out('total', '%s', '"$kc_v"')}`,
     `  kc_read "$kc_sd/sriov_numvfs" && ${out('numvfs', '%s', '"$kc_v"')}`,
+    // read only when asked: the probe (and its recorded fixtures) of a task without it stay as they were
+    ...(params.autoprobe !== null ? [`  kc_read "$kc_sd/sriov_drivers_autoprobe" && ${out('autoprobe', '%s', '"$kc_v"')}`] : []),
     `  for kc_f in "$kc_sd"/net/*; do [ -e "$kc_f" ] || continue; kc_n=\${kc_n:-\${kc_f##*/}}; ${out('netdev', '%s', '"${kc_f##*/}"')}; done`,
     // a VF's address and driver from its uevent: a link resolved without readlink's process per VF
     `  for kc_f in "$kc_sd"/virtfn*; do [ -e "$kc_f" ] || continue; kc_uev "$kc_f/uevent"; ${out('vf', '%s %s %s', '"${kc_f##*virtfn}"', '"$kc_slot"', '"$kc_drv"')}; done`,
@@ -121,7 +130,7 @@ export function parseSriov(output: string, params: SriovParams): SriovState {
   const ruleAt = output.indexOf(`\n${mark}rule\n`);
   if (ruleAt < 0) throw new Error('sriov probe output is truncated');
   const state: SriovState = {
-    device: null, missing: null, driver: null, node: null, total: null, numvfs: null, netdevs: [], vfs: [], held: [], heldUnknown: false, vfSettings: null,
+    device: null, missing: null, driver: null, node: null, total: null, numvfs: null, autoprobe: null, netdevs: [], vfs: [], held: [], heldUnknown: false, vfSettings: null,
     rule: parseFileBlock(output.slice(ruleAt + `\n${mark}rule\n`.length)),
   };
   const body = output.slice(0, ruleAt).split('\n');
@@ -151,6 +160,7 @@ function readLine(state: SriovState, key: string, rest: string[], line: string, 
     case 'node': state.node = numberOrNull(a); break;
     case 'total': state.total = numberOrNull(a); break;
     case 'numvfs': state.numvfs = numberOrNull(a); break;
+    case 'autoprobe': state.autoprobe = a === '1' ? true : a === '0' ? false : null; break;
     case 'netdev': state.netdevs.push(a); break;
     case 'vf': state.vfs.push({ index: Number(a), address: b, driver: c || null }); break;
     case 'held-unreadable': state.heldUnknown = true; break;
@@ -214,6 +224,24 @@ export function heldGuard(address: string, vfAddresses: string[]): Command[] {
   ];
 }
 
+/**
+ * The kernel reads autoprobe when it makes VFs: first, so a count change in the same run
+ * follows it. VFs there already keep (or stay without) their drivers.
+ */
+function autoprobeChange(params: SriovParams, address: string, actual: SriovState, countChanges: boolean): Change | null {
+  if (params.autoprobe === null) return null;
+  const path = autoprobePath(address);
+  if (actual.autoprobe === null) throw new Error(`autoprobe: ${path} is absent or unreadable (the kernel has it from Linux 4.12)`);
+  if (actual.autoprobe === params.autoprobe) return null;
+  const drivers = params.autoprobe ? 'stay as they are (no driver bound until re-probed)' : 'keep their host drivers';
+  const existing = actual.numvfs && !countChanges ? `the ${actual.numvfs} VFs there are ${drivers}; it applies to VFs made from now on` : undefined;
+  return {
+    module: MODULE, target: path, scope: 'runtime', before: actual.autoprobe ? '1' : '0', after: params.autoprobe ? '1' : '0',
+    ...(existing ? { reason: existing } : {}),
+    commands: [sh`kc_set_value ${path} ${params.autoprobe ? '1' : '0'}`],
+  };
+}
+
 function numvfsChange(params: SriovParams, address: string, actual: SriovState): Change | null {
   const before = actual.numvfs!;
   if (before === params.numvfs) return null;
@@ -255,10 +283,11 @@ function vfChanges(params: SriovParams, netdev: string | null, actual: SriovStat
 
 function ruleChange(params: SriovParams, address: string, netdev: string | null, actual: SriovState): Change | null {
   const path = rulePath(params);
-  const content = params.persist && params.numvfs > 0 ? renderRule(address, params.numvfs, netdev, params.vfs) : null;
+  const content = params.persist && params.numvfs > 0 ? renderRule(address, params.numvfs, netdev, params.vfs, params.autoprobe) : null;
   if (actual.rule === content) return null;
   const commands: Command[] = [content === null ? removeFileCommand(path, actual.rule) : writeFileCommand(path, content, actual.rule), RELOAD_COMMAND];
-  const after = content === null ? null : `sriov_numvfs=${params.numvfs} on bind${Object.keys(params.vfs).length ? ` with ${Object.keys(params.vfs).length} VF setting(s)` : ''}`;
+  const autoprobe = params.autoprobe === null ? '' : ` (autoprobe ${params.autoprobe ? 1 : 0})`;
+  const after = content === null ? null : `sriov_numvfs=${params.numvfs}${autoprobe} on bind${Object.keys(params.vfs).length ? ` with ${Object.keys(params.vfs).length} VF setting(s)` : ''}`;
   return { module: MODULE, target: path, scope: 'persist', before: actual.rule === null ? null : 'present', after, diff: fileDiff(path, actual.rule, content), commands };
 }
 
@@ -275,6 +304,7 @@ export const sriov = defineModule<SriovParams, SriovState>({
       interface: { type: 'string', pattern: IFACE_PATTERN, description: 'a netdev whose device is the PF' },
       numvfs: { type: 'integer', minimum: 0, maximum: 65535, description: 'VFs to enable; 0 disables SR-IOV' },
       persist: { type: 'boolean', description: 'keep the count and VF settings in a udev rule (default true)' },
+      autoprobe: { type: 'boolean', description: 'sriov_drivers_autoprobe: false makes VFs without binding a host driver (VFs for vfio-pci passthrough); unset: left as it is' },
       vfs: {
         type: 'object', maxProperties: 256,
         propertyNames: { pattern: '^(0|[1-9][0-9]{0,4})$' },
@@ -294,7 +324,7 @@ export const sriov = defineModule<SriovParams, SriovState>({
   },
 
   normalize(raw) {
-    const input = raw as { pci?: string; interface?: string; numvfs: number; persist?: boolean; vfs?: Record<string, VfSettings> };
+    const input = raw as { pci?: string; interface?: string; numvfs: number; persist?: boolean; autoprobe?: boolean; vfs?: Record<string, VfSettings> };
     const who = input.pci ?? `interface ${input.interface}`;
     const vfs: Record<number, VfSettings> = {};
     for (const [key, settings] of Object.entries(input.vfs ?? {}).sort(([a], [b]) => Number(a) - Number(b))) {
@@ -306,12 +336,13 @@ export const sriov = defineModule<SriovParams, SriovState>({
       if (settings.qos && settings.vlan === undefined) throw new InputError(`sriov ${who}: vfs.${key}.qos needs vlan (the priority is part of the VLAN tag)`);
       vfs[vf] = { ...settings, ...(mac ? { mac } : {}) };
     }
-    return { pci: input.pci ?? null, interface: input.interface ?? null, numvfs: input.numvfs, persist: input.persist ?? true, vfs };
+    return { pci: input.pci ?? null, interface: input.interface ?? null, numvfs: input.numvfs, persist: input.persist ?? true, autoprobe: input.autoprobe ?? null, vfs };
   },
 
   claims: (params): Claim[] => [
     { kind: 'file', path: rulePath(params) },
     ...(params.pci !== null ? [{ kind: 'sysfs', path: numvfsPath(params.pci), value: String(params.numvfs) } as Claim] : []),
+    ...(params.pci !== null && params.autoprobe !== null ? [{ kind: 'sysfs', path: autoprobePath(params.pci), value: params.autoprobe ? '1' : '0' } as Claim] : []),
   ],
 
   probe: (params) => sriovProbe(params),
@@ -322,6 +353,7 @@ export const sriov = defineModule<SriovParams, SriovState>({
     checkOnePfTask(params, address, context.tasks);
     const netdev = netdevOf(params, address, actual);
     const count = numvfsChange(params, address, actual);
-    return [count, ...vfChanges(params, netdev, actual, count !== null), ruleChange(params, address, netdev, actual)].filter((c): c is Change => c !== null);
+    const autoprobe = autoprobeChange(params, address, actual, count !== null);
+    return [autoprobe, count, ...vfChanges(params, netdev, actual, count !== null), ruleChange(params, address, netdev, actual)].filter((c): c is Change => c !== null);
   },
 });

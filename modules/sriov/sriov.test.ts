@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sriov, renderRule, rulePath, parseSriov, heldGuard } from './index.js';
+import { sriov, renderRule, rulePath, parseSriov, heldGuard, sriovProbe } from './index.js';
 import { parseVfLines, staleSettings, vfCommands } from './vf.js';
 import { HOSTDEV_AWK, HOSTDEV_DOMAIN_AWK, hostdevProbe } from '../lib/pci-hostdev.js';
 import { REMOTE_LIB } from '../../src/kit/remote-lib.js';
@@ -19,13 +19,15 @@ const RULE = '/etc/udev/rules.d/70-kvmconf-sriov-0000-00-03-0.rules';
 const keys = (changes: Array<{ target: string; scope: string; before: string | null; after: string | null }>) => changes.map((c) => `${c.target} (${c.scope}) ${c.before} -> ${c.after}`);
 
 /** The fixture with the rule file present, as the probe prints it after an apply. */
+/** The line the probe adds when autoprobe is asked (the recorded fixtures come from a task without it). */
+const withAutoprobe = (output: string, value: string) => output.replace(/^(@@[0-9a-f]{16}@)numvfs (\d+)$/m, `$1numvfs $2\n$1autoprobe ${value}`);
 const withRule = (output: string, rule: string) => output.replace(/@@file-absent\n?$/, `@@file-present\n${rule}\n@@file-end\n`);
 
 test('parse: the recorded probe of QEMU\'s NVMe PF, before and after 2 VFs', () => {
   const params = normalize(sriov, { pci: '0000:00:03.0', numvfs: 2 });
   const off = sriov.parse(NVME_0, params);
   assert.deepEqual({ ...off, rule: off.rule }, {
-    device: '0000:00:03.0', missing: null, driver: 'nvme', node: -1, total: 4, numvfs: 0, netdevs: [], vfs: [], held: [], heldUnknown: false, vfSettings: null, rule: null,
+    device: '0000:00:03.0', missing: null, driver: 'nvme', node: -1, total: 4, numvfs: 0, autoprobe: null, netdevs: [], vfs: [], held: [], heldUnknown: false, vfSettings: null, rule: null,
   });
   const on = sriov.parse(NVME_2, params);
   assert.equal(on.numvfs, 2);
@@ -45,6 +47,29 @@ test('plan 0 -> 2: the count (read back), the bind rule; converged after: nothin
   assert.ok(write!.startsWith(`kc_write_file ${RULE} 0644 absent '# Managed by kvmconf (sriov)`), write);
   assert.match(reload!, /udevadm control --reload-rules/);
   assert.deepEqual(plan(sriov, { pci: '0000:00:03.0', numvfs: 2 }, withRule(NVME_2, rule)).changes, []);
+});
+
+test('autoprobe false: written before the VFs are made, and in the rule before the count; converged after', () => {
+  const wanted = { pci: '0000:00:03.0', numvfs: 2, autoprobe: false };
+  assert.ok(!sriovProbe(normalize(sriov, { pci: '0000:00:03.0', numvfs: 2 })).includes('sriov_drivers_autoprobe'), 'not read unless asked');
+  assert.ok(sriovProbe(normalize(sriov, wanted)).includes('kc_read "$kc_sd/sriov_drivers_autoprobe"'));
+  const { changes, commands } = plan(sriov, wanted, withAutoprobe(NVME_0, '1'));
+  assert.deepEqual(keys(changes), [
+    '/sys/bus/pci/devices/0000:00:03.0/sriov_drivers_autoprobe (runtime) 1 -> 0',
+    `${PF} (runtime) 0 -> 2`,
+    `${RULE} (persist) null -> sriov_numvfs=2 (autoprobe 0) on bind`,
+  ]);
+  assert.deepEqual(commands(changes[0]!), ['kc_set_value /sys/bus/pci/devices/0000:00:03.0/sriov_drivers_autoprobe 0']);
+  assert.equal(changes[0]!.reason, undefined, 'the VFs made in this run follow it');
+  const rule = changes[2]!.diff!.after;
+  assert.match(rule, /DRIVER=="\?\*", ATTR\{sriov_drivers_autoprobe\}="0", ATTR\{sriov_numvfs\}="2"\n$/);
+  assert.deepEqual(plan(sriov, wanted, withRule(withAutoprobe(NVME_2, '0'), rule)).changes, []);
+  // VFs there already keep their drivers: the change says it applies to VFs made from now on.
+  const later = plan(sriov, wanted, withRule(withAutoprobe(NVME_2, '1'), rule));
+  assert.deepEqual(keys(later.changes), ['/sys/bus/pci/devices/0000:00:03.0/sriov_drivers_autoprobe (runtime) 1 -> 0']);
+  assert.equal(later.changes[0]!.reason, 'the 2 VFs there are keep their host drivers; it applies to VFs made from now on');
+  assert.throws(() => plan(sriov, wanted, NVME_0), /autoprobe: \/sys\/bus\/pci\/devices\/0000:00:03\.0\/sriov_drivers_autoprobe is absent or unreadable/);
+  assert.deepEqual(sriov.claims!(normalize(sriov, wanted)).map((claim) => ('path' in claim ? claim.path : '')).slice(1), [PF, '/sys/bus/pci/devices/0000:00:03.0/sriov_drivers_autoprobe']);
 });
 
 test('plan 2 -> 3 goes through 0, as the kernel requires, and says so; 2 -> 0 writes 0 and removes the rule', () => {

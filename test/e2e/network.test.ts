@@ -236,7 +236,7 @@ test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net z
   assert.equal(afterBoot.code, 0, 'nothing pending or drifting once loaded as at boot: ' + afterBoot.stdout);
 });
 
-test('6. sriov: 2 -> 3 VFs goes through 0, a re-probed PF gets its VFs from the udev rule, 0 removes the rule', async () => {
+test('6. sriov: 2 -> 3 VFs goes through 0, a re-probed PF gets its VFs from the udev rule, 0 removes the rule; autoprobe off before VFs for passthrough', async () => {
   const book = join(work, 'sriov.yaml');
   writePlaybook(book, `    - name: three virtual functions\n      sriov: { pci: "${pf}", numvfs: 3 }\n`);
   const check = await kvmconf(['apply', '--check', book, '-i', inventory]);
@@ -263,6 +263,27 @@ test('6. sriov: 2 -> 3 VFs goes through 0, a re-probed PF gets its VFs from the 
   assert.equal((await vm.ssh(`test -e ${sriovRule()}`)).code, 1, 'the rule is removed with the VFs');
   const clean = await kvmconf(['apply', '--check', book, '-i', inventory]);
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+
+  // VFs for vfio-pci: autoprobe off before they are made, and the rule sets it again before the count on a re-probe.
+  const autoprobe = async () => (await vm.run(`cat /sys/bus/pci/devices/${pf}/sriov_drivers_autoprobe`)).trim();
+  writePlaybook(book, `    - name: VFs for passthrough\n      sriov: { pci: "${pf}", numvfs: 2, autoprobe: false }\n`);
+  const passCheck = await kvmconf(['apply', '--check', book, '-i', inventory]);
+  const passPlanned = changeKeys(passCheck.report, ['planned']);
+  assert.deepEqual(passPlanned, [`sriov ${sriovRule()} (persist)`, `sriov /sys/bus/pci/devices/${pf}/sriov_drivers_autoprobe (runtime)`, `sriov /sys/bus/pci/devices/${pf}/sriov_numvfs (runtime)`]);
+  const passRun = await kvmconf(['apply', book, '-i', inventory]);
+  assert.equal(passRun.code, 0, passRun.stdout + passRun.stderr);
+  assert.deepEqual(changeKeys(passRun.report, ['applied']), passPlanned, 'check predicted exactly what apply did');
+  assert.equal(await autoprobe(), '0');
+  assert.equal(await vfs(vm), `2 ${vfAddresses(2)}`);
+  await vm.run(`cd /sys/bus/pci && echo 0 > devices/${pf}/sriov_numvfs && echo 1 > devices/${pf}/sriov_drivers_autoprobe && echo ${pf} > drivers/nvme/unbind && echo ${pf} > drivers/nvme/bind && udevadm settle --timeout=90`);
+  assert.equal(await autoprobe(), '0', 'the rule set autoprobe on the re-probe');
+  assert.equal(await vfs(vm), `2 ${vfAddresses(2)}`);
+  assert.equal((await kvmconf(['apply', '--check', book, '-i', inventory])).code, 0);
+  writePlaybook(book, `    - name: no virtual functions, autoprobe back on\n      sriov: { pci: "${pf}", numvfs: 0, autoprobe: true }\n`);
+  const reset = await kvmconf(['apply', book, '-i', inventory]);
+  assert.equal(reset.code, 0, reset.stdout + reset.stderr);
+  assert.equal(await autoprobe(), '1');
+  assert.equal(await vfs(vm), '0');
 });
 
 test('7. vhost: the facts probe finds the vhost-net kernel thread of a real owner (Linux 6.1) in the owner\'s cgroup', async () => {
