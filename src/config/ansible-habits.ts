@@ -14,7 +14,9 @@ const ANSIBLE_EQUIVALENTS: Record<string, string> = {
   'ansible.builtin.systemd_service': 'service',
   systemd: 'service',
   systemd_service: 'service',
-  'community.general.kernel_blacklist': 'vhost_net',
+  'community.general.kernel_blacklist': 'kernel_module',
+  'community.general.modprobe': 'kernel_module',
+  modprobe: 'kernel_module',
   'community.libvirt.virt': 'libvirt_domain',
   virt: 'libvirt_domain',
 };

@@ -56,6 +56,11 @@ test("Ansible's habits: YAML 1.1 booleans, FQCN module names, and an answer for 
     "site.yaml:10:7 ($[0].tasks[2].register): 'register' is Ansible's, not kvmconf's | kvmconf has no task results to register: every task reports its changes in the run report (--format json)",
     "site.yaml:11:7 ($[0].tasks[2].notify): 'notify' is Ansible's, not kvmconf's | kvmconf has no handlers: a change that needs a reboot, module reload or guest restart is reported as pending (exit 3), or finished by the play's 'reboot: pending' and 'reload: pending'; libvirt_domain restarts guests with 'restart: true'",
   ]);
+  // Ansible's module loading and blacklisting is kernel_module's job.
+  for (const name of ['community.general.modprobe', 'community.general.kernel_blacklist']) {
+    const [error] = errorsOf(`- hosts: all\n  tasks:\n    - ${name}: {name: kvm_intel}\n`);
+    assert.match(error!, new RegExp(`unknown module '${name.replace(/\./g, '\\.')}' \\| did you mean kvmconf's 'kernel_module'\\?`));
+  }
 });
 
 test('one sysctl task per key (the usual Ansible shape) is refused with settings: and file: named', () => {
