@@ -28,6 +28,8 @@ const ORIGINAL_SUMS = Object.fromEntries(TARGETS.map((path, i) => [path, ORIGINA
 const PAGES_TO_SCAN = '/sys/kernel/mm/ksm/pages_to_scan';
 const RUNTIME_ORIGINAL = 'sysctl -qw vm.swappiness=60 vm.dirty_ratio=20 net.core.somaxconn=4096 && echo 100 > ' + PAGES_TO_SCAN;
 const FAULT = '/run/kvmconf-fault';
+/** Test 5's PAM session hook (/run is noexec). */
+const PAM_HOOK = '/usr/local/sbin/kvmconf-fault-pam';
 /** kvmconf's remote shell as root is `exec /bin/sh -s`; its parent is the sshd session to cut. */
 const CUT_KVMCONF_SESSIONS = `for p in $(pgrep -x -f '/bin/sh -s'); do kill -KILL $(ps -o ppid= -p "$p") 2>/dev/null; done`;
 
@@ -70,6 +72,7 @@ async function restore(): Promise<void> {
       `[ -e ${FAULT}.pid ] && kill "$(cat ${FAULT}.pid)" 2>/dev/null`,
       `while mountpoint -q ${SYSCTL_D}; do umount ${SYSCTL_D}; done`,
       `echo 'kvmadmin ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/kvmadmin && chmod 0440 /etc/sudoers.d/kvmadmin`,
+      `sed -i '\\|${PAM_HOOK}|d' /etc/pam.d/sudo && rm -f ${PAM_HOOK}`,
       ...writes,
       `rm -rf /var/backups/kvmconf ${SYSCTL_D}/.kvmconf.* /etc/tmpfiles.d/.kvmconf.* ${FAULT}.* /run/kvmconf.lock.owner`,
       RUNTIME_ORIGINAL,
@@ -222,8 +225,12 @@ test('5. sudo revoked between gather and apply: a clear per-host error, nothing 
   await restore();
   const kvmadmin = join(work, 'inventory-kvmadmin.yaml');
   await writeInventory([vm], kvmadmin, 'hypervisors', 'kvmadmin');
-  // Once the gather's root shell runs, sudo has checked kvmadmin's rights: revoke them for the apply.
-  await arm(`${waitFor("pgrep -u 0 -x -f '/bin/sh -s' >/dev/null")}\nrm -f /etc/sudoers.d/kvmadmin`);
+  // sudo opens its PAM session once it has allowed the gather's shell: a pam_exec hook revokes
+  // kvmadmin's rights right then, so the apply's sudo is refused (a watcher polling for the
+  // gather's shell lost the race to the apply on a loaded machine).
+  const hook = `#!/bin/sh\n[ "$PAM_TYPE" = open_session ] && [ "$PAM_RUSER" = kvmadmin ] || exit 0\nrm -f /etc/sudoers.d/kvmadmin\ntouch ${FAULT}.fired\n`;
+  // seteuid: run as root, not as the invoking user.
+  await vm.ssh(`cat > ${PAM_HOOK} && chmod 0755 ${PAM_HOOK} && echo 'session optional pam_exec.so seteuid ${PAM_HOOK}' >> /etc/pam.d/sudo`, { input: hook });
   const run = await apply([], kvmadmin);
   await assertFired();
   assert.equal(run.code, 1, run.stdout);
