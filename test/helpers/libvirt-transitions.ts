@@ -197,9 +197,16 @@ class TestDomain {
     for (const outcome of outcomes) assert.equal(outcome.status, 'ok', `${outcome.label}: ${outcome.output}`);
   }
 
+  /**
+   * Destroyed until no longer active, then undefined: libvirt can fail to kill a QEMU that
+   * is slow to die under load, and undefining a domain still running only makes it transient.
+   */
   remove(): Promise<string> {
-    const virsh = (args: string) => `virsh -c qemu:///system ${args} --domain ${this.name} </dev/null >/dev/null 2>&1`;
-    return this.host.exec(`${virsh('destroy')}; ${virsh('undefine')}; true`);
+    const virsh = (args: string) => `virsh -c qemu:///system ${args} --domain ${this.name} </dev/null 2>/dev/null`;
+    return this.host.exec(
+      `for i in $(seq 30); do case "$(${virsh('domstate')})" in running*|paused*|'in shutdown'*|blocked*|pmsuspended*|crashed*) ${virsh('destroy')} >/dev/null || sleep 1 ;; *) break ;; esac; done\n` +
+        `${virsh('undefine')} >/dev/null; true`,
+    );
   }
 
   /** A fresh domain in the starting states of a run (its config written by the module itself), started when `running`. */
