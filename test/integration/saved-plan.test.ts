@@ -145,7 +145,8 @@ async function reloadPlan(name: string, hook: (file: string) => string, guests =
 }
 
 test('a saved plan holds a reload that stopping guests cannot finish, before touching them; the check that made it says so', async () => {
-  const { file, run, plan, check, sent } = await reloadPlan('hvh', () => '', () => '{policy: shutdown, timeout: 5}');
+  // A libvirt URI that reaches no daemon: the fresh run below must not shut down this machine's domains.
+  const { file, run, plan, check, sent } = await reloadPlan('hvh', () => '', () => '{policy: shutdown, timeout: 5, uri: "nowhere:///none"}');
   assert.equal(check.hosts[0]!.finish?.status, 'held', 'the reviewed check predicts the hold');
   assert.match(check.hosts[0]!.finish!.reason!, /^a saved plan holds no module reload/);
   const apply = await run({ savedPlan: savedHosts(plan) });
