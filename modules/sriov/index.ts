@@ -64,6 +64,8 @@ export interface SriovState {
 export const devicePath = (address: string): string => `/sys/bus/pci/devices/${address}`;
 export const numvfsPath = (address: string): string => `${devicePath(address)}/sriov_numvfs`;
 export const autoprobePath = (address: string): string => `${devicePath(address)}/sriov_drivers_autoprobe`;
+/** How sysfs and the rule write a boolean attribute. */
+const bit = (on: boolean): '1' | '0' => (on ? '1' : '0');
 
 /** The owned rule file, named after what the task names (`:` and `.` spelled `-`). */
 export function rulePath(params: Pick<SriovParams, 'pci' | 'interface'>): string {
@@ -82,7 +84,7 @@ export function rulePath(params: Pick<SriovParams, 'pci' | 'interface'>): string
 export function renderRule(address: string, numvfs: number, netdev: string | null, vfs: Record<number, VfSettings>, autoprobe: boolean | null = null): string {
   const runs = Object.entries(vfs).map(([vf, settings]) => `, RUN+="/sbin/ip link set dev ${netdev} vf ${vf} ${vfArguments(settings).join(' ')}"`);
   // udev assigns ATTRs in the order written: autoprobe before the VFs it applies to are made.
-  const probe = autoprobe === null ? '' : `ATTR{sriov_drivers_autoprobe}="${autoprobe ? 1 : 0}", `;
+  const probe = autoprobe === null ? '' : `ATTR{sriov_drivers_autoprobe}="${bit(autoprobe)}", `;
   return `# Managed by kvmconf (sriov); edits here are overwritten.\nACTION=="add|bind", SUBSYSTEM=="pci", KERNEL=="${address}", DRIVER=="?*", ${probe}ATTR{sriov_numvfs}="${numvfs}"${runs.join('')}\n`;
 }
 
@@ -194,7 +196,7 @@ function checkDevice(params: SriovParams, actual: SriovState): string {
  */
 function checkOnePfTask(params: SriovParams, address: string, tasks: PlanContext['tasks']): void {
   if (params.interface === null) return;
-  const other = tasks.find((task) => task.module === 'sriov' && (task.params as SriovParams).pci === address);
+  const other = tasks.find((task) => task.module === MODULE && (task.params as SriovParams).pci === address);
   if (other) throw new Error(`interface ${params.interface} is PF ${address}, which task '${other.name}' manages too (by its PCI address): name the PF in one sriov task`);
 }
 
@@ -236,9 +238,9 @@ function autoprobeChange(params: SriovParams, address: string, actual: SriovStat
   const drivers = params.autoprobe ? 'stay as they are (no driver bound until re-probed)' : 'keep their host drivers';
   const existing = actual.numvfs && !countChanges ? `the ${actual.numvfs} VFs there are ${drivers}; it applies to VFs made from now on` : undefined;
   return {
-    module: MODULE, target: path, scope: 'runtime', before: actual.autoprobe ? '1' : '0', after: params.autoprobe ? '1' : '0',
+    module: MODULE, target: path, scope: 'runtime', before: bit(actual.autoprobe), after: bit(params.autoprobe),
     ...(existing ? { reason: existing } : {}),
-    commands: [sh`kc_set_value ${path} ${params.autoprobe ? '1' : '0'}`],
+    commands: [sh`kc_set_value ${path} ${bit(params.autoprobe)}`],
   };
 }
 
@@ -286,7 +288,7 @@ function ruleChange(params: SriovParams, address: string, netdev: string | null,
   const content = params.persist && params.numvfs > 0 ? renderRule(address, params.numvfs, netdev, params.vfs, params.autoprobe) : null;
   if (actual.rule === content) return null;
   const commands: Command[] = [content === null ? removeFileCommand(path, actual.rule) : writeFileCommand(path, content, actual.rule), RELOAD_COMMAND];
-  const autoprobe = params.autoprobe === null ? '' : ` (autoprobe ${params.autoprobe ? 1 : 0})`;
+  const autoprobe = params.autoprobe === null ? '' : ` (autoprobe ${bit(params.autoprobe)})`;
   const after = content === null ? null : `sriov_numvfs=${params.numvfs}${autoprobe} on bind${Object.keys(params.vfs).length ? ` with ${Object.keys(params.vfs).length} VF setting(s)` : ''}`;
   return { module: MODULE, target: path, scope: 'persist', before: actual.rule === null ? null : 'present', after, diff: fileDiff(path, actual.rule, content), commands };
 }
@@ -342,7 +344,7 @@ export const sriov = defineModule<SriovParams, SriovState>({
   claims: (params): Claim[] => [
     { kind: 'file', path: rulePath(params) },
     ...(params.pci !== null ? [{ kind: 'sysfs', path: numvfsPath(params.pci), value: String(params.numvfs) } as Claim] : []),
-    ...(params.pci !== null && params.autoprobe !== null ? [{ kind: 'sysfs', path: autoprobePath(params.pci), value: params.autoprobe ? '1' : '0' } as Claim] : []),
+    ...(params.pci !== null && params.autoprobe !== null ? [{ kind: 'sysfs', path: autoprobePath(params.pci), value: bit(params.autoprobe) } as Claim] : []),
   ],
 
   probe: (params) => sriovProbe(params),

@@ -89,18 +89,19 @@ export const vhostNet = defineModule<VhostNetParams, VhostNetState>({
     const wanted = params.experimental_zcopytx;
     if (wanted === null) return [];
     const security = wanted === 1 ? [ZCOPY_SECURITY] : [];
+    const asModule = asKernelModule(params);
     if (!actual.loaded && actual.available === false) context.warn('modprobe cannot find vhost_net for the running kernel: the option applies once the module is installed');
     const changes: Change[] = [];
     if (params.persist) {
       const change = persistChange(actual, wanted, security);
       if (change) changes.push(change);
-      moduleConflicts(asKernelModule(params), actual, sameFlag).forEach((warning) => context.warn(warning));
+      moduleConflicts(asModule, actual, sameFlag).forEach((warning) => context.warn(warning));
     } else if (!actual.loaded) {
       context.warn('vhost_net is not loaded and persist is false: nothing changes now, and the module will load with its configured default');
     }
     // A built-in vhost_net fails here: its option is set on the kernel command line only.
     if (!actual.loaded || liveValue(actual) === wanted) return changes;
-    return [...changes, ...liveChanges(asKernelModule(params), actual).map((change) => asVhostChange(change, actual, wanted, security))];
+    return [...changes, ...liveChanges(asModule, actual).map((change) => asVhostChange(change, actual, wanted, security))];
   },
 });
 

@@ -142,9 +142,9 @@ const DEFAULT_DIGEST: Record<string, string | null> = {
  */
 function signingWithKeyObject(key: ParsedKey): ParsedKey {
   const digest = DEFAULT_DIGEST[key.type];
+  if (digest === undefined) return key;
   let object: KeyObject;
   try {
-    if (digest === undefined) return key;
     object = createPrivateKey(key.getPrivatePEM());
   } catch {
     return key;
