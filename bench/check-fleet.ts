@@ -36,7 +36,7 @@ async function measure(label: string, inventoryFile: string, playbookFile: strin
   const failed = report.hosts.filter((host) => host.status === 'unreachable' || (host.status === 'failed' && !host.error?.startsWith('planning failed')));
   console.log(
     `${label.padEnd(22)} ${String(report.hosts.length).padStart(4)} hosts  ${seconds.toFixed(2)} s wall  ` +
-      `${((seconds * 1000) / n).toFixed(1)} ms/host  controller CPU ${((used.user + used.system) / 1000 / n).toFixed(1)} ms/host  ${(execs / n).toFixed(1)} execs/host  ` +
+      `${((seconds * 1000) / n).toFixed(1)} ms/host  controller CPU ${((used.user + used.system) / 1000 / n).toFixed(1)} ms/host (user ${(used.user / 1000 / n).toFixed(1)})  ${(execs / n).toFixed(1)} execs/host  ` +
       `peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB${failed.length ? `  FAILED: ${failed.length} (${failed[0]!.error})` : ''}`,
   );
 }

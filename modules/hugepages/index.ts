@@ -14,7 +14,7 @@
  * as /etc/fstab lines, identified by mount point, every other line kept byte for byte.
  */
 import {
-  defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type Claim, fileClaims, kernelArgClaims, type KernelArgs, type HostFacts, type Command, type HugepagePoolSummary,
+  awkReader, readWith, defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, removeFileCommand, writeFileCommand, sh, shellCode, inline, type Change, type Diagnostic, type Claim, fileClaims, kernelArgClaims, type KernelArgs, type HostFacts, type Command, type HugepagePoolSummary,
 } from '../../src/kit/index.js';
 import { parseSysctlProbe, renderSysctlFile, settingsSummary, sysctlProbe, overrideWarnings, writeSysctlFileCommand, type SysctlState } from '../lib/sysctl-conf.js';
 import { parseTmpfiles, renderTmpfiles, tmpfilesPath, tmpfilesProbe, type SysfsWrite } from '../lib/tmpfiles.js';
@@ -30,6 +30,15 @@ const NODE_DIR = '/sys/devices/system/node';
 const GiB = 1048576;
 
 /** `2M`, `1G`, `2048kB`, `1048576kB`, `64K`; /proc/mounts also prints `1024M`. */
+/** The default size and HugePages_ counters of /proc/meminfo, and the mounts: hugetlbfs ones and those at `want` (` PATH ... `). */
+const MEMINFO_MOUNTS_READER = awkReader({
+  name: 'hugepages',
+  line: [
+    'if (kc_file == "/proc/meminfo") { if ($1 == "Hugepagesize:") print "default", $2; else if ($1 ~ /^HugePages_/) { sub(/:$/, "", $1); print "meminfo", $1, $2 }; return }',
+    'if ($3 == "hugetlbfs" || index(kc_arg["want"], " " $2 " ")) print "mount", $2, $3, $4',
+  ].join('\n'),
+});
+
 const SIZE_PATTERN = '^[1-9][0-9]{0,8}(kB|K|M|G)$';
 const MOUNT_PATH_PATTERN = '^(/[A-Za-z0-9_.-]+)+$';
 
@@ -320,8 +329,7 @@ function probeScript(params: HugepagesParams): string {
     `  for kc_f in nr free surplus; do kc_read "$kc_d/\${kc_f}_hugepages"; kc_p="$kc_p $kc_v"; done; echo "$kc_p"`,
     `done`,
     // One awk for the default size, the meminfo counters and the mounts.
-    `awk -v want=${quote(wanted)} 'FILENAME == "/proc/meminfo" { if ($1 == "Hugepagesize:") print "default", $2; else if ($1 ~ /^HugePages_/) { sub(/:$/, "", $1); print "meminfo", $1, $2 }; next }`,
-    `  $3 == "hugetlbfs" || index(want, " " $2 " ") {print "mount", $2, $3, $4}' /proc/meminfo /proc/mounts`,
+    readWith(MEMINFO_MOUNTS_READER, `want=${quote(wanted)} /proc/meminfo /proc/mounts`),
     `echo '@@sysctl'`,
     sysctlProbe([SYSCTL_KEY], HUGEPAGES_SYSCTL_FILE),
     `echo '@@tmpfiles'`,

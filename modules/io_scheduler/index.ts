@@ -3,7 +3,7 @@
  * pattern. Live through /sys/block/DEV/queue/scheduler; persisted by a udev rule file
  * the task owns, because multi-queue kernels (5.0+) ignore `elevator=` on the command line.
  */
-import { defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, type Change, type Command, fileClaims } from '../../src/kit/index.js';
+import { awkReader, configGlobs, readWith, defineModule, fileDiff, quote, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, type Change, type Command, fileClaims } from '../../src/kit/index.js';
 
 export const DEVICE_PATTERN = '^[a-z0-9*?\\[\\]-]+$';
 export const SCHEDULERS = ['none', 'mq-deadline', 'kyber', 'bfq', 'noop', 'deadline', 'cfq'] as const;
@@ -14,6 +14,12 @@ const RULES_DIR = '/etc/udev/rules.d';
 /** Directories udev reads rules from, highest priority first for files of the same name. */
 const UDEV_DIRS = ['/etc/udev/rules.d', '/run/udev/rules.d', '/usr/local/lib/udev/rules.d', '/usr/lib/udev/rules.d', '/lib/udev/rules.d'];
 /** Virtual devices a broad pattern must not catch unless it names them. */
+/** Rule lines (comments aside) that assign a scheduler, as `rule FILE LINE`. */
+const SCHEDULER_RULES_READER = awkReader({
+  name: 'udev_scheduler',
+  line: 'if ($0 !~ /^[[:space:]]*#/ && $0 ~ /ATTR\\{queue\\/scheduler\\}=[^=]/) print "rule", kc_file, $0',
+});
+
 const SKIPPED = /^(loop|ram|zram|dm-)/;
 
 export interface IoSchedulerParams {
@@ -159,8 +165,8 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
       `if command -v udevadm >/dev/null 2>&1; then echo udevadm; fi`,
       `if [ -S /run/udev/control ]; then echo udevd; fi`,
       // One awk over every rule file for the lines that assign a scheduler.
-      `set --; for kc_d in ${UDEV_DIRS.join(' ')}; do for kc_f in "$kc_d"/*.rules; do [ -f "$kc_f" ] && set -- "$@" "$kc_f"; done; done`,
-      `if [ "$#" -gt 0 ]; then awk '/^[[:space:]]*#/ { next } /ATTR\\{queue\\/scheduler\\}=[^=]/ { print "rule", FILENAME, $0 }' "$@"; fi`,
+      configGlobs(UDEV_DIRS, '*.rules'),
+      readWith(SCHEDULER_RULES_READER, '$kc_g'),
       `echo '@@owned'`,
       catFileProbe(rulePath(params.devices)),
     ].join('\n');

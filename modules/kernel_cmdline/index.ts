@@ -5,7 +5,7 @@
  * for a reboot. The engine merges every task's kernel argument claims into this one task.
  */
 import {
-  defineModule, fileDiff, osFamily, InputError, sh, shellCode, inline, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type Command,
+  awkReader, readWith, defineModule, fileDiff, osFamily, InputError, sh, shellCode, inline, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type Command,
   type KernelArgs, kernelArgClaims,
 } from '../../src/kit/index.js';
 import { editCmdline, effectiveValue, findAssignments, managedSubsequence, simpleSetting, tokenName, tokenizeCmdline } from '../lib/grub.js';
@@ -80,6 +80,25 @@ export function isBlkMqOnly(state: Pick<KernelCmdlineState, 'kernel' | 'mqDirs'>
   const match = /^(\d+)\.(\d+)/.exec(state.kernel);
   return state.mqDirs || (match !== null && Number(match[1]) >= 5);
 }
+
+/**
+ * Per grub.cfg: `cfg FILE stub|full` (a stub only chains to another configfile) and its
+ * kernel lines as `cfgline FILE LINE`; per /etc/default/grub.d snippet its
+ * GRUB_CMDLINE_LINUX(_DEFAULT) assignments as `grubd FILE LINE`.
+ */
+const GRUB_CFG_READER = awkReader({
+  name: 'grub',
+  functions: 'function grub_flush() { if (grub_cfg != "") { print "cfg", grub_cfg, (grub_conf && !grub_linux ? "stub" : "full"); for (grub_i = 1; grub_i <= grub_n; grub_i++) print "cfgline", grub_cfg, grub_lines[grub_i] }; grub_cfg = ""; grub_n = 0; grub_conf = 0; grub_linux = 0 }',
+  begin: 'grub_cfg = ""; grub_n = 0; grub_conf = 0; grub_linux = 0',
+  line: [
+    'if (kc_fnr == 1) { grub_flush(); if (kc_file !~ /^\\/etc\\/default\\/grub\\.d\\//) grub_cfg = kc_file }',
+    'if (grub_cfg == "") { if ($0 ~ /^[[:space:]]*(export[[:space:]]+)?GRUB_CMDLINE_LINUX(_DEFAULT)?=/) print "grubd", kc_file, $0; return }',
+    'if ($0 ~ /^[[:space:]]*configfile/) grub_conf = 1',
+    'if ($0 ~ /^[[:space:]]*linux/) grub_linux = 1',
+    'if ($0 ~ /^[[:space:]]*(linux|linux16|linuxefi)[[:space:]]/) grub_lines[++grub_n] = $0',
+  ].join('\n'),
+  end: 'grub_flush()',
+});
 
 const EFI_VENDOR: Record<string, string> = { rhel: 'redhat', ol: 'redhat', centos: 'centos', fedora: 'fedora', rocky: 'rocky', almalinux: 'almalinux' };
 
@@ -288,14 +307,7 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
       `if [ -d /sys/firmware/efi ]; then echo efi; fi`,
       // One awk over the grub.cfg files (kernel lines, stub or full) and /etc/default/grub.d snippets.
       `set --; for kc_c in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/efi/EFI/*/grub.cfg /etc/default/grub.d/*.cfg; do [ -f "$kc_c" ] && [ -r "$kc_c" ] && set -- "$@" "$kc_c"; done`,
-      `if [ "$#" -gt 0 ]; then awk '`,
-      `  function flush() { if (cfg != "") { print "cfg", cfg, (conf && !linux ? "stub" : "full"); for (i = 1; i <= n; i++) print "cfgline", cfg, lines[i] }; cfg = ""; n = 0; conf = 0; linux = 0 }`,
-      `  FNR == 1 { flush(); if (FILENAME !~ /^\\/etc\\/default\\/grub\\.d\\//) cfg = FILENAME }`,
-      `  cfg == "" { if ($0 ~ /^[[:space:]]*(export[[:space:]]+)?GRUB_CMDLINE_LINUX(_DEFAULT)?=/) print "grubd", FILENAME, $0; next }`,
-      `  /^[[:space:]]*configfile/ { conf = 1 }`,
-      `  /^[[:space:]]*linux/ { linux = 1 }`,
-      `  /^[[:space:]]*(linux|linux16|linuxefi)[[:space:]]/ { lines[++n] = $0 }`,
-      `  END { flush() }' "$@"; fi`,
+      `if [ "$#" -gt 0 ]; then ${readWith(GRUB_CFG_READER, '"$@"')}; fi`,
       `kc_read /proc/cmdline; printf 'cmdline %s\\n' "$kc_v"`,
       `if [ -n "$kc_bls" ] && command -v grubby >/dev/null 2>&1; then echo '@@grubby'; grubby --info=ALL 2>/dev/null; echo '@@grubby-end'; fi`,
       `echo '@@grub'`,

@@ -238,7 +238,7 @@ test('probe: one awk prints the options lines of the module from every modprobe.
   fs.mkdirSync(path.join(root, 'usr/lib/modprobe.d'), { recursive: true });
   fs.writeFileSync(path.join(root, 'etc/modprobe.d/a.conf'), '# options kvm_intel nested=0\n  options kvm-intel nested=1\noptions kvm_intelx nested=0\n');
   fs.writeFileSync(path.join(root, 'usr/lib/modprobe.d/b.conf'), 'options kvm halt_poll_ns=0\noptions\tkvm_intel ept=0\n');
-  const script = `${READ_FN}\n${modprobeProbe('kvm_intel')}`.replace(/ \/(etc|run|usr|lib)/g, ` ${root}/$1`);
+  const script = `${READ_FN}\n${modprobeProbe('kvm_intel')}`.replace(/([ '])\/(etc|run|usr|lib)\//g, `$1${root}/$2/`);
   const out = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' });
   fs.rmSync(root, { recursive: true, force: true });
   assert.equal(out.status, 0, out.stderr);

@@ -4,7 +4,7 @@
  * the kernel command line. A module that owns one modprobe.d file uses this to warn when
  * another file or the command line overrides it.
  */
-import { quote } from '../../src/kit/index.js';
+import { awkReader, configGlobs, quote, readWith } from '../../src/kit/index.js';
 import { tokenizeCmdline } from './grub.js';
 
 /** Directories modprobe reads, highest priority first for files of the same name (modprobe.d(5)). */
@@ -38,20 +38,27 @@ function basename(file: string): string {
   return file.slice(file.lastIndexOf('/') + 1);
 }
 
+/** The `options` lines of module `m=NAME` (either of `-` and `_` matching both) as `opt FILE LINE`. */
+const MODPROBE_READER = awkReader({
+  name: 'modprobe',
+  begin: 'modprobe_m = ""',
+  line: [
+    'if (modprobe_m != kc_arg["m"]) { modprobe_m = kc_arg["m"]; modprobe_re = modprobe_m; gsub(/[-_]/, "[-_]", modprobe_re); modprobe_re = "^[[:space:]]*options[[:space:]]+" modprobe_re "[[:space:]]" }',
+    'if ($0 ~ modprobe_re) print "opt", kc_file, $0',
+  ].join('\n'),
+});
+
 /**
  * Probe lines `cmdline TEXT`, `conf FILE` for every modprobe.d file and `opt FILE LINE`
  * for each `options MODULE ...` line of the module, printed by one awk over all files.
  * Needs READ_FN.
  */
 export function modprobeProbe(name: string): string {
-  const program = `/^[[:space:]]*options[[:space:]]+${name.replace(/[-_]/g, '[-_]')}[[:space:]]/ { print "opt", FILENAME, $0 }`;
   return [
     `kc_read /proc/cmdline; printf 'cmdline %s\\n' "$kc_v"`,
-    `set --; for kc_d in ${MODPROBE_DIRS.map(quote).join(' ')}; do for kc_f in "$kc_d"/*.conf; do`,
-    `  [ -f "$kc_f" ] || continue`,
-    `  printf 'conf %s\\n' "$kc_f"; set -- "$@" "$kc_f"`,
-    `done; done`,
-    `if [ "$#" -gt 0 ]; then awk ${quote(program)} "$@"; fi`,
+    configGlobs(MODPROBE_DIRS, '*.conf'),
+    `for kc_f in $kc_g; do [ -f "$kc_f" ] && printf 'conf %s\\n' "$kc_f"; done`,
+    readWith(MODPROBE_READER, `m=${quote(name)} $kc_g`),
   ].join('\n');
 }
 

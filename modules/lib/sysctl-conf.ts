@@ -4,7 +4,7 @@
  * canonically, and the boot-time load order is read so a later file that overrides
  * ours is reported instead of silently winning at the next boot.
  */
-import { quote, sh, catFileProbe, parseFileBlock, writeFileCommand, type Command } from '../../src/kit/index.js';
+import { awkReader, configGlobs, readWith, quote, sh, catFileProbe, parseFileBlock, writeFileCommand, type Command } from '../../src/kit/index.js';
 
 /** Directories systemd-sysctl reads, highest priority first for files of the same name. */
 const SYSCTL_DIRS = ['/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d'];
@@ -34,6 +34,23 @@ export interface SysctlState {
 }
 
 /**
+ * Live values (`k=KEY` before a /proc/sys file: its lines joined, tabs as spaces) and the
+ * `KEY = VALUE` lines of boot-time files (`k=` before each).
+ */
+const SYSCTL_READER = awkReader({
+  name: 'sysctl',
+  functions: 'function sysctl_flush() { if (sysctl_key != "") { gsub(/\\t/, " ", sysctl_v); print "runtime", sysctl_key, sysctl_v }; sysctl_key = "" }',
+  begin: 'sysctl_key = ""; sysctl_v = ""',
+  line: [
+    'if (kc_fnr == 1) { sysctl_flush(); if (kc_arg["k"] != "") { sysctl_key = kc_arg["k"]; sysctl_v = $0; return } }',
+    'if (sysctl_key != "") { sysctl_v = sysctl_v " " $0; return }',
+    'if ($0 ~ /^[ \\t]*[#;]/) return',
+    'if ($0 ~ /=/) { sysctl_n = $0; sub(/=.*/, "", sysctl_n); sysctl_x = $0; sub(/^[^=]*=/, "", sysctl_x); gsub(/^[ \\t-]+|[ \\t]+$/, "", sysctl_n); gsub(/^[ \\t]+|[ \\t]+$/, "", sysctl_x); print "setting", kc_file, sysctl_n, sysctl_x }',
+  ].join('\n'),
+  end: 'sysctl_flush()',
+});
+
+/**
  * Probe printing live values, the owned file, and the settings of every boot-time sysctl
  * file (`file PATH` for each, highest-priority directory first); the parser works out
  * which of them systemd-sysctl loads and in what order. One awk reads the live values
@@ -45,23 +62,17 @@ export function sysctlProbe(keys: string[], file: string): string {
     const path = quote(sysctlPath(key));
     return `if [ -r ${path} ]; then set -- "$@" k=${quote(key)} ${path}; else printf 'missing %s\\n' ${quote(key)}; fi`;
   });
-  const dirs = SYSCTL_DIRS.join(' ');
   return [
     'set --',
     ...runtime,
     // A file name already found in a higher-priority directory hides the others: not read.
-    `kc_seen=/; for kc_d in ${dirs}; do for kc_f in "$kc_d"/*.conf; do`,
+    configGlobs(SYSCTL_DIRS, '*.conf'),
+    `kc_seen=/; for kc_f in $kc_g; do`,
     `  case "$kc_seen" in *"/\${kc_f##*/}/"*) continue ;; esac`,
     `  if [ -f "$kc_f" ]; then kc_seen="$kc_seen\${kc_f##*/}/"; printf 'file %s\\n' "$kc_f"; set -- "$@" k= "$kc_f"; fi`,
-    `done; done`,
+    `done`,
     `if [ -f /etc/sysctl.conf ]; then echo 'file /etc/sysctl.conf'; set -- "$@" k= /etc/sysctl.conf; fi`,
-    `if [ "$#" -gt 0 ]; then awk '`,
-    `  function flush() { if (key != "") { gsub(/\\t/, " ", v); print "runtime", key, v }; key = "" }`,
-    `  FNR == 1 { flush(); if (k != "") { key = k; v = $0; next } }`,
-    `  key != "" { v = v " " $0; next }`,
-    `  /^[ \\t]*[#;]/ { next }`,
-    `  /=/ { n = $0; sub(/=.*/, "", n); x = $0; sub(/^[^=]*=/, "", x); gsub(/^[ \\t-]+|[ \\t]+$/, "", n); gsub(/^[ \\t]+|[ \\t]+$/, "", x); print "setting", FILENAME, n, x }`,
-    `  END { flush() }' "$@"; fi`,
+    `if [ "$#" -gt 0 ]; then ${readWith(SYSCTL_READER, '"$@"')}; fi`,
     `echo '@@owned'`,
     catFileProbe(file),
   ].join('\n');

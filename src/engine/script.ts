@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { quote } from '../kit/shell.js';
 import { REMOTE_LIB } from '../kit/remote-lib.js';
+import { deferReaderCalls, hasPlaceholder, splitDeferred } from '../kit/awk-reader.js';
 
 const ENV = 'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -30,23 +31,29 @@ export interface SectionOutput {
  * One read-only script: each probe's output framed, its exit status recorded. Probes run
  * in the script's own shell, not a subshell each (a fork per probe was half the gather's
  * CPU): they keep to kc_ variables they set before use, never exit, and each starts with
- * globbing on and no positional parameters.
+ * globbing on and no positional parameters. Their awk reader calls all run in one awk
+ * after the last probe (an awk each was most of the rest).
  */
 export function buildGatherScript(sections: ProbeSection[], mark: string): string {
+  const deferred = deferReaderCalls(sections.map((section) => (section.isolated ? '' : section.script)));
   const body = sections.map(
-    ({ id, script, isolated }) =>
-      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n${isolated ? '(' : '{'}\n${script}\n${isolated ? ')' : '}'} </dev/null\n` +
+    ({ id, script, isolated }, index) =>
+      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n${isolated ? '(' : '{'}\n${isolated ? script : deferred.scripts[index]}\n${isolated ? ')' : '}'} </dev/null\n` +
       `kc_rc=$?; set +f; set --\n` +
       `printf '\\n%s end %s %d\\n' "$KC_MARK" '${id}' "$kc_rc"`,
   );
-  return [ENV, `KC_MARK='${mark}'`, ...body, ''].join('\n');
+  return [ENV, `KC_MARK='${mark}'`, deferred.prelude, ...body, deferred.coda, ''].join('\n');
 }
 
-/** Splits gather output back into sections; a section without its end line is missing. */
+/**
+ * Splits gather output back into sections; a section without its end line, or whose
+ * deferred awk output never came, is missing.
+ */
 export function splitSections(stdout: string, mark: string): Map<string, SectionOutput> {
   const result = new Map<string, SectionOutput>();
   const pattern = new RegExp(`\\n${mark} begin (\\S+)\\n([\\s\\S]*?)\\n${mark} end \\1 (\\d+)\\n`, 'g');
-  for (const match of ('\n' + stdout).matchAll(pattern)) {
+  for (const match of ('\n' + splitDeferred(stdout, mark)).matchAll(pattern)) {
+    if (hasPlaceholder(match[2]!, mark)) continue;
     result.set(match[1]!, { output: match[2]!, status: Number(match[3]) });
   }
   return result;

@@ -7,6 +7,7 @@ export * from './module.js';
 export * from './claims.js';
 export * from './shell.js';
 export * from './remote-lib.js';
+export { awkReader, configGlobs, readWith, type AwkReader } from './awk-reader.js';
 export * from './host-facts.js';
 export { CPULIST_PATTERN, cpuMask, parseCpuMask } from './cpu-list.js';
 export { InputError } from '../errors.js';
