@@ -25,8 +25,12 @@ class Undefined {
   constructor(readonly name: string) {}
 }
 
-/** Own properties only: `{{ constructor }}` or `{{ __proto__ }}` are undefined, not JavaScript internals. */
-function lookup(name: string, vars: Record<string, unknown>): unknown {
+/**
+ * Own properties only: `{{ constructor }}` or `{{ __proto__ }}` are undefined, not JavaScript
+ * internals. `seen` collects the variables (top-level names) a template reads.
+ */
+function lookup(name: string, vars: Record<string, unknown>, seen?: Set<string>): unknown {
+  seen?.add(name.split('.', 1)[0]!);
   let value: unknown = vars;
   for (const part of name.split('.')) {
     if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return new Undefined(name);
@@ -110,13 +114,13 @@ function applyFilter(value: unknown, name: string, args: unknown[], fail: (messa
 }
 
 /** One `{{ ... }}` expression's value (an Undefined when a variable is missing and no default caught it). */
-function evaluate(expression: string, vars: Record<string, unknown>, fail: (message: string) => never): unknown {
+function evaluate(expression: string, vars: Record<string, unknown>, fail: (message: string) => never, seen?: Set<string>): unknown {
   const [head, ...filters] = splitTop(expression, '|');
   const operand = head!.trim();
   const known = literal(operand);
   let value: unknown;
   if (known) value = known.value;
-  else if (/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/.test(operand)) value = lookup(operand, vars);
+  else if (/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/.test(operand)) value = lookup(operand, vars, seen);
   else fail(`malformed template expression '{{${expression}}}': expected a variable or a literal, then filters`);
   for (const filter of filters) {
     const call = /^\s*([A-Za-z_]+)\s*(?:\((.*)\))?\s*$/s.exec(filter);
@@ -126,7 +130,7 @@ function evaluate(expression: string, vars: Record<string, unknown>, fail: (mess
     const args = rawArgs === undefined || rawArgs.trim() === '' ? [] : splitTop(rawArgs, ',').map((arg) => {
       const parsed = literal(arg);
       if (!parsed) {
-        const variable = lookup(arg.trim(), vars);
+        const variable = lookup(arg.trim(), vars, seen);
         if (variable instanceof Undefined) fail(`filter argument '${arg.trim()}' is neither a literal nor a defined variable`);
         return variable;
       }
@@ -137,7 +141,12 @@ function evaluate(expression: string, vars: Record<string, unknown>, fail: (mess
   return value;
 }
 
-export function render(value: unknown, vars: Record<string, unknown>, where: SourceLocation): unknown {
+/**
+ * Renders every template in a value. `seen`, when given, collects the variables read: every
+ * expression reads the same ones whatever their values (filter arguments are read before
+ * the filter runs), so a result holds for any vars that agree on them.
+ */
+export function render(value: unknown, vars: Record<string, unknown>, where: SourceLocation, seen?: Set<string>): unknown {
   const fail = (message: string, hint?: string): never => {
     throw new InputError(message, where, hint);
   };
@@ -148,17 +157,17 @@ export function render(value: unknown, vars: Record<string, unknown>, where: Sou
   };
   if (typeof value === 'string') {
     const whole = WHOLE.exec(value);
-    if (whole && !whole[1]!.includes('}}')) return defined(evaluate(whole[1]!, vars, fail));
+    if (whole && !whole[1]!.includes('}}')) return defined(evaluate(whole[1]!, vars, fail, seen));
     if (value.includes('{{') && !new RegExp(TEMPLATE.source, 's').test(value)) fail(`malformed template in '${value}'`);
     return value.replace(TEMPLATE, (_, expression: string) => {
-      const found = defined(evaluate(expression, vars, fail));
+      const found = defined(evaluate(expression, vars, fail, seen));
       if (found !== null && typeof found === 'object') fail(`'{{${expression}}}' is not a scalar and cannot be interpolated into text`);
       return String(found);
     });
   }
-  if (Array.isArray(value)) return value.map((item) => render(item, vars, where));
+  if (Array.isArray(value)) return value.map((item) => render(item, vars, where, seen));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, render(item, vars, where)]));
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, render(item, vars, where, seen)]));
   }
   return value;
 }

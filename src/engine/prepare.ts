@@ -179,6 +179,46 @@ export function dataKey(value: unknown): string | undefined {
   return isArray ? `[${parts.join(',')}]` : `{${parts.join(',')}}`;
 }
 
+interface Rendered {
+  params: unknown;
+  /** dataKey of params. */
+  key: string | undefined;
+}
+
+/**
+ * A task's rendered parameters by the values of the variables its templates read, so
+ * hosts that agree on those render once (a task without templates reads none). Bounded:
+ * a variable of its own per host would otherwise keep a rendering per host.
+ */
+const renderings = new WeakMap<Task, { reads: string[]; byValues: Map<string, Rendered> }>();
+const RENDERINGS_PER_TASK = 1024;
+
+/** The values of the named variables as one key; undefined when one cannot be keyed (a vaulted value). */
+function valuesKey(names: string[], vars: Record<string, unknown>): string | undefined {
+  const parts: string[] = [];
+  for (const name of names) {
+    const part = Object.hasOwn(vars, name) ? dataKey(vars[name]) : '-';
+    if (part === undefined) return undefined;
+    parts.push(part);
+  }
+  return parts.join('\0');
+}
+
+function renderParams(task: Task, vars: Record<string, unknown>): Rendered {
+  const known = renderings.get(task);
+  const before = known && valuesKey(known.reads, vars);
+  const hit = before === undefined ? undefined : known!.byValues.get(before);
+  if (hit) return hit;
+  const reads = new Set<string>();
+  const params = render(task.params, vars, task.where, reads);
+  const result = { params, key: dataKey(params) };
+  const memo = known ?? { reads: [...reads], byValues: new Map<string, Rendered>() };
+  if (!known) renderings.set(task, memo);
+  const after = valuesKey(memo.reads, vars);
+  if (after !== undefined && memo.byValues.size < RENDERINGS_PER_TASK) memo.byValues.set(after, result);
+  return result;
+}
+
 /** One play's prepared tasks by rendered parameters: hosts whose parameters render alike share them. */
 export type PreparedCache = Map<string, PreparedTask[]>;
 
@@ -189,11 +229,11 @@ export type PreparedCache = Map<string, PreparedTask[]>;
  */
 export function prepareTasks(play: Play, modules: Map<string, Module>, vars: Record<string, unknown>, hostName: string, filter: TagFilter, cache?: PreparedCache): PreparedTask[] {
   const selected = play.tasks.filter((task) => selectedByTags([...play.tags, ...task.tags], filter));
-  const rendered = selected.map((task) => render(task.params, vars, task.where));
-  const key = cache && dataKey(rendered);
+  const rendered = selected.map((task) => renderParams(task, vars));
+  const key = cache && rendered.every((r) => r.key !== undefined) ? `[${rendered.map((r) => r.key).join(',')}]` : undefined;
   const hit = key === undefined ? undefined : cache!.get(key);
   if (hit) return hit;
-  const tasks = mergeKernelArgs(selected.map((task, index) => prepareTask(task, rendered[index], modules, hostName)), modules);
+  const tasks = mergeKernelArgs(selected.map((task, index) => prepareTask(task, rendered[index]!.params, modules, hostName)), modules);
   checkOwnedFiles(tasks);
   checkValueClaims(tasks);
   if (key !== undefined) cache!.set(key, tasks);

@@ -115,6 +115,20 @@ test('templates render per host and are validated after rendering', () => {
   assert.throws(() => prepareTasks(play, MODULES_BY_NAME, { swap: '1; reboot', ratio: 5 }, 'hv1', {}), /on host hv1, rendered parameters are invalid/);
 });
 
+test('a task renders once per distinct value of the variables its templates read, whatever else differs', () => {
+  const play = loadPlaybook(write('- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: "{{ swap | default(fallback) }}"}\n    - thp: {enabled: never}\n'), MODULES_BY_NAME).plays[0]!;
+  const cache = new Map();
+  const swappiness = (vars: Record<string, unknown>) => (prepareTasks(play, MODULES_BY_NAME, vars, 'hv1', {}, cache)[0]!.params as { settings: object }).settings;
+  assert.deepEqual(swappiness({ swap: 10, fallback: 1, rack: 'a' }), { 'vm.swappiness': '10' });
+  const shared = prepareTasks(play, MODULES_BY_NAME, { swap: 10, fallback: 1, rack: 'b' }, 'hv2', {}, cache);
+  assert.equal(prepareTasks(play, MODULES_BY_NAME, { swap: 10, fallback: 2 }, 'hv3', {}, cache), shared, 'same rendering, same prepared tasks');
+  assert.deepEqual(swappiness({ swap: 20, fallback: 1 }), { 'vm.swappiness': '20' });
+  assert.deepEqual(swappiness({ fallback: 3 }), { 'vm.swappiness': '3' });
+  assert.deepEqual(swappiness({ fallback: 4, swap: 10 }), { 'vm.swappiness': '10' });
+  assert.throws(() => swappiness({ swap: 5 }), /filter argument 'fallback' is neither a literal nor a defined variable/);
+  assert.deepEqual(swappiness({ swap: 5, fallback: 0 }), { 'vm.swappiness': '5' });
+});
+
 test('two tasks owning one file are refused before any host is contacted', () => {
   const book = loadPlaybook(write('- hosts: all\n  tasks:\n    - sysctl: {name: vm.swappiness, value: 1}\n    - name: second\n      sysctl: {name: vm.dirty_ratio, value: 5}\n'), MODULES_BY_NAME);
   assert.throws(() => prepareTasks(book.plays[0]!, MODULES_BY_NAME, {}, 'hv1', {}), /90-kvmconf.conf is owned by task 'sysctl' .* and by task 'second'/);
