@@ -154,20 +154,40 @@ export interface DeferredGather {
  * puts each call's output back in place of its placeholder.
  */
 export function deferReaderCalls(scripts: readonly string[]): DeferredGather {
-  const used = new Map<string, AwkReader>();
-  const rewritten = scripts.map((script) => {
-    let text = script;
-    for (const [call, reader] of READERS) {
-      if (!text.includes(call)) continue;
-      text = text.split(call).join(`kc_aw_defer ${reader.name}`);
-      used.set(reader.name, reader);
-    }
-    return text;
-  });
-  if (used.size === 0) return { scripts: rewritten, prelude: '', coda: '' };
-  const program = driver([...used.values()]);
-  const coda = `if [ -n "$kc_aw_args" ]; then eval "set -- $kc_aw_args"; awk -v kc_mark="$KC_MARK" ${quote(program)} "$@" </dev/null; fi`;
-  return { scripts: rewritten, prelude: DEFER_LIB, coda };
+  const deferred = scripts.map(deferredScript);
+  const used = new Map(deferred.flatMap(({ readers }) => readers.map((reader) => [reader.name, reader] as const)));
+  if (used.size === 0) return { scripts: deferred.map(({ text }) => text), prelude: '', coda: '' };
+  return { scripts: deferred.map(({ text }) => text), prelude: DEFER_LIB, coda: codaFor([...used.values()]) };
+}
+
+/** Every host of a play gathers with the same probe scripts: each is rewritten once. */
+const deferredScripts = new Map<string, { text: string; readers: AwkReader[] }>();
+const codas = new Map<string, string>();
+const REWRITES_KEPT = 4096;
+
+function deferredScript(script: string): { text: string; readers: AwkReader[] } {
+  const known = deferredScripts.get(script);
+  if (known) return known;
+  let text = script;
+  const readers: AwkReader[] = [];
+  for (const [call, reader] of READERS) {
+    if (!text.includes(call)) continue;
+    text = text.split(call).join(`kc_aw_defer ${reader.name}`);
+    readers.push(reader);
+  }
+  const result = { text, readers };
+  if (deferredScripts.size < REWRITES_KEPT) deferredScripts.set(script, result);
+  return result;
+}
+
+function codaFor(readers: AwkReader[]): string {
+  const key = readers.map((reader) => reader.name).join(' ');
+  let coda = codas.get(key);
+  if (coda === undefined) {
+    coda = `if [ -n "$kc_aw_args" ]; then eval "set -- $kc_aw_args"; awk -v kc_mark="$KC_MARK" ${quote(driver(readers))} "$@" </dev/null; fi`;
+    codas.set(key, coda);
+  }
+  return coda;
 }
 
 /**
