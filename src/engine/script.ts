@@ -18,8 +18,6 @@ export function newMark(): string {
 export interface ProbeSection {
   id: string;
   script: string;
-  /** Run in a subshell: for a probe that sources host files, whose variables must not reach the others. */
-  isolated?: boolean;
 }
 
 export interface SectionOutput {
@@ -35,10 +33,10 @@ export interface SectionOutput {
  * after the last probe (an awk each was most of the rest).
  */
 export function buildGatherScript(sections: ProbeSection[], mark: string): string {
-  const deferred = deferReaderCalls(sections.map((section) => (section.isolated ? '' : section.script)));
+  const deferred = deferReaderCalls(sections.map((section) => section.script));
   const body = sections.map(
-    ({ id, script, isolated }, index) =>
-      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n${isolated ? '(' : '{'}\n${isolated ? script : deferred.scripts[index]}\n${isolated ? ')' : '}'} </dev/null\n` +
+    ({ id }, index) =>
+      `printf '\\n%s begin %s\\n' "$KC_MARK" '${id}'\n{\n${deferred.scripts[index]}\n} </dev/null\n` +
       `kc_rc=$?; set +f; set --\n` +
       `printf '\\n%s end %s %d\\n' "$KC_MARK" '${id}' "$kc_rc"`,
   );

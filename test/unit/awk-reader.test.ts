@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { awkReader, configGlobs, readWith } from '../../src/kit/awk-reader.js';
@@ -74,6 +74,23 @@ test('a reader prints the same on its own and deferred into a gather\'s one awk'
   assert.deepEqual(sections.get('q'), { output: alone.stdout, status: 0 });
 });
 
+/** The awks a target may have: Debian's mawk, gawk (RHEL), busybox's (small images); .ci/apt-packages installs them. */
+const AWKS = [['/usr/bin/mawk'], ['/usr/bin/gawk'], ['/usr/bin/gawk', '--posix'], ['/bin/busybox', 'awk']];
+
+test('the one awk, and a reader on its own, print the same under mawk, gawk and busybox awk', () => {
+  const dir = tree();
+  const reference = runSh(`{\n${probe(dir)}\n} </dev/null`).stdout;
+  const mark = newMark();
+  const gather = buildGatherScript([{ id: 'p', script: probe(dir) }], mark);
+  for (const awk of AWKS) {
+    assert.ok(existsSync(awk[0]!), `${awk[0]} is missing: install the packages in .ci/apt-packages`);
+    const alone = runSh(`{\n${probe(dir).replaceAll("; awk '", `; ${awk.join(' ')} '`)}\n} </dev/null`);
+    assert.equal(alone.stdout, reference, `${awk.join(' ')}, each call its own awk: ${alone.stderr}`);
+    const gathered = runSh(gather.replace('; awk -v kc_mark=', `; ${awk.join(' ')} -v kc_mark=`));
+    assert.equal(splitSections(gathered.stdout, mark).get('p')?.output, reference, `${awk.join(' ')}, one awk: ${gathered.stderr}`);
+  }
+});
+
 test('a probe whose deferred output never came is missing, not parsed without it', () => {
   const dir = tree();
   const mark = newMark();
@@ -82,13 +99,6 @@ test('a probe whose deferred output never came is missing, not parsed without it
   const sections = splitSections(cut.stdout, mark);
   assert.equal(sections.has('p'), false);
   assert.deepEqual(sections.get('plain'), { output: 'fine\n', status: 0 });
-});
-
-test('an isolated section keeps its own awk: its subshell could not hand the call on', () => {
-  const dir = tree();
-  const mark = newMark();
-  const script = buildGatherScript([{ id: 'p', script: readWith(KEEPER, `${quote(dir)}/a.conf`), isolated: true }], mark);
-  assert.equal(splitSections(runSh(script).stdout, mark).get('p')?.output, 'kept 1\nkept 3\n');
 });
 
 test('config globs leave out /lib/X when it is /usr/lib/X, and only then', () => {
