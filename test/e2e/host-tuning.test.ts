@@ -170,8 +170,10 @@ test('5b. KSM with shared pages still reaches merge_across_nodes=0', async () =>
   await new Promise((resolve) => copy.on('close', resolve));
   const setup = await vm.ssh(
     'echo 2 > /sys/kernel/mm/ksm/run; echo 1 > /sys/kernel/mm/ksm/merge_across_nodes; echo 10000 > /sys/kernel/mm/ksm/pages_to_scan; echo 10 > /sys/kernel/mm/ksm/sleep_millisecs; ' +
-      'echo 1 > /sys/kernel/mm/ksm/run; (setsid /root/ksm-sharer </dev/null >/dev/null 2>&1 &); ' +
-      'for i in $(seq 1 120); do [ "$(cat /sys/kernel/mm/ksm/pages_shared)" -gt 0 ] && break; sleep 1; done; cat /sys/kernel/mm/ksm/pages_shared; ' +
+      'echo 1 > /sys/kernel/mm/ksm/run; ' +
+      // A sharer whose pages KSM never merged (seen once in CI right after 5a's failed pool: 1,584 full scans, nothing shared) is replaced once.
+      'for try in 1 2; do (setsid /root/ksm-sharer </dev/null >/dev/null 2>&1 &); ' +
+      'for i in $(seq 1 90); do [ "$(cat /sys/kernel/mm/ksm/pages_shared)" -gt 0 ] && break 2; sleep 1; done; pkill ksm-sharer; sleep 1; done; cat /sys/kernel/mm/ksm/pages_shared; ' +
       'echo 0 > /sys/kernel/mm/ksm/merge_across_nodes 2>&1; echo "direct write status $?"',
   );
   const why = async () => (await vm.ssh('pgrep -a ksm-sharer; grep -E "MemFree|HugePages_Total" /proc/meminfo; cat /sys/kernel/mm/ksm/run /sys/kernel/mm/ksm/full_scans 2>/dev/null')).stdout;
