@@ -206,16 +206,17 @@ function valuesKey(names: string[], vars: Record<string, unknown>): string | und
 
 function renderParams(task: Task, vars: Record<string, unknown>): Rendered {
   const known = renderings.get(task);
-  const before = known && valuesKey(known.reads, vars);
-  const hit = before === undefined ? undefined : known!.byValues.get(before);
+  const knownKey = known && valuesKey(known.reads, vars);
+  const hit = knownKey === undefined ? undefined : known!.byValues.get(knownKey);
   if (hit) return hit;
   const reads = new Set<string>();
   const params = render(task.params, vars, task.where, reads);
   const result = { params, key: dataKey(params) };
   const memo = known ?? { reads: [...reads], byValues: new Map<string, Rendered>() };
   if (!known) renderings.set(task, memo);
-  const after = valuesKey(memo.reads, vars);
-  if (after !== undefined && memo.byValues.size < RENDERINGS_PER_TASK) memo.byValues.set(after, result);
+  // The reads were just learnt when the task had none on record: key this host's values by them.
+  const key = known ? knownKey : valuesKey(memo.reads, vars);
+  if (key !== undefined && memo.byValues.size < RENDERINGS_PER_TASK) memo.byValues.set(key, result);
   return result;
 }
 
