@@ -6,6 +6,9 @@
  * Prints wall time, time per host, controller CPU per host, remote execs per host
  * and peak memory.
  *
+ * Sessions read root's ~/.bashrc as an empty file, as in bench/peer.ts
+ * (KVMCONF_BENCH_BASHRC=keep leaves it as it is).
+ *
  *   npm run build && node dist/bench/check-fleet.js [HOSTS=50] [PLAYBOOK=playbooks/virtual-host.yaml] [FORKS=50] [TRANSPORTS=local,ssh]
  */
 import { spawn } from 'node:child_process';
@@ -66,7 +69,7 @@ if (process.argv[2] === '--measure') {
   if (transports.includes('ssh')) try {
     const count = Math.ceil(hosts / HOSTS_PER_SSHD);
     for (let i = 0; i < count; i++) {
-      instances.push(await startSshd({ user: 'root', logLevel: 'INFO', config: ['MaxStartups 300:30:600', 'MaxSessions 10', 'PermitRootLogin prohibit-password'] }));
+      instances.push(await startSshd({ user: 'root', logLevel: 'INFO', emptyBashrc: process.env.KVMCONF_BENCH_BASHRC !== 'keep', config: ['MaxStartups 300:30:600', 'MaxSessions 10', 'PermitRootLogin prohibit-password'] }));
     }
     // Every instance gets its own client key; one known_hosts file lists all of them.
     writeFileSync(join(dir, 'known_hosts'), instances.map((sshd) => sshd.hostKeyLine).join('\n') + '\n');

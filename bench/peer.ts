@@ -11,7 +11,13 @@
  * the PSS of the tool's process tree, sampled every 100 ms). Needs Debian's ansible
  * package (`apt-get install ansible`) and openssh-server; runs as root.
  *
- *   npm run bench:peer -- [HOSTS=10] [ROUNDS=2]
+ *   npm run bench:peer -- [HOSTS=10] [ROUNDS=2] [TOOLS=kvmconf,ansible]
+ *
+ * TOOLS=kvmconf times kvmconf alone (no ratio), for quick before/after comparisons.
+ *
+ * Sessions read root's ~/.bashrc as an empty file (see `emptyBashrc` in
+ * test/helpers/sshd.ts): both tools are measured, not the bench machine's shell setup.
+ * KVMCONF_BENCH_BASHRC=keep leaves it as it is.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -22,9 +28,11 @@ import { ROOT } from '../test/helpers/paths.js';
 
 const hosts = Number(process.argv[2] ?? 10);
 const rounds = Number(process.argv[3] ?? 2);
+const tools = (process.argv[4] ?? 'kvmconf,ansible').split(',') as Run['tool'][];
 if (!Number.isInteger(hosts) || hosts < 1 || hosts > 250) throw new Error('HOSTS must be 1..250 (one loopback address each)');
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error('ROUNDS must be at least 1');
-if (!existsSync('/usr/bin/ansible-playbook')) throw new Error('ansible-playbook not found: apt-get install ansible');
+if (!tools.length || tools.some((tool) => tool !== 'kvmconf' && tool !== 'ansible')) throw new Error('TOOLS: a comma-separated list of kvmconf, ansible');
+if (tools.includes('ansible') && !existsSync('/usr/bin/ansible-playbook')) throw new Error('ansible-playbook not found: apt-get install ansible');
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmconf-peer-'));
 const addresses = Array.from({ length: hosts }, (_, i) => `127.0.0.${i + 2}`);
@@ -120,6 +128,7 @@ for (let first = 0; first < addresses.length; first += PER_SSHD) {
     user: 'root',
     port: await freePort(),
     ...(sshds[0] ? { clientKeyFile: sshds[0].clientKeyFile } : {}),
+    emptyBashrc: process.env.KVMCONF_BENCH_BASHRC !== 'keep',
     config: ['MaxStartups 1000', 'MaxSessions 1000', ...addresses.slice(first, first + PER_SSHD).map((address) => `ListenAddress ${address}`)],
   }));
 }
@@ -149,7 +158,7 @@ try {
   writeFileSync(ansibleCfg, '# defaults; the bench sets its options through the environment\n');
   const runs: Run[] = [];
   for (let round = 1; round <= rounds; round++) {
-    for (const tool of ['kvmconf', 'ansible'] as const) {
+    for (const tool of tools) {
       const cpDir = mkdtempSync(join(dir, 'cp-'));
       const logFile = join(dir, `${tool}-${round}.log`);
       const env: NodeJS.ProcessEnv = {
@@ -198,7 +207,7 @@ try {
     const sorted = [...values].sort((a, b) => a - b);
     return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   };
-  const rows = (['kvmconf', 'ansible'] as const).map((tool) => {
+  const rows = tools.map((tool) => {
     const list = of(tool);
     return {
       tool,
@@ -210,20 +219,22 @@ try {
     };
   });
   // Ratios per round (each round's runs ran back to back), then their range.
-  const wallRatios = of('ansible').map((run, i) => run.wallS / of('kvmconf')[i]!.wallS);
-  const cpuRatios = of('ansible').map((run, i) => run.cpuS / Math.max(0.001, of('kvmconf')[i]!.cpuS));
+  const both = tools.length === 2;
+  const wallRatios = both ? of('ansible').map((run, i) => run.wallS / of('kvmconf')[i]!.wallS) : [];
+  const cpuRatios = both ? of('ansible').map((run, i) => run.cpuS / Math.max(0.001, of('kvmconf')[i]!.cpuS)) : [];
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\n${hosts} hosts, ${rounds} rounds alternating, load average after: ${load}\n`);
   console.log('| tool | wall (s) | controller CPU (s) | SSH connections/host | SSH sessions/host | peak memory (MiB, PSS) |');
   console.log('|---|---|---|---|---|---|');
   for (const row of rows) console.log(`| ${row.tool} | ${row.wall} | ${row.cpu} | ${row.conns} | ${row.sessions} | ${row.peak} |`);
-  console.log(`| Ansible / kvmconf | ${range(wallRatios, 1)}x | ${range(cpuRatios, 1)}x | | | |\n`);
+  if (both) console.log(`| Ansible / kvmconf | ${range(wallRatios, 1)}x | ${range(cpuRatios, 1)}x | | | |`);
+  console.log('');
   console.log(
     JSON.stringify(
       {
         hosts, rounds, load,
         runs: runs.map((run) => ({ ...run, wallS: +run.wallS.toFixed(3), cpuS: +run.cpuS.toFixed(3), peakMiB: +run.peakMiB.toFixed(1) })),
-        ratio: { wall: { min: Math.min(...wallRatios), median: median(wallRatios), max: Math.max(...wallRatios) }, cpu: { min: Math.min(...cpuRatios), median: median(cpuRatios), max: Math.max(...cpuRatios) } },
+        ...(both ? { ratio: { wall: { min: Math.min(...wallRatios), median: median(wallRatios), max: Math.max(...wallRatios) }, cpu: { min: Math.min(...cpuRatios), median: median(cpuRatios), max: Math.max(...cpuRatios) } } } : {}),
       },
       null,
       2,

@@ -5,6 +5,7 @@
  * only when sudo asks for one, so it is never in a process's arguments or environment.
  */
 import { quote } from '../kit/shell.js';
+import { READ_UID } from '../kit/remote-lib.js';
 import type { Secret } from '../secret.js';
 import type { ExecResult, Transport } from '../transport/types.js';
 
@@ -23,7 +24,8 @@ export function shellCommand(become: Become | undefined): string {
   if (!become) return 'exec /bin/sh -s';
   const user = quote(become.user);
   const sudo = become.user === 'root' ? 'sudo' : `sudo -u ${user}`;
-  const already = become.user === 'root' ? '[ "$(id -u)" = 0 ]' : `[ "$(id -un)" = ${user} ]`;
+  // Root is told by the uid the login shell reads itself: one process less per session.
+  const already = become.user === 'root' ? `${READ_UID}; [ "\${kc_uid:-$(id -u)}" = 0 ]` : `[ "$(id -un)" = ${user} ]`;
   if (!become.password) return `if ${already}; then exec /bin/sh -s; else exec ${sudo} -n -- /bin/sh -s; fi`;
   return [
     'IFS= read -r kc_pw',

@@ -2,7 +2,7 @@
  * Host facts every planner and rule may use, gathered in the same round trip as the
  * module probes: OS, kernel, CPUs, NUMA topology, hugepage sizes, boot tooling.
  */
-import { READ_FN } from '../kit/remote-lib.js';
+import { READ_FN, READ_UID } from '../kit/remote-lib.js';
 import { awkReader, readWith } from '../kit/awk-reader.js';
 import { parseCpuList, type HostFacts } from '../kit/host-facts.js';
 import type { ProbeSection } from './script.js';
@@ -48,7 +48,7 @@ export const FACTS_PROBE = READ_FN + `
 if kc_read /proc/sys/kernel/osrelease; then echo "kernel=$kc_v"; else echo "kernel=$(uname -r)"; fi
 kc_read /proc/sys/kernel/random/boot_id; echo "boot_id=$kc_v"
 if kc_read /proc/sys/kernel/arch; then echo "arch=$kc_v"; else echo "arch=$(uname -m)"; fi
-kc_uid=; if [ -r /proc/self/status ]; then while read -r kc_k kc_u kc_rest; do if [ "$kc_k" = Uid: ]; then kc_uid=$kc_u; break; fi; done < /proc/self/status; fi
+${READ_UID}
 echo "uid=\${kc_uid:-$(id -u)}"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 kc_read /sys/devices/system/cpu/online; echo "cpus_online=$kc_v"

@@ -38,6 +38,13 @@ export interface SshdOptions {
   config?: string[];
   /** sshd LogLevel (default VERBOSE; INFO or more verbose: readiness is read from the log). */
   logLevel?: string;
+  /**
+   * Sessions see the user's ~/.bashrc as an empty file (sshd runs in a mount namespace
+   * of its own). Debian's bash sources ~/.bashrc for every command sshd runs, so on a
+   * machine whose root .bashrc does real work (pyenv's init takes a lock shared by every
+   * session) a benchmark would measure that file instead of the tools.
+   */
+  emptyBashrc?: boolean;
 }
 
 export interface SshdInstance {
@@ -155,6 +162,13 @@ process.on('exit', () => {
   }
 });
 
+/** The user's ~/.bashrc when there is one (from the passwd database). */
+function homeBashrc(user: string): string | undefined {
+  const home = execFileSync('getent', ['passwd', user], { encoding: 'utf8' }).split(':')[5];
+  const file = home ? join(home, '.bashrc') : undefined;
+  return file && existsSync(file) ? file : undefined;
+}
+
 export async function startSshd(options: SshdOptions = {}): Promise<SshdInstance> {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} not found: install Debian's openssh-server package`);
   if (process.getuid?.() !== 0) throw new Error('the sshd fixture must run as root (it starts sshd and creates a test user)');
@@ -238,6 +252,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdInstance
       await run('visudo', ['-c', '-q', '-f', sudoersFile]);
     }
 
+    const bashrc = options.emptyBashrc ? homeBashrc(user) : undefined;
+    const emptyFile = join(dir, 'empty');
+    if (bashrc) await writeFile(emptyFile, '', { mode: 0o644 });
     const configFile = join(dir, 'sshd_config');
     const writeConfig = async (port: number): Promise<void> => {
       // sshd keeps the first value of a keyword: the caller's lines come first.
@@ -268,7 +285,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdInstance
       await writeConfig(port);
       log = '';
       const started = await new Promise<{ ok: true } | { ok: false; reason: string }>((resolve) => {
-        const proc = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const sshd = [SSHD, '-D', '-e', '-f', configFile];
+        const argv = bashrc ? ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', 'mount --bind "$0" "$1" && shift && exec "$@"', emptyFile, bashrc, ...sshd] : sshd;
+        const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
         child = proc;
         const timer = setTimeout(() => resolve({ ok: false, reason: `sshd did not report listening within 15 s` }), 15_000);
         proc.stderr?.setEncoding('utf8');

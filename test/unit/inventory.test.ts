@@ -9,6 +9,8 @@ import { ROOT } from '../helpers/paths.js';
 import { inspect } from 'node:util';
 import { Secret } from '../../src/secret.js';
 import { shellCommand } from '../../src/engine/become.js';
+import { READ_UID } from '../../src/kit/remote-lib.js';
+import { execFileSync } from 'node:child_process';
 
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'inventory');
@@ -498,8 +500,15 @@ describe('becomeFor', () => {
 describe('shellCommand', () => {
   test('without a password: sudo -n, never a prompt; the user quoted', () => {
     assert.equal(shellCommand(undefined), 'exec /bin/sh -s');
-    assert.equal(shellCommand({ user: 'root' }), 'if [ "$(id -u)" = 0 ]; then exec /bin/sh -s; else exec sudo -n -- /bin/sh -s; fi');
+    assert.equal(shellCommand({ user: 'root' }), `if ${READ_UID}; [ "\${kc_uid:-$(id -u)}" = 0 ]; then exec /bin/sh -s; else exec sudo -n -- /bin/sh -s; fi`);
     assert.match(shellCommand({ user: 'svc$' }), /sudo -u 'svc\$' -n --/);
+  });
+
+  test('the login shell reads its own uid with builtins, under dash, bash and busybox sh', () => {
+    for (const shell of [['/bin/sh'], ['/bin/bash'], ['/bin/busybox', 'sh']]) {
+      const printed = execFileSync(shell[0]!, [...shell.slice(1), '-c', `${READ_UID}; echo "$kc_uid"`], { encoding: 'utf8' });
+      assert.equal(printed, `${process.getuid!()}\n`, shell.join(' '));
+    }
   });
 
   test('with a password: it is read from standard input, never part of the command', () => {
