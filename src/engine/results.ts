@@ -143,3 +143,24 @@ export interface PlaySettings {
 export function emptySummary(): Summary {
   return { ok: 0, changed: 0, pending: 0, failed: 0, unreachable: 0, skipped: 0 };
 }
+
+/** Strings kept once per run however many host reports repeat them (bounded). */
+export type StringPool = Map<string, string>;
+const POOLED_MAX = 8192;
+
+/**
+ * A finished host's report as it is kept until the run ends. Strings parsed out of the
+ * host's output are V8 slices that keep the whole output alive (a kernel version held
+ * 6 KB per host), and commands built per host are trees of concatenations; the report
+ * is JSON by design, so one round trip stores it as flat strings of its own, each
+ * stored once for hosts that report the same command, reason or diff.
+ */
+export function detachedReport(report: HostReport, pool: StringPool): HostReport {
+  return JSON.parse(JSON.stringify(report), (_key, value: unknown) => {
+    if (typeof value !== 'string' || value.length < 8) return value;
+    const kept = pool.get(value);
+    if (kept !== undefined) return kept;
+    if (pool.size < POOLED_MAX) pool.set(value, value);
+    return value;
+  }) as HostReport;
+}

@@ -19,7 +19,7 @@ import { runHost, verifyHost, type HostJob, type HostRunOptions, type SavedHost 
 import { finishHost, wantsFinish } from './finish.js';
 import { withOverrides, type FinishOverrides } from './finish-plan.js';
 import { runFleetChecks } from './fleet-checks.js';
-import { emptySummary, REPORT_VERSION, type HostReport, type Mode, type RunReport, type HostStatus, type RunSettings } from './results.js';
+import { detachedReport, emptySummary, REPORT_VERSION, type StringPool, type HostReport, type Mode, type RunReport, type HostStatus, type RunSettings } from './results.js';
 import { exitCode } from './exit-code.js';
 
 export interface RunOptions extends PlanOptions {
@@ -148,6 +148,7 @@ export const plannedHosts = (plays: PlannedPlay[]): Set<string> => new Set(plays
 export async function runPlaybook(playbook: Playbook, inventory: Inventory, modules: Map<string, Module>, options: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const reports: HostReport[] = [];
+  const reportStrings: StringPool = new Map();
   const failedHosts = new Set<string>();
   const running = new Set<Transport>();
   let stopping = false;
@@ -210,7 +211,7 @@ export async function runPlaybook(playbook: Playbook, inventory: Inventory, modu
                 });
               }
               options.events?.hostDone?.(report);
-              return report;
+              return detachedReport(report, reportStrings);
             }),
           ),
         );

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { batches } from '../../src/engine/runner.js';
 import { exitCode, EXIT } from '../../src/engine/exit-code.js';
-import { emptySummary, type RunReport, type Summary } from '../../src/engine/results.js';
+import { detachedReport, emptySummary, type HostReport, type RunReport, type Summary } from '../../src/engine/results.js';
 
 const hosts = Array.from({ length: 10 }, (_, i) => `hv${i}`);
 
@@ -34,4 +34,26 @@ test('exit codes: apply, plain and detailed', () => {
   assert.equal(exitCode(report('apply', { ok: 2 }), true), EXIT.ok);
   assert.equal(exitCode(report('apply', { ok: 2, failed: 1 }), true), EXIT.error);
   assert.deepEqual(EXIT, { ok: 0, error: 1, drift: 2, pending: 3, interrupted: 4 }, 'documented in README.md: changing one breaks users');
+});
+
+test('a kept host report is its JSON, with strings repeated across hosts kept once and the pool bounded', () => {
+  const output = `kernel=6.1.0-28-amd64\n${'x'.repeat(6000)}`;
+  const hostReport = (host: string): HostReport => ({
+    host, play: 'p', status: 'changed', execCount: 1, durationMs: 3, ...emptySummary(), error: undefined,
+    kernel: output.slice(7, 21),
+    tasks: [{ name: 't', module: 'sysctl', tags: [], diagnostics: [], changes: [{ module: 'sysctl', target: 'vm.swappiness', scope: 'runtime', before: '60', after: '10', status: 'planned', commands: ['kc_set_value ' + '/proc/sys/vm/swappiness 10'] }] }],
+  } as unknown as HostReport);
+  const pool = new Map<string, string>();
+  const first = detachedReport(hostReport('hv1'), pool);
+  assert.deepEqual(first, JSON.parse(JSON.stringify(hostReport('hv1'))));
+  assert.equal(first.kernel, '6.1.0-28-amd64');
+  assert.ok(!('error' in first), 'undefined fields are left out, as in the JSON report');
+  const pooled = pool.size;
+  assert.ok(pool.has('kc_set_value /proc/sys/vm/swappiness 10') && pool.has('6.1.0-28-amd64'));
+  detachedReport(hostReport('hv2'), pool);
+  assert.equal(pool.size, pooled, 'the second host adds no string of its own but its name, which is short');
+  for (let i = 0; i < 9000; i++) pool.set(`filler-${i}`, `filler-${i}`);
+  const full = pool.size;
+  detachedReport(hostReport('a-long-host-name'), pool);
+  assert.equal(pool.size, full, 'a full pool takes no more strings');
 });
