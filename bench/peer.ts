@@ -219,7 +219,7 @@ try {
     };
   });
   // Ratios per round (each round's runs ran back to back), then their range.
-  const both = tools.length === 2;
+  const both = tools.includes('kvmconf') && tools.includes('ansible');
   const wallRatios = both ? of('ansible').map((run, i) => run.wallS / of('kvmconf')[i]!.wallS) : [];
   const cpuRatios = both ? of('ansible').map((run, i) => run.cpuS / Math.max(0.001, of('kvmconf')[i]!.cpuS)) : [];
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

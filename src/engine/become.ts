@@ -25,7 +25,7 @@ export function shellCommand(become: Become | undefined): string {
   const user = quote(become.user);
   const sudo = become.user === 'root' ? 'sudo' : `sudo -u ${user}`;
   // Root is told by the uid the login shell reads itself: one process less per session.
-  const already = become.user === 'root' ? `${READ_UID}; [ "\${kc_uid:-$(id -u)}" = 0 ]` : `[ "$(id -un)" = ${user} ]`;
+  const already = become.user === 'root' ? `${READ_UID}; [ "$kc_uid" = 0 ]` : `[ "$(id -un)" = ${user} ]`;
   if (!become.password) return `if ${already}; then exec /bin/sh -s; else exec ${sudo} -n -- /bin/sh -s; fi`;
   return [
     'IFS= read -r kc_pw',

@@ -49,7 +49,7 @@ if kc_read /proc/sys/kernel/osrelease; then echo "kernel=$kc_v"; else echo "kern
 kc_read /proc/sys/kernel/random/boot_id; echo "boot_id=$kc_v"
 if kc_read /proc/sys/kernel/arch; then echo "arch=$kc_v"; else echo "arch=$(uname -m)"; fi
 ${READ_UID}
-echo "uid=\${kc_uid:-$(id -u)}"
+echo "uid=$kc_uid"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 kc_read /sys/devices/system/cpu/online; echo "cpus_online=$kc_v"
 ${readWith(FACTS_READER, '/etc/os-release /proc/cpuinfo /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list /sys/devices/system/node/node[0-9]*/cpulist /sys/devices/system/node/node[0-9]*/meminfo')}

@@ -130,10 +130,11 @@ export function removeFileCommand(path: string, previous?: string | null): Comma
  */
 export const READ_FN = `kc_read() { kc_v=; [ -r "$1" ] || return 1; kc_s=; while IFS= read -r kc_l || [ -n "$kc_l" ]; do kc_v="$kc_v$kc_s$kc_l"; kc_s=' '; done < "$1"; } 2>/dev/null`;
 /**
- * Sets `kc_uid` to the shell's own user id with builtins only (no `id` process), empty
- * where /proc is missing; the redirection comes last so its failure is silenced too.
+ * Sets `kc_uid` to the shell's own user id, read from /proc/self/status with builtins
+ * (no process); `id -u` only where /proc is missing. The redirection comes last so its
+ * failure is silenced too.
  */
-export const READ_UID = 'kc_uid=; while read -r kc_k kc_u kc_rest; do if [ "$kc_k" = Uid: ]; then kc_uid=$kc_u; break; fi; done 2>/dev/null </proc/self/status';
+export const READ_UID = 'kc_uid=; while read -r kc_k kc_u kc_rest; do if [ "$kc_k" = Uid: ]; then kc_uid=$kc_u; break; fi; done 2>/dev/null </proc/self/status; kc_uid=${kc_uid:-$(id -u)}';
 /** kc_cat FILE: the file's bytes on stdout, a last line without newline kept so (NUL bytes dropped). */
 export const CAT_FN = `kc_cat() { kc_l=; while IFS= read -r kc_l; do printf '%s\\n' "$kc_l"; done < "$1"; [ -z "$kc_l" ] || printf '%s' "$kc_l"; }`;
 

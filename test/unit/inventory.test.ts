@@ -500,7 +500,7 @@ describe('becomeFor', () => {
 describe('shellCommand', () => {
   test('without a password: sudo -n, never a prompt; the user quoted', () => {
     assert.equal(shellCommand(undefined), 'exec /bin/sh -s');
-    assert.equal(shellCommand({ user: 'root' }), `if ${READ_UID}; [ "\${kc_uid:-$(id -u)}" = 0 ]; then exec /bin/sh -s; else exec sudo -n -- /bin/sh -s; fi`);
+    assert.equal(shellCommand({ user: 'root' }), `if ${READ_UID}; [ "$kc_uid" = 0 ]; then exec /bin/sh -s; else exec sudo -n -- /bin/sh -s; fi`);
     assert.match(shellCommand({ user: 'svc$' }), /sudo -u 'svc\$' -n --/);
   });
 
