@@ -23,25 +23,30 @@ export function testDomainXml(name: string, disk: string): string {
 }
 
 export interface QemuThread {
+  /** The process's main thread (tid = pid): the emulator thread libvirt pins. */
+  main: boolean;
   comm: string;
   cpus: number[];
   mems: string;
 }
 
-/** Prints `comm|Cpus_allowed_list|Mems_allowed_list` per thread of the domain's qemu process. */
+/** Prints `main|comm|Cpus_allowed_list|Mems_allowed_list` per thread of the domain's qemu process, main 1 for tid = pid. */
 export function qemuThreadsScript(name: string): string {
   return `pid=$(cat /run/libvirt/qemu/${name}.pid) && for t in /proc/$pid/task/*; do ` +
-    `printf '%s|%s|%s\\n' "$(cat $t/comm)" "$(awk '/^Cpus_allowed_list/ {print $2}' $t/status)" "$(awk '/^Mems_allowed_list/ {print $2}' $t/status)"; done`;
+    `printf '%s|%s|%s|%s\\n' "$([ "\${t##*/}" = "$pid" ] && echo 1 || echo 0)" "$(cat $t/comm)" "$(awk '/^Cpus_allowed_list/ {print $2}' $t/status)" "$(awk '/^Mems_allowed_list/ {print $2}' $t/status)"; done`;
 }
 
 export function parseQemuThreads(output: string): QemuThread[] {
   return output.trim().split('\n').map((line) => {
-    const [comm = '', cpus = '', mems = ''] = line.split('|');
-    return { comm, cpus: parseCpuList(cpus), mems };
+    const [main = '', comm = '', cpus = '', mems = ''] = line.split('|');
+    return { main: main === '1', comm, cpus: parseCpuList(cpus), mems };
   });
 }
 
 /** The thread running vCPU n ("CPU 0/TCG", "CPU 0/KVM"). */
 export const vcpuThread = (threads: QemuThread[], n: number) => threads.find((t) => new RegExp(`^CPU ${n}/`).test(t.comm));
-/** The emulator (main) thread. */
-export const emulatorThread = (threads: QemuThread[]) => threads.find((t) => t.comm.startsWith('qemu'));
+/**
+ * The emulator (main) thread, found by its tid: QEMU's unnamed helper threads (call_rcu)
+ * carry the same comm, and /proc's task list is in name order, not tid order.
+ */
+export const emulatorThread = (threads: QemuThread[]) => threads.find((t) => t.main);
