@@ -11,7 +11,7 @@
  * the kernel command line that override the owned options are warned about.
  */
 import { defineModule, fileDiff, glob, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, fileClaims, type Change, type Command } from '../../src/kit/index.js';
-import { conflictWarnings, modprobeProbe, parseModprobeProbe, type ModprobeView } from '../lib/modprobe.js';
+import { conflictWarnings, modprobeProbe, parseModprobeProbe, sysName, type ModprobeView } from '../lib/modprobe.js';
 
 export const MODULE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,55}$';
 export const OPTION_NAME_PATTERN = '^[a-z0-9_]{1,64}$';
@@ -55,11 +55,6 @@ export interface KernelModuleState extends ModprobeView {
   file: string | null;
   /** The modules-load.d file's content (null: absent). */
   boot: string | null;
-}
-
-/** /sys/module and modules.builtin spell the name with `_` where modprobe accepts `-` too. */
-export function sysName(name: string): string {
-  return name.replace(/-/g, '_');
 }
 
 /** The modules-load.d file that loads the module at boot (state loaded, persist). */
@@ -123,7 +118,7 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
       file: { type: 'string', pattern: FILE_PATTERN, maxLength: 255, description: 'default /etc/modprobe.d/kvmconf-NAME.conf' },
       reload: {
         enum: ['never', 'when-unused'],
-        description: 'never (default): a read-only parameter that differs waits for a module reload; when-unused: the module is reloaded (modprobe -r, modprobe) when nothing uses it (refcnt 0, no holders)',
+        description: 'never (default): a read-only parameter that differs waits for a module reload; when-unused: the module is reloaded (rmmod, modprobe) when nothing uses it (refcnt 0, no holders)',
       },
     },
   },
@@ -311,7 +306,7 @@ function readOnlyChanges(params: KernelModuleParams, actual: KernelModuleState, 
  * that would not come.
  */
 function pendingChange(params: KernelModuleParams, actual: KernelModuleState, { option, live, wanted }: Difference): Change {
-  const reload = `modprobe -r ${params.name} && modprobe ${params.name}`;
+  const reload = reloadByHand(params.name);
   const persisted = params.persist ? '' : '; persist is false, so a reload brings the default back: set persist to keep it';
   const byReboot = params.reload === 'never' && params.persist;
   const reason = params.reload === 'when-unused'
@@ -333,10 +328,18 @@ function reloadChange(params: KernelModuleParams, readOnly: Difference[]): Chang
   };
 }
 
+/**
+ * The module alone is unloaded: `modprobe -r` would also unload the modules it depends on
+ * that nothing else uses (kvm under kvm_intel), losing their live parameters unannounced.
+ */
+export function reloadByHand(name: string): string {
+  return `rmmod ${sysName(name)} && modprobe ${name}`;
+}
+
 /** Unload and load again (fails if something started using the module meanwhile), then read every option back. */
 export function reloadCommands(params: KernelModuleParams): Command[] {
   return [
-    sh`modprobe -r ${params.name} && ${inline(modprobeCommand(params))} || kc_fail ${`reloading ${params.name} failed (did something start using it?)`}`,
+    sh`rmmod ${sysName(params.name)} && ${inline(modprobeCommand(params))} || kc_fail ${`reloading ${params.name} failed (did something start using it?)`}`,
     ...readBackCommands(params),
   ];
 }

@@ -167,7 +167,7 @@ test('plan: reload when-unused reloads an unused module for a read-only paramete
   ]);
   assert.equal(changes[2]!.reason, 'read-only parameter: nothing uses kvm_intel (refcnt 0, no holders), so it is reloaded with the new value');
   assert.deepEqual(commands(changes[2]!), [
-    `modprobe -r kvm_intel && modprobe kvm_intel || kc_fail 'reloading kvm_intel failed (did something start using it?)'`,
+    `rmmod kvm_intel && modprobe kvm_intel || kc_fail 'reloading kvm_intel failed (did something start using it?)'`,
     `kc_got=$(kc_read_value /sys/module/kvm_intel/parameters/nested); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'kvm_intel: asked for nested=1, the kernel has' "$kc_got"`,
   ]);
   // Without the file the options go on modprobe's command line; several read-only options share one reload.
@@ -175,7 +175,7 @@ test('plan: reload when-unused reloads an unused module for a read-only paramete
   const live = plan(kernelModule, { name: 'kvm_intel', options: { nested: 1, ept: false }, reload: 'when-unused', persist: false }, several);
   assert.deepEqual(view(live.changes), ['kvm_intel nested ept (runtime) nested=N ept=Y -> nested=1 ept=0']);
   const [reload, ...readBacks] = live.commands(live.changes[0]!);
-  assert.equal(reload, `modprobe -r kvm_intel && modprobe kvm_intel nested=1 ept=0 || kc_fail 'reloading kvm_intel failed (did something start using it?)'`);
+  assert.equal(reload, `rmmod kvm_intel && modprobe kvm_intel nested=1 ept=0 || kc_fail 'reloading kvm_intel failed (did something start using it?)'`);
   assert.deepEqual(readBacks.map((command) => /parameters\/(\w+)/.exec(command)![1]), ['nested', 'ept']);
   assert.match(live.changes[0]!.reason!, /persist is false: the options go on modprobe's command line/);
 });
@@ -186,7 +186,7 @@ test('plan: reload when-unused leaves a module in use pending, naming its refcnt
     'kvm enable_vmware_backdoor (pending module-reload) N -> 1',
     'kvm halt_poll_ns (runtime) 200000 -> 0',
   ]);
-  assert.equal(changes[2]!.reason, 'read-only parameter: kvm is in use (refcnt 1, held by kvm_intel), so kvmconf does not reload it; it takes the new value when reloaded with its users stopped (modprobe -r kvm && modprobe kvm) or the host boots');
+  assert.equal(changes[2]!.reason, 'read-only parameter: kvm is in use (refcnt 1, held by kvm_intel), so kvmconf does not reload it; it takes the new value when reloaded with its users stopped (rmmod kvm && modprobe kvm) or the host boots');
   assert.deepEqual(commands(changes[2]!), []);
   // Holders alone keep it: a refcnt of 0 is not enough.
   const held = plan(kernelModule, { name: 'kvm', options: { enable_vmware_backdoor: true }, reload: 'when-unused' }, KVM_LOADED.replace('refcnt 1', 'refcnt 0'));
@@ -198,7 +198,7 @@ test('plan: reload never (the default) leaves even an unused module pending, and
   const { changes, commands } = plan(kernelModule, { name: 'kvm_intel', options: { nested: true } }, NESTED_ALONE);
   // Only a boot applies it (kvmconf does not reload): a rollout that may reboot finishes it, none stops guests for a reload.
   assert.deepEqual(view(changes).slice(2), ['kvm_intel nested (pending reboot) N -> 1']);
-  assert.equal(changes[2]!.reason, 'read-only parameter: it takes the new value when the host boots (modules-load.d loads it with the modprobe.d options) or kvm_intel is reloaded by hand (modprobe -r kvm_intel && modprobe kvm_intel); reload: when-unused lets kvmconf reload it while nothing uses it');
+  assert.equal(changes[2]!.reason, 'read-only parameter: it takes the new value when the host boots (modules-load.d loads it with the modprobe.d options) or kvm_intel is reloaded by hand (rmmod kvm_intel && modprobe kvm_intel); reload: when-unused lets kvmconf reload it while nothing uses it');
   assert.deepEqual(commands(changes[2]!), []);
   assert.equal(kernelModule.normalize!({ name: 'kvm_intel' }).reload, 'never');
   assert.equal(schemaAccepts(kernelModule, { name: 'kvm_intel', reload: 'always' }), false);

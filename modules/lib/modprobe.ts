@@ -29,8 +29,8 @@ export interface ModprobeView {
   cmdline: Record<string, string>;
 }
 
-/** Module and parameter names: the kernel and modprobe take `-` for `_`. */
-function underscored(name: string): string {
+/** Module and parameter names as /sys/module and modules.builtin spell them: modprobe takes `-` for `_`. */
+export function sysName(name: string): string {
   return name.replace(/-/g, '_');
 }
 
@@ -85,11 +85,11 @@ export function fileOptions(name: string, lines: readonly string[]): Record<stri
   const options: Record<string, string> = {};
   for (const line of lines) {
     const words = line.trim().split(/\s+/);
-    if (words[0] !== 'options' || underscored(words[1] ?? '') !== underscored(name)) continue;
+    if (words[0] !== 'options' || sysName(words[1] ?? '') !== sysName(name)) continue;
     for (const word of words.slice(2)) {
       if (word.startsWith('#')) break;
       const eq = word.indexOf('=');
-      if (eq > 0) options[underscored(word.slice(0, eq))] = word.slice(eq + 1);
+      if (eq > 0) options[sysName(word.slice(0, eq))] = word.slice(eq + 1);
     }
   }
   return options;
@@ -116,10 +116,10 @@ export function modprobeOrder(name: string, files: readonly ModprobeFile[]): Mod
 /** The module's `MODULE.option=value` tokens of a kernel command line (quotes around the value dropped). */
 export function cmdlineOptions(name: string, cmdline: string): Record<string, string> {
   const options: Record<string, string> = {};
-  const prefix = `${underscored(name)}.`;
+  const prefix = `${sysName(name)}.`;
   for (const token of tokenizeCmdline(cmdline)) {
     const eq = token.indexOf('=');
-    const key = underscored(eq < 0 ? token : token.slice(0, eq));
+    const key = sysName(eq < 0 ? token : token.slice(0, eq));
     if (eq < 0 || !key.startsWith(prefix)) continue;
     options[key.slice(prefix.length)] = token.slice(eq + 1).replace(/^"(.*)"$/, '$1');
   }
@@ -154,7 +154,7 @@ export function conflictWarnings(check: ConflictCheck, view: ModprobeView): stri
     }
     const cmdline = view.cmdline[option];
     if (cmdline !== undefined && !check.same(cmdline, wanted)) {
-      warnings.push(`the kernel command line has ${underscored(check.name)}.${option}=${cmdline}, which modprobe applies after every modprobe.d file: it wins until it is removed and the host rebooted`);
+      warnings.push(`the kernel command line has ${sysName(check.name)}.${option}=${cmdline}, which modprobe applies after every modprobe.d file: it wins until it is removed and the host rebooted`);
     }
   }
   return warnings;

@@ -7,7 +7,7 @@
  */
 import { defineModule, fileDiff, writeFileCommand, type Change, type Command, fileClaims } from '../../src/kit/index.js';
 import { fileOptions } from '../lib/modprobe.js';
-import { kernelModule, liveChanges, moduleConflicts, inUse, type KernelModuleParams, type KernelModuleState } from '../kernel_module/index.js';
+import { kernelModule, liveChanges, moduleConflicts, inUse, reloadByHand, type KernelModuleParams, type KernelModuleState } from '../kernel_module/index.js';
 
 export const MODPROBE_FILE = '/etc/modprobe.d/kvmconf-vhost-net.conf';
 
@@ -131,5 +131,5 @@ function asVhostChange(change: Change, actual: VhostNetState, wanted: 0 | 1, sec
 function busyReason(actual: VhostNetState): string {
   const users = Math.max(actual.refcnt, actual.holders.length);
   const holders = actual.holders.length ? `, held by ${actual.holders.join(', ')}` : '';
-  return `vhost_net is in use by guests (${users} open vhost-net devices${holders}): reload it (modprobe -r vhost_net && modprobe vhost_net) with guests stopped`;
+  return `vhost_net is in use by guests (${users} open vhost-net devices${holders}): reload it (${reloadByHand('vhost_net')}) with guests stopped`;
 }

@@ -99,7 +99,7 @@ describe('vhost_net diff and commands', () => {
       [MODPROBE_FILE, 'persist', null, 'experimental_zcopytx=1', undefined],
       ['experimental_zcopytx', 'pending', '0', '1', 'module-reload'],
     ]);
-    assert.equal(changes[1]!.reason, `vhost_net is in use by guests (2 open vhost-net devices): reload it (modprobe -r vhost_net && modprobe vhost_net) with guests stopped; ${ZCOPY_SECURITY}`);
+    assert.equal(changes[1]!.reason, `vhost_net is in use by guests (2 open vhost-net devices): reload it (rmmod vhost_net && modprobe vhost_net) with guests stopped; ${ZCOPY_SECURITY}`);
     assert.equal(changes[0]!.reason, ZCOPY_SECURITY);
     assert.deepEqual(changeCommands(vhostNet, changes[1]!), []);
     assert.deepEqual(warnings, [
@@ -120,7 +120,7 @@ describe('vhost_net diff and commands', () => {
     ]);
     assert.equal(changes[1]!.reason, `no guest uses vhost_net: it is reloaded with the new option; ${ZCOPY_SECURITY}`);
     assert.deepEqual(changeCommands(vhostNet, changes[1]!), [
-      "modprobe -r vhost_net && modprobe vhost_net || kc_fail 'reloading vhost_net failed (did something start using it?)'",
+      "rmmod vhost_net && modprobe vhost_net || kc_fail 'reloading vhost_net failed (did something start using it?)'",
       `kc_got=$(kc_read_value /sys/module/vhost_net/parameters/experimental_zcopytx); case "$kc_got" in Y|y|1) [ 1 = 1 ] ;; N|n|0) [ 1 = 0 ] ;; *) false ;; esac || kc_fail 'vhost_net: asked for experimental_zcopytx=1, the kernel has' "$kc_got"`,
     ]);
     // Holders alone count as users too.
@@ -185,14 +185,14 @@ describe('vhost_net on this machine', () => {
   });
 
   it('reload commands read the parameter back and fail with both values', () => {
-    // modprobe and the sysfs read are stubbed: this machine has no vhost_net to reload.
+    // rmmod, modprobe and the sysfs read are stubbed: this machine has no vhost_net to reload.
     const stub = (answer: string, removeFails = false) =>
-      `modprobe() { echo "modprobe $*" >&2; ${removeFails ? '[ "$1" != -r ]' : 'true'}; }\n` +
+      `rmmod() { echo "rmmod $*" >&2; ${removeFails ? 'false' : 'true'}; }\nmodprobe() { echo "modprobe $*" >&2; }\n` +
       `kc_read_value() { [ "$1" = /sys/module/vhost_net/parameters/experimental_zcopytx ] && echo ${answer}; }\n`;
     const script = (answer: string, removeFails = false) => `${REMOTE_LIB}\n${stub(answer, removeFails)}( set -e\n${reloadCommands(asKernelModule(params(1))).join('\n')}\n) </dev/null 2>&1`;
     const ok = sh(script('Y'));
     assert.equal(ok.status, 0, ok.stdout);
-    assert.match(ok.stdout, /modprobe -r vhost_net\nmodprobe vhost_net/);
+    assert.match(ok.stdout, /rmmod vhost_net\nmodprobe vhost_net/);
     const less = sh(script('N'));
     assert.notEqual(less.status, 0);
     assert.match(less.stdout, /asked for experimental_zcopytx=1, the kernel has N/);

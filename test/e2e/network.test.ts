@@ -224,9 +224,14 @@ test('5. kernel_module: kvm halt_poll_ns written live and read back, vhost_net z
   const reloadCheck = await kvmconf(['apply', '--check', reloadBook, '-i', inventory]);
   assert.deepEqual(changeKeys(reloadCheck.report, ['planned']), ['kernel_module vhost-net experimental_zcopytx (runtime)'], reloadCheck.stdout);
   assert.deepEqual(changeKeys(reloadCheck.report, ['pending']), []);
+  // The modules vhost_net depends on (a sysfs folder made anew has a new inode) must stay loaded, with their live values.
+  const dependencies = () => vm.run('for m in vhost vhost_iotlb tap tun; do [ ! -f /sys/module/$m/refcnt ] || echo "$m $(stat -c %i /sys/module/$m)"; done');
+  const dependenciesBefore = await dependencies();
+  assert.notEqual(dependenciesBefore.trim(), '', 'vhost_net depends on loadable modules here');
   const reloaded = await kvmconf(['apply', reloadBook, '-i', inventory]);
   assert.equal(reloaded.code, 0, reloaded.stdout + reloaded.stderr);
   assert.deepEqual(changeKeys(reloaded.report, ['applied']), changeKeys(reloadCheck.report, ['planned']), 'check predicted the reload');
+  assert.equal(await dependencies(), dependenciesBefore, 'only vhost_net was reloaded, not the modules it depends on');
   assert.equal(flag(await param('vhost_net/parameters/experimental_zcopytx')), String(wanted), 'the reloaded module has the option');
   const settled = await kvmconf(['apply', reloadBook, '-i', inventory, '--detailed-exitcode']);
   assert.equal(settled.code, 0, 'nothing left after the reload: ' + settled.stdout);
