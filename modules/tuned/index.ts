@@ -293,10 +293,9 @@ function thpConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims):
 function schedulerConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims): string[] {
   const setting = settings.find((s) => s.kind === 'elevator');
   if (!setting) return [];
-  const mq = (name: string) => MQ_NAMES[name] ?? name;
   return claimsOfKind(claims, 'sysfs').flatMap(({ path, value }) => {
     const devices = SCHEDULER_PATH.exec(path)?.[1];
-    if (devices === undefined || mq(canonical(setting.value)) === mq(value)) return [];
+    if (devices === undefined || mqName(setting.value) === mqName(value)) return [];
     return [
       `I/O scheduler: ${sets(setting)} elevator=${setting.value} for ${setting.devices === '*' ? 'all disks' : `disks ${setting.devices}`} but task '${task}' sets ${value} for ${devices}; ` +
         `tuned applies its elevator when it starts (after udev's rules) and when disks appear, so ${setting.value} wins at boot and kvmconf sets ${value} back at each run: the two alternate; align them or drop elevator from the profile`,
@@ -315,6 +314,35 @@ function cmdlineConflicts(settings: ProfileSetting[], { task, claims }: TaskClai
 
 const SCHEDULER_PATH = /^\/sys\/block\/(.+)\/queue\/scheduler$/;
 
+/** A scheduler as blk-mq names it (deadline is mq-deadline). */
+function mqName(name: string): string {
+  return MQ_NAMES[canonical(name)] ?? canonical(name);
+}
+
+/** A glob as Python's glob matches a path: `*`, `?` and `[...]` within one path component. */
+function globMatcher(pattern: string): RegExp {
+  const source = pattern.replace(/\[!?([^\]/]*)\]|[*?]|[^*?[]+|\[/g, (part, set: string | undefined) => {
+    if (set !== undefined) return `[${part[1] === '!' ? '^' : ''}${set.replace(/[\\\]^]/g, '\\$&')}]`;
+    if (part === '*') return '[^/]*';
+    if (part === '?') return '[^/]';
+    return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  });
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * A [sysfs] path (or [vm] transparent_hugepage.defrag) that a task of the play writes too.
+ * Task paths with a glob (io_scheduler's devices) are compared as written.
+ */
+function sysfsConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims): string[] {
+  const overlap = (pattern: string, path: string) => pattern === path || globMatcher(pattern).test(path) || globMatcher(path).test(pattern);
+  const same = (path: string, a: string, b: string) => SCHEDULER_PATH.test(path) ? mqName(a) === mqName(b) : canonical(a) === canonical(b);
+  return settings.filter((s) => s.kind === 'sysfs').flatMap((setting) =>
+    claimsOfKind(claims, 'sysfs').filter(({ path, value }) => overlap(setting.key, path) && !same(path, setting.value, value)).map(({ path, value }) =>
+      `sysfs ${path}: ${sets(setting)} ${setting.value}${setting.key === path ? '' : ` (through ${setting.key})`} but task '${task}' sets ${value}; ` +
+        `tuned writes it when it starts (after systemd-tmpfiles and udev at boot) and whenever it loads the profile, so ${setting.value} wins at boot and kvmconf sets ${value} back at each run: the two alternate; align them or drop the path from the profile`));
+}
+
 /** One warning per setting the profile and another task of the play both set, differently, with who wins. */
 export function conflictWarnings(settings: ProfileSetting[], profile: string, reapplySysctl: boolean, tasks: readonly TaskClaims[]): string[] {
   const reapply = reapplySysctl
@@ -327,6 +355,7 @@ export function conflictWarnings(settings: ProfileSetting[], profile: string, re
       ...hugepageConflicts(settings, task, reapply),
       ...thpConflicts(settings, task),
       ...schedulerConflicts(settings, task),
+      ...sysfsConflicts(settings, task),
       ...cmdlineConflicts(settings, task),
     );
   }

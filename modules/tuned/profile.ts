@@ -148,11 +148,11 @@ export function loadProfiles(names: string[], files: Record<string, string>): Me
   return { loaded: order.map(({ name, file }) => ({ name, file })), units, variables };
 }
 
-export type SettingKind = 'sysctl' | 'thp' | 'elevator' | 'cmdline';
+export type SettingKind = 'sysctl' | 'thp' | 'elevator' | 'cmdline' | 'sysfs';
 
 export interface ProfileSetting {
   kind: SettingKind;
-  /** sysctl key, `transparent_hugepages`, `elevator`, or a kernel argument name. */
+  /** sysctl key, `transparent_hugepages`, `elevator`, a kernel argument name, or a sysfs path glob. */
   key: string;
   value: string;
   from: string;
@@ -193,6 +193,11 @@ export function profileSettings(profile: MergedProfile, uname: string): ProfileS
     } else if (unit.type === 'vm') {
       const option = unit.options.transparent_hugepages ?? unit.options.transparent_hugepage;
       if (option) add('thp', 'transparent_hugepages', option);
+      const defrag = unit.options['transparent_hugepage.defrag'];
+      if (defrag) add('sysfs', '/sys/kernel/mm/transparent_hugepage/defrag', defrag);
+    } else if (unit.type === 'sysfs') {
+      // Each option is a path glob (tuned expands it with Python's glob) and the value it writes.
+      for (const [path, option] of Object.entries(unit.options)) add('sysfs', path, option);
     } else if (unit.type === 'disk') {
       const option = unit.options.elevator;
       if (option) add('elevator', 'elevator', option, { devices: unit.devices });

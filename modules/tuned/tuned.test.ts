@@ -213,6 +213,26 @@ describe('tuned conflicts with other tasks of the play', () => {
     assert.equal(conflictWarnings(settings, 'kvm-custom', true, low).length, 1, '128 is below the >2048 floor tuned enforces');
   });
 
+  it('finds [sysfs] paths (globs both ways) and [vm] transparent_hugepage.defrag that a task writes otherwise', () => {
+    const files = {
+      ...state().profileFiles,
+      '/etc/tuned/kvm-sysfs/tuned.conf': '[main]\ninclude=virtual-host\n[vm]\ntransparent_hugepage.defrag=madvise\n[sysfs]\n/sys/kernel/mm/ksm/r[!x]n=1\n/sys/block/vda/queue/scheduler=mq-deadline\n/sys/kernel/mm/ksm/sleep_millisecs=20\n',
+    };
+    const settings = profileSettings(loadProfiles(['kvm-sysfs'], files), 'Linux x86_64');
+    const tasks: Tasks = [
+      task('sysfs', 'ksm by hand', { settings: { '/sys/kernel/mm/ksm/run': '2', '/sys/kernel/mm/ksm/sleep_millisecs': '20' }, persist: true }),
+      task('thp', 'no thp', { enabled: 'never', defrag: 'never', persist: true }),
+      task('io_scheduler', 'virtio disks', { devices: 'vd*', scheduler: 'none', persist: true }),
+    ];
+    const warnings = conflictWarnings(settings, 'kvm-sysfs', true, tasks);
+    assert.equal(warnings.length, 3, warnings.join('\n'));
+    assert.match(warnings[0]!, /^sysfs \/sys\/kernel\/mm\/ksm\/run: tuned profile 'kvm-sysfs' sets 1 \(through \/sys\/kernel\/mm\/ksm\/r\[!x\]n\) but task 'ksm by hand' sets 2; .*1 wins at boot.*alternate/);
+    assert.match(warnings[1]!, /^sysfs \/sys\/kernel\/mm\/transparent_hugepage\/defrag: tuned profile 'kvm-sysfs' sets madvise but task 'no thp' sets never/);
+    assert.match(warnings[2]!, /^sysfs \/sys\/block\/vd\*\/queue\/scheduler: tuned profile 'kvm-sysfs' sets mq-deadline \(through \/sys\/block\/vda\/queue\/scheduler\) but task 'virtio disks' sets none/);
+    const agree = [task('io_scheduler', 'i', { devices: 'vd*', scheduler: 'deadline', persist: true }), task('sysfs', 's', { settings: { '/sys/kernel/mm/ksm/runs': '2' }, persist: true })];
+    assert.deepEqual(conflictWarnings(settings, 'kvm-sysfs', true, agree), [], 'deadline is mq-deadline; a glob component does not match a longer name');
+  });
+
   it('says tuned wins when it does not re-apply sysctl.d, and that the two alternate without persistence', () => {
     const settings = [{ kind: 'sysctl' as const, key: 'vm.swappiness', value: '10', from: 'p', conditional: false }];
     const persisted = [task('sysctl', 's', { settings: { 'vm.swappiness': '1' }, file: '/etc/sysctl.d/90-kvmconf.conf', persist: true })];
