@@ -5,7 +5,7 @@
  * for a reboot. The engine merges every task's kernel argument claims into this one task.
  */
 import {
-  awkReader, readWith, defineModule, fileDiff, osFamily, InputError, sh, shellCode, inline, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type Command,
+  awkReader, readWith, printJoined, defineModule, fileDiff, osFamily, InputError, sh, shellCode, inline, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type Command,
   type KernelArgs, kernelArgClaims,
 } from '../../src/kit/index.js';
 import { editCmdline, effectiveValue, findAssignments, managedSubsequence, simpleSetting, tokenName, tokenizeCmdline } from '../lib/grub.js';
@@ -308,7 +308,7 @@ export const kernelCmdline = defineModule<KernelCmdlineParams, KernelCmdlineStat
       // One awk over the grub.cfg files (kernel lines, stub or full) and /etc/default/grub.d snippets.
       `set --; for kc_c in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/efi/EFI/*/grub.cfg /etc/default/grub.d/*.cfg; do [ -f "$kc_c" ] && [ -r "$kc_c" ] && set -- "$@" "$kc_c"; done`,
       `if [ "$#" -gt 0 ]; then ${readWith(GRUB_CFG_READER, '"$@"')}; fi`,
-      `kc_read /proc/cmdline; printf 'cmdline %s\\n' "$kc_v"`,
+      printJoined('cmdline', '/proc/cmdline'),
       `if [ -n "$kc_bls" ] && command -v grubby >/dev/null 2>&1; then echo '@@grubby'; grubby --info=ALL 2>/dev/null; echo '@@grubby-end'; fi`,
       `echo '@@grub'`,
       catFileProbe(GRUB_DEFAULT),

@@ -4,7 +4,7 @@
  * the kernel command line. A module that owns one modprobe.d file uses this to warn when
  * another file or the command line overrides it.
  */
-import { awkReader, configGlobs, quote, readWith } from '../../src/kit/index.js';
+import { awkReader, configGlobs, printJoined, quote, readWith } from '../../src/kit/index.js';
 import { tokenizeCmdline } from './grub.js';
 
 /** Directories modprobe reads, highest priority first for files of the same name (modprobe.d(5)). */
@@ -50,12 +50,12 @@ const MODPROBE_READER = awkReader({
 
 /**
  * Probe lines `cmdline TEXT`, `conf FILE` for every modprobe.d file and `opt FILE LINE`
- * for each `options MODULE ...` line of the module, printed by one awk over all files.
- * Needs READ_FN.
+ * for each `options MODULE ...` line of the module, printed by awk (in a gather, the
+ * gather's one awk).
  */
 export function modprobeProbe(name: string): string {
   return [
-    `kc_read /proc/cmdline; printf 'cmdline %s\\n' "$kc_v"`,
+    printJoined('cmdline', '/proc/cmdline'),
     configGlobs(MODPROBE_DIRS, '*.conf'),
     `for kc_f in $kc_g; do [ -f "$kc_f" ] && printf 'conf %s\\n' "$kc_f"; done`,
     readWith(MODPROBE_READER, `m=${quote(name)} $kc_g`),

@@ -2,12 +2,13 @@
  * Host facts every planner and rule may use, gathered in the same round trip as the
  * module probes: OS, kernel, CPUs, NUMA topology, hugepage sizes, boot tooling.
  */
-import { READ_FN, READ_UID } from '../kit/remote-lib.js';
+import { READ_FN } from '../kit/remote-lib.js';
 import { awkReader, readWith } from '../kit/awk-reader.js';
 import { parseCpuList, type HostFacts } from '../kit/host-facts.js';
 import type { ProbeSection } from './script.js';
 
 /**
+ * The uid (awk's own /proc/self/status: a child of the shell, the same user),
  * /etc/os-release (read, not sourced: its variables stay out of the gather's shell), the
  * CPU flags, each CPU's thread siblings and each node's CPUs and memory. CPU and node
  * lists are binary sysfs attributes that answer a one-byte read (the shell's read
@@ -29,6 +30,7 @@ const FACTS_READER = awkReader({
   ].join('\n'),
   begin: 'facts_flagged = 0; facts_flags = ""; facts_count = 0; split("", facts_os); split("", facts_cpus); split("", facts_order); split("", facts_total); split("", facts_free)',
   line: [
+    'if (kc_file == "/proc/self/status") { if ($1 == "Uid:") print "uid=" $2; return }',
     'if (kc_file == "/etc/os-release") { if (match($0, /^(ID|VERSION_ID|ID_LIKE)=/)) facts_os[substr($0, 1, RLENGTH - 1)] = facts_unquote(substr($0, RLENGTH + 1)); return }',
     'if (kc_file == "/proc/cpuinfo") { if (!facts_flagged && $0 ~ /^flags.*:/) { facts_flags = $0; sub(/^[^:]*:/, "", facts_flags); facts_flagged = 1 }; return }',
     'if (kc_file ~ /thread_siblings_list$/) { print "siblings", facts_id(kc_file, "topology"), $0; return }',
@@ -48,11 +50,10 @@ export const FACTS_PROBE = READ_FN + `
 if kc_read /proc/sys/kernel/osrelease; then echo "kernel=$kc_v"; else echo "kernel=$(uname -r)"; fi
 kc_read /proc/sys/kernel/random/boot_id; echo "boot_id=$kc_v"
 if kc_read /proc/sys/kernel/arch; then echo "arch=$kc_v"; else echo "arch=$(uname -m)"; fi
-${READ_UID}
-echo "uid=$kc_uid"
+[ -r /proc/self/status ] || echo "uid=$(id -u)"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 kc_read /sys/devices/system/cpu/online; echo "cpus_online=$kc_v"
-${readWith(FACTS_READER, '/etc/os-release /proc/cpuinfo /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list /sys/devices/system/node/node[0-9]*/cpulist /sys/devices/system/node/node[0-9]*/meminfo')}
+${readWith(FACTS_READER, '/proc/self/status /etc/os-release /proc/cpuinfo /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list /sys/devices/system/node/node[0-9]*/cpulist /sys/devices/system/node/node[0-9]*/meminfo')}
 kc_s=; for kc_d in /sys/kernel/mm/hugepages/hugepages-*kB; do [ -d "$kc_d" ] || continue; kc_d=\${kc_d##*/hugepages-}; kc_s="$kc_s\${kc_d%kB} "; done
 echo "hugepage_sizes=$kc_s"
 kc_t=; if [ -r /proc/meminfo ]; then while read -r kc_k kc_n kc_rest; do if [ "$kc_k" = MemTotal: ]; then kc_t=$kc_n; break; fi; done < /proc/meminfo; fi

@@ -24,3 +24,15 @@ test('os-release is read as the shell would source it, without sourcing it: quot
   assert.equal(sourced, 'rhel|9.4|fedora "centos" \\x $y');
   assert.equal(facts.cpuFlags.length > 0, true, 'a PATH line in the file changed nothing for the probe');
 });
+
+test('the uid is the gathering shell\'s user (read by its awk from /proc/self/status): root, and nobody', () => {
+  const gather = (...runAs: string[]) => {
+    const [command, ...args] = [...runAs, '/bin/sh', '-s'];
+    return spawnSync(command!, args, { input: FACTS_PROBE, encoding: 'utf8' });
+  };
+  assert.equal(parseFacts(gather().stdout).uid, process.getuid!());
+  if (process.getuid!() !== 0) return;
+  const nobody = gather('setpriv', '--reuid=65534', '--regid=65534', '--clear-groups');
+  assert.equal(nobody.status, 0, nobody.stderr);
+  assert.equal(parseFacts(nobody.stdout).uid, 65534);
+});

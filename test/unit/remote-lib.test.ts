@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, chmodSync, existsSync, lstatSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { READ_FN, REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock } from '../../src/kit/remote-lib.js';
+import { READ_FN, REMOTE_LIB, writeFileCommand, removeFileCommand, catFileProbe, parseFileBlock, printJoined } from '../../src/kit/remote-lib.js';
+import { buildGatherScript, newMark, splitSections } from '../../src/engine/script.js';
 
 function run(commands: string[], env: Record<string, string> = {}) {
   return spawnSync('/bin/sh', ['-c', `${REMOTE_LIB}\nset -e\n${commands.join('\n')}`], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -102,6 +103,21 @@ test('kc_read joins a file\'s lines with spaces using builtins only; an unreadab
   const out = spawnSync('/bin/sh', ['-c', `${READ_FN}\nkc_read "$1"; echo "$?[$kc_v]"; kc_read "$1.nope"; echo "$?[$kc_v]"`, 'sh', join(dir, 'v')], { encoding: 'utf8' });
   assert.equal(out.stdout, '0[always [madvise] never second\tline]\n1[]\n');
   assert.equal(out.stderr, '');
+});
+
+test('printJoined prints what kc_read and printf print, on its own and in a gather\'s one awk', () => {
+  const { dir } = sandbox();
+  writeFileSync(join(dir, 'lines'), 'always [madvise] never\nsecond\tline\n');
+  writeFileSync(join(dir, 'no newline'), 'one line');
+  writeFileSync(join(dir, 'empty'), '');
+  const files = ['lines', 'no newline', 'empty', 'missing'].map((name) => join(dir, name));
+  const byShell = spawnSync('/bin/sh', ['-c', `${READ_FN}\n${files.map((file) => `kc_read '${file}'; printf 'tag %s\\n' "$kc_v"`).join('\n')}`], { encoding: 'utf8' }).stdout;
+  assert.equal(byShell, 'tag always [madvise] never second\tline\ntag one line\ntag \ntag \n');
+  const probe = files.map((file) => printJoined('tag', file)).join('\n');
+  assert.equal(spawnSync('/bin/sh', ['-c', probe], { encoding: 'utf8' }).stdout, byShell, 'on its own');
+  const mark = newMark();
+  const gathered = spawnSync('/bin/sh', ['-s'], { input: buildGatherScript([{ id: 'p', script: probe }], mark), encoding: 'utf8' });
+  assert.deepEqual(splitSections(gathered.stdout, mark).get('p'), { output: byShell, status: 0 }, 'deferred');
 });
 
 test('kc_write_file and kc_remove_file refuse a symbolic link made after gather: link and target untouched', () => {
