@@ -332,7 +332,8 @@ function globMatcher(pattern: string): RegExp {
 
 /**
  * A [sysfs] path (or [vm] transparent_hugepage.defrag) that a task of the play writes too.
- * Task paths with a glob (io_scheduler's devices) are compared as written.
+ * Either may be a glob (io_scheduler's devices on the task's side), so each is matched
+ * against the other.
  */
 function sysfsConflicts(settings: ProfileSetting[], { task, claims }: TaskClaims): string[] {
   const overlap = (pattern: string, path: string) => pattern === path || globMatcher(pattern).test(path) || globMatcher(path).test(pattern);
