@@ -5,7 +5,7 @@
  * oneshot unit and script the task owns that match the IRQs again at boot; irqbalance
  * left alone (with a warning when it runs), told to keep off the CPUs, or stopped.
  */
-import { CPULIST_PATTERN, formatCpuList, parseCpuList, sh, shellCode, type Command, defineModule, fileDiff, quote, osFamily, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext, fileClaims } from '../../src/kit/index.js';
+import { awkReader, readWith, CPULIST_PATTERN, formatCpuList, parseCpuList, sh, shellCode, type Command, defineModule, fileDiff, quote, osFamily, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, type Change, type PlanContext, fileClaims } from '../../src/kit/index.js';
 import { parseUnitProbe, planUnit, unitCommands, unitProbe, type UnitsState } from '../lib/systemd.js';
 import { BANNED_KEY, assignCpus, envValue, setEnvValue, type IrqInfo } from './plan.js';
 import { irqListShell, renderScript, renderUnit, scriptPath, unitFileName, unitPath, type BootSpec } from './boot.js';
@@ -104,6 +104,38 @@ function irqbalanceFile(state: IrqAffinityState, family: string): string {
   return family === 'rhel' || family === 'suse' ? IRQBALANCE_FILES.rhel : IRQBALANCE_FILES.debian;
 }
 
+/** `node N CPUS` per NUMA node: cpulist is a binary attribute on recent kernels, which the read builtin gets nothing of. */
+const NODES_READER = awkReader({
+  name: 'irq_nodes',
+  line: 'if (kc_fnr == 1) { irq_nodes_n = kc_file; sub(/\\/cpulist$/, "", irq_nodes_n); sub(/.*node/, "", irq_nodes_n); print "node", irq_nodes_n, $0 }',
+});
+
+/**
+ * `irq N|AFFINITY|EFFECTIVE|MANAGED|ACTIONS` per IRQ, in the order of the calls' `n=`
+ * arguments, from its /proc/irq lists and its debugfs entry (`-` for one that cannot be
+ * read; an IRQ without a readable smp_affinity_list is left out). Awk reads a file in
+ * one system call, the read builtin a byte per call: a debugfs entry is hundreds of
+ * bytes, and a host has hundreds of IRQs.
+ */
+export const IRQS_READER = awkReader({
+  name: 'irqs',
+  begin: 'irqs_count = 0; split("", irqs_order); split("", irqs_act); split("", irqs_aff); split("", irqs_eff); split("", irqs_m)',
+  line: [
+    'irqs_n = kc_arg["n"]',
+    'if (!(irqs_n in irqs_act)) { irqs_act[irqs_n] = kc_arg["act"]; irqs_order[++irqs_count] = irqs_n }',
+    'if (kc_file ~ /\\/smp_affinity_list$/) irqs_aff[irqs_n] = $0',
+    'else if (kc_file ~ /\\/effective_affinity_list$/) irqs_eff[irqs_n] = $0',
+    'else if ($0 ~ /IRQD_AFFINITY_MANAGED/) irqs_m[irqs_n] = "managed"',
+    'else if (!(irqs_n in irqs_m)) irqs_m[irqs_n] = "unmanaged"',
+  ].join('\n'),
+  end: [
+    'for (irqs_i = 1; irqs_i <= irqs_count; irqs_i++) {',
+    '  irqs_n = irqs_order[irqs_i]',
+    '  if (irqs_n in irqs_aff) print "irq " irqs_n "|" irqs_aff[irqs_n] "|" (irqs_n in irqs_eff ? irqs_eff[irqs_n] : "-") "|" (irqs_n in irqs_m ? irqs_m[irqs_n] : "-") "|" irqs_act[irqs_n]',
+    '}',
+  ].join('\n'),
+});
+
 export const irqAffinity = defineModule<IrqAffinityParams, IrqAffinityState>({
   name: 'irq_affinity',
   summary: 'IRQs of a device\'s queues pinned to CPUs (queue i to CPU i), live in /proc/irq and re-applied at boot by a unit; irqbalance kept off or stopped',
@@ -152,9 +184,7 @@ export const irqAffinity = defineModule<IrqAffinityParams, IrqAffinityState>({
     [
       READ_FN,
       `if kc_read /sys/devices/system/cpu/online; then echo "online $kc_v"; fi`,
-      // node*/cpulist is a binary attribute on recent kernels: the shell's byte-wise read gets nothing, awk reads it whole.
-      `set --; for kc_d in /sys/devices/system/node/node[0-9]*; do [ -r "$kc_d/cpulist" ] && set -- "$@" "$kc_d/cpulist"; done`,
-      `if [ "$#" -gt 0 ]; then awk 'FNR == 1 { n = FILENAME; sub(/\\/cpulist$/, "", n); sub(/.*node/, "", n); print "node", n, $0 }' "$@"; fi`,
+      readWith(NODES_READER, '/sys/devices/system/node/node[0-9]*/cpulist'),
       ...(devicePath(params) === null
         ? []
         : [
@@ -163,16 +193,14 @@ export const irqAffinity = defineModule<IrqAffinityParams, IrqAffinityState>({
           ]),
       ...(devicePath(params) === null ? irqListShell(null) : []),
       `kc_match=${quote(params.match)}`,
-      `for kc_n in "$@"; do`,
+      // Each IRQ number is taken off the front; a matched one puts its reader arguments at the back.
+      `kc_c=$#; while [ "$kc_c" -gt 0 ]; do`,
+      `  kc_n=$1; shift; kc_c=$((kc_c - 1))`,
       `  kc_read "/sys/kernel/irq/$kc_n/actions" && [ -n "$kc_v" ] || continue`,
-      `  kc_act=$kc_v`,
-      `  case "$kc_act" in $kc_match) ;; *) continue ;; esac`,
-      `  kc_read "/proc/irq/$kc_n/smp_affinity_list" || continue`,
-      `  kc_aff=$kc_v`,
-      `  if kc_read "/proc/irq/$kc_n/effective_affinity_list"; then kc_eff=$kc_v; else kc_eff=-; fi`,
-      `  kc_m=-; if kc_read "/sys/kernel/debug/irq/irqs/$kc_n"; then case "$kc_v" in *IRQD_AFFINITY_MANAGED*) kc_m=managed ;; *) kc_m=unmanaged ;; esac; fi`,
-      `  printf 'irq %s|%s|%s|%s|%s\\n' "$kc_n" "$kc_aff" "$kc_eff" "$kc_m" "$kc_act"`,
+      `  case "$kc_v" in $kc_match) ;; *) continue ;; esac`,
+      `  set -- "$@" "n=$kc_n" "act=$kc_v" "/proc/irq/$kc_n/smp_affinity_list" "/proc/irq/$kc_n/effective_affinity_list" "/sys/kernel/debug/irq/irqs/$kc_n"`,
       `done`,
+      `if [ "$#" -gt 0 ]; then ${readWith(IRQS_READER, '"$@"')}; fi`,
       `echo '@@units'`,
       unitProbe([IRQBALANCE_UNIT, unitFileName(params.name)]),
       ...Object.values(IRQBALANCE_FILES).flatMap((path) => [`echo ${quote(`@@env ${path}`)}`, catFileProbe(path)]),

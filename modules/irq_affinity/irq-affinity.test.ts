@@ -4,10 +4,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { irqAffinity, pinCommands, type IrqAffinityState } from './index.js';
+import { IRQS_READER, irqAffinity, pinCommands, type IrqAffinityState } from './index.js';
 import { ASSIGN_AWK, netDeviceUnit, renderScript, renderUnit, systemdEscape } from './boot.js';
 import { assignCpus, envValue, queueNumber, setEnvValue, type IrqInfo } from './plan.js';
 import { cpuMask, formatCpuList, parseCpuList, parseCpuMask } from '../../src/kit/cpu-list.js';
+import { readWith } from '../../src/kit/awk-reader.js';
+import { quote } from '../../src/kit/shell.js';
 import { REMOTE_LIB } from '../../src/kit/remote-lib.js';
 import { fixture } from '../../test/helpers/paths.js';
 import { TWO_NODE_FACTS, normalize, plan, schemaAccepts } from '../../test/helpers/plan.js';
@@ -222,4 +224,21 @@ test('env file edits keep every other byte', () => {
   assert.equal(envValue('#K=3\n', 'K'), null);
   void TWO_NODE_FACTS;
   void (null as unknown as IrqAffinityState);
+});
+
+test('the IRQ reader: managed from the debugfs flags, - for a file it cannot read, no line without smp_affinity_list', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmconf-irqs-'));
+  const write = (name: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  };
+  write('9/smp_affinity_list', '0-1\n');
+  write('debug/9', 'handler:  handle_edge_irq\nddstate:  0x10000000\n           IRQD_AFFINITY_MANAGED\nnode:     0\n');
+  write('10/smp_affinity_list', '1\n');
+  write('10/effective_affinity_list', '1\n');
+  write('debug/10', 'handler:  handle_edge_irq\nnode:     0\n');
+  write('12/smp_affinity_list', '2\n');
+  const irq = (n: number, act: string) => `${quote(`n=${n}`)} ${quote(`act=${act}`)} ${['smp_affinity_list', 'effective_affinity_list'].map((f) => quote(path.join(dir, String(n), f))).join(' ')} ${quote(path.join(dir, 'debug', String(n)))}`;
+  const out = spawnSync('/bin/sh', ['-c', readWith(IRQS_READER, [irq(9, 'nvme0q1'), irq(10, "a b'c"), irq(11, 'gone'), irq(12, 'no debugfs')].join(' '))], { encoding: 'utf8' });
+  assert.equal(out.stdout, "irq 9|0-1|-|managed|nvme0q1\nirq 10|1|1|unmanaged|a b'c\nirq 12|2|-|-|no debugfs\n", out.stderr);
 });
