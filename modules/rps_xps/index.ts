@@ -144,7 +144,8 @@ export const rpsXps = defineModule<RpsXpsParams, RpsXpsState>({
       `if kc_read /sys/devices/system/cpu/online; then echo "online $kc_v"; fi`,
       `if [ -d ${quote(dir)} ]; then echo exists; for kc_f in ${quote(dir)}/rx-*/rps_cpus ${quote(dir)}/rx-*/rps_flow_cnt ${quote(dir)}/tx-*/xps_cpus; do`,
       // xps_cpus of a single-queue device refuses reads (ENOENT): reported so the planner can say why.
-      // (the shell's read builtin sees that as an empty file, so cat reads those).
+      // (the shell's read builtin sees that as an empty file, so cat reads those; not an awk
+      // reader: mawk exits on a read error, and the gather's one awk would lose every probe's output).
       `  [ -e "$kc_f" ] || continue; kc_q=\${kc_f#${dir}/}`,
       `  case "$kc_q" in *xps_cpus) kc_v=$(cat "$kc_f" 2>/dev/null) ;; *) kc_read "$kc_f" ;; esac && printf 'q %s %s\\n' "$kc_q" "$kc_v" || printf 'unreadable %s\\n' "$kc_q"`,
       `done; fi`,

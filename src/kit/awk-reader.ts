@@ -14,6 +14,10 @@
  * Arguments of the form NAME=VALUE (as awk's command-line assignments, without escape
  * processing) set kc_arg["NAME"] for the files after them. Globals and functions of a
  * reader start with its name, so readers never share state in one process.
+ *
+ * A file that cannot be opened is skipped, but one whose read fails (xps_cpus of a
+ * single-queue NIC: ENOENT) makes mawk, Debian's awk, exit, and a gather's one awk would
+ * take every probe's output with it: such files stay with the shell.
  */
 import { quote } from './shell.js';
 
