@@ -51,7 +51,7 @@ export interface BlockDevice {
 export interface IoSchedulerState {
   kernel: string;
   devices: BlockDevice[];
-  /** Schedulers that modprobe can load (the kernel loads them on first selection). */
+  /** Wanted schedulers the kernel has registered (a queue lists them) or modprobe can load (the kernel loads them on first selection). */
   loadable: string[];
   udevadm: boolean;
   udevRunning: boolean;
@@ -116,6 +116,14 @@ export function effectiveScheduler(params: IoSchedulerParams, state: IoScheduler
   return mapped ? { name: mapped, note: `${asked} is called ${mapped} on multi-queue kernels` } : { name: asked };
 }
 
+const listed = (name: string) => `*${quote(` ${name} `)}*|*${quote(`[${name}]`)}*`;
+
+/** Prints `loadable NAME` when the first queue lists NAME or modprobe can load it; nothing when the first queue lists MOOT. */
+function loadableCheck(name: string, moot: string | null): string {
+  const modprobe = `if command -v modprobe >/dev/null 2>&1 && modprobe -nq ${quote(`${name}-iosched`)} 2>/dev/null; then echo ${quote(`loadable ${name}`)}; fi`;
+  return `case $kc_first in ${listed(name)}) echo ${quote(`loadable ${name}`)} ;; ${moot ? `${listed(moot)}) ;; ` : ''}*) ${modprobe} ;; esac`;
+}
+
 export function renderRule(pattern: string, scheduler: string): string {
   return (
     '# Managed by kvmconf (io_scheduler); edits here are overwritten.\n' +
@@ -165,14 +173,15 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
     return [
       READ_FN,
       `if kc_read /proc/sys/kernel/osrelease; then echo "kernel $kc_v"; else echo "kernel $(uname -r)"; fi`,
-      `set --; for kc_d in /sys/block/*; do`,
+      `set --; kc_first=; for kc_d in /sys/block/*; do`,
       `  [ -e "$kc_d" ] || continue`,
       `  if [ -r "$kc_d/queue/scheduler" ]; then set -- "$@" "$kc_d/queue/scheduler"; else printf 'noqueue %s\\n' "\${kc_d##*/}"; fi`,
+      `  [ -n "$kc_first" ] || { kc_read "$kc_d/queue/scheduler" && kc_first=" $kc_v "; }`,
       `done`,
       `if [ "$#" -gt 0 ]; then ${readWith(SCHEDULERS_READER, '"$@"')}; fi`,
-      ...(wanted.length
-        ? [`if command -v modprobe >/dev/null 2>&1; then for kc_s in ${wanted.map(quote).join(' ')}; do if modprobe -nq "$kc_s-iosched" 2>/dev/null; then echo "loadable $kc_s"; fi; done; fi`]
-        : []),
+      // A scheduler a queue lists is registered, and one that lists the multi-queue name makes the
+      // old name moot (effectiveScheduler): only a scheduler no queue lists needs modprobe's word.
+      ...wanted.map((name) => loadableCheck(name, name === params.scheduler && wanted.length > 1 ? wanted[1]! : null)),
       `if command -v udevadm >/dev/null 2>&1; then echo udevadm; fi`,
       `if [ -S /run/udev/control ]; then echo udevd; fi`,
       // One awk over every rule file for the lines that assign a scheduler.

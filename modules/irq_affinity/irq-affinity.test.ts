@@ -149,7 +149,7 @@ test('plan: converged state changes nothing (script, unit and enable state as ap
     converged = converged.replace(new RegExp(`^irq ${irq}\\|[^|]*\\|[^|]*\\|`, 'm'), `irq ${irq}|${after}|${after}|`);
   }
   converged = converged
-    .replace('@@unit kvmconf-irq-affinity-ens1f0.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\n', '@@unit kvmconf-irq-affinity-ens1f0.service\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nUnitFileState=enabled\n')
+    .replace('\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\n@@unit-all-end\n', '\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nUnitFileState=enabled\n@@unit-all-end\n')
     .replace('@@script\n@@file-absent\n@@unit\n@@file-absent\n', `@@script\n@@file-present\n${script}\n@@file-end\n@@unit\n@@file-present\n${unit}\n@@file-end\n`);
   const again = plan(irqAffinity, MLX5_TASK, converged, RHEL_FACTS);
   assert.deepEqual(again.changes, []);

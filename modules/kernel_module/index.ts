@@ -10,7 +10,7 @@
  * loads it at boot (nothing else may: no device, no VM yet). Other modprobe.d files and
  * the kernel command line that override the owned options are warned about.
  */
-import { defineModule, fileDiff, glob, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, fileClaims, type Change, type Command } from '../../src/kit/index.js';
+import { awkReader, readWith, defineModule, fileDiff, quote, InputError, inline, words, sh, READ_FN, catFileProbe, parseFileBlock, writeFileCommand, removeFileCommand, fileClaims, type Change, type Command } from '../../src/kit/index.js';
 import { conflictWarnings, modprobeProbe, parseModprobeProbe, sysName, type ModprobeView } from '../lib/modprobe.js';
 
 export const MODULE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,55}$';
@@ -62,10 +62,18 @@ export function bootFile(name: string): string {
   return `/etc/modules-load.d/kvmconf-${name}.conf`;
 }
 
-/** A case pattern for the module's line in modules.builtin, which names files and may spell `_` as `-`. */
-function builtinGlob(name: string): string {
-  return `*/${glob(name.replace(/[-_]/g, '[-_]')).text}.ko*`;
-}
+/**
+ * `builtin` when modules.builtin lists the module kc_arg["name"]: it names files and may
+ * spell `_` as `-`. Through the gather's awk: the file is several KB, which the shell's
+ * read builtin takes a system call per byte for.
+ */
+const BUILTIN_READER = awkReader({
+  name: 'builtin_module',
+  begin: 'builtin_module_found = 0',
+  line: 'if (!builtin_module_found && builtin_module_name($0) == kc_arg["name"]) builtin_module_found = 1',
+  end: 'if (builtin_module_found) print "builtin"',
+  functions: `function builtin_module_name(line, n) { n = line; sub(/.*\\//, "", n); if (!sub(/\\.ko.*$/, "", n)) return ""; gsub(/-/, "_", n); return n }`,
+});
 
 function paramPath(name: string, option: string): string {
   return `/sys/module/${sysName(name)}/parameters/${option}`;
@@ -154,7 +162,7 @@ export const kernelModule = defineModule<KernelModuleParams, KernelModuleState>(
       `else`,
       // A built-in module without parameters has no /sys/module entry: modules.builtin says so.
       `  kc_read /proc/sys/kernel/osrelease; kc_b=/lib/modules/$kc_v/modules.builtin`,
-      `  if [ -r "$kc_b" ]; then while IFS= read -r kc_l; do case "$kc_l" in ${builtinGlob(params.name)}) echo builtin; break ;; esac; done < "$kc_b"; fi`,
+      `  ${readWith(BUILTIN_READER, `${quote(`name=${sysName(params.name)}`)} "$kc_b"`)}`,
       `  if command -v modprobe >/dev/null 2>&1; then if modprobe -nq ${quote(params.name)} 2>/dev/null; then echo available; else echo unavailable; fi; fi`,
       `fi`,
       modprobeProbe(params.name),

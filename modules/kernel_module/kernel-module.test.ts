@@ -250,3 +250,21 @@ test('probe: one awk prints the options lines of the module from every modprobe.
     'opt /usr/lib/modprobe.d/b.conf options\tkvm_intel ept=0',
   ]);
 });
+
+test('probe: a module modules.builtin lists (- or _, any .ko suffix) is built in; a longer name is not', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmconf-builtin-'));
+  const listing = path.join(dir, 'modules.builtin');
+  fs.writeFileSync(listing, 'kernel/fs/ext4/ext4.ko\nkernel/drivers/misc/kc-fake-mod.ko.xz\nkernel/drivers/misc/kc_fake_mod_two.ko\n');
+  const builtin = (name: string) => {
+    const probe = kernelModule.probe(kernelModule.normalize!({ name, options: {} })).split('/lib/modules/$kc_v/modules.builtin').join(listing);
+    const out = spawnSync('/bin/sh', ['-c', probe], { encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    return out.stdout.split('\n').includes('builtin');
+  };
+  assert.equal(builtin('kc_fake_mod'), true);
+  assert.equal(builtin('kc-fake-mod-two'), true);
+  assert.equal(builtin('kc_fake'), false);
+  fs.writeFileSync(listing, 'kernel/drivers/misc/kc_fake_mod_two.ko\n');
+  assert.equal(builtin('kc_fake_mod'), false);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

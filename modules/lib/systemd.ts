@@ -48,29 +48,60 @@ const NOT_ENABLED = ['disabled', 'static', 'indirect', 'generated', 'transient',
 const RUNNING = ['active', 'reloading', 'refreshing'];
 const STOPPED = ['inactive', 'failed'];
 
-/** Read-only probe printing each unit's state between `@@unit NAME` and `@@rc STATUS` lines. */
+/**
+ * Read-only probe of the units' state: one `systemctl show` of them all, printed between
+ * `@@unit-all NAMES` and `@@unit-all-end` (a block per unit, in order, blank lines between);
+ * when that fails, each unit on its own between `@@unit NAME` and `@@rc STATUS`, so an
+ * error names its unit.
+ */
 export function unitProbe(units: string[]): string {
   const names = units.map((unit) => quote(unit)).join(' ');
-  return [
-    `if [ -d /run/systemd/system ]; then`,
+  const eachAlone = [
     `  for kc_u in ${names}; do`,
     `    echo "@@unit $kc_u"; systemctl show --no-pager -p ${PROPERTIES} -- "$kc_u" 2>&1; echo "@@rc $?"`,
     `  done`,
+  ];
+  return [
+    `if [ -d /run/systemd/system ]; then`,
+    ...(units.length > 1
+      ? [
+          `  if kc_o=$(systemctl show --no-pager -p ${PROPERTIES} -- ${names} 2>/dev/null); then`,
+          `    printf '@@unit-all %s\\n%s\\n@@unit-all-end\\n' ${quote(units.join(' '))} "$kc_o"`,
+          `  else`,
+          ...eachAlone.map((line) => `  ${line}`),
+          `  fi`,
+        ]
+      : eachAlone),
     `else echo '@@no-systemd'; fi`,
   ].join('\n');
+}
+
+function unitState(lines: string[], rc: string): UnitState {
+  const fields = new Map(lines.filter((l) => /^[A-Za-z]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
+  const unit: UnitState = { load: fields.get('LoadState') ?? '', active: fields.get('ActiveState') ?? '', sub: fields.get('SubState') ?? '', file: fields.get('UnitFileState') ?? '' };
+  if (rc !== '0' || !unit.load) unit.error = lines.join(' ').trim() || 'no output';
+  return unit;
 }
 
 export function parseUnitProbe(output: string): UnitsState {
   const state: UnitsState = { systemd: !output.includes('@@no-systemd'), units: {} };
   let current: { name: string; lines: string[] } | undefined;
+  let all: { names: string[]; lines: string[] } | undefined;
   for (const line of output.split('\n')) {
-    if (line.startsWith('@@unit ')) {
+    if (all) {
+      if (line !== '@@unit-all-end') { all.lines.push(line); continue; }
+      // One block per unit, in the order asked; a count that differs leaves every unit without a state.
+      const blocks = all.lines.join('\n').split(/\n\s*\n/);
+      all.names.forEach((name, i) => {
+        state.units[name] = blocks.length === all!.names.length ? unitState(blocks[i]!.split('\n'), '0') : { ...unitState([], '0'), error: `systemctl show printed ${blocks.length} blocks for ${all!.names.length} units` };
+      });
+      all = undefined;
+    } else if (line.startsWith('@@unit-all ')) {
+      all = { names: line.slice('@@unit-all '.length).trim().split(/\s+/), lines: [] };
+    } else if (line.startsWith('@@unit ')) {
       current = { name: line.slice('@@unit '.length).trim(), lines: [] };
     } else if (line.startsWith('@@rc ') && current) {
-      const fields = new Map(current.lines.filter((l) => /^[A-Za-z]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
-      const unit: UnitState = { load: fields.get('LoadState') ?? '', active: fields.get('ActiveState') ?? '', sub: fields.get('SubState') ?? '', file: fields.get('UnitFileState') ?? '' };
-      if (line.slice('@@rc '.length).trim() !== '0' || !unit.load) unit.error = current.lines.join(' ').trim() || 'no output';
-      state.units[current.name] = unit;
+      state.units[current.name] = unitState(current.lines, line.slice('@@rc '.length).trim());
       current = undefined;
     } else if (current) {
       current.lines.push(line);

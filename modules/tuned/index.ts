@@ -4,7 +4,7 @@
  * profile switch persists. The profile's own sysctl, THP, elevator and kernel-argument
  * settings are read so that a fight with another task of the play is reported, not repeated.
  */
-import { defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, words, type Change, type Command, type TaskClaims, claimsOfKind, kernelArgName, kernelArgsOf } from '../../src/kit/index.js';
+import { awkReader, readWith, READ_FN, defineModule, quote, catFileProbe, parseFileBlock, writeFileCommand, sh, shellCode, words, type Change, type Command, type TaskClaims, claimsOfKind, kernelArgName, kernelArgsOf } from '../../src/kit/index.js';
 import { TUNED_PROFILE_DIRS, loadProfiles, profileSettings, type ProfileSetting } from './profile.js';
 import { MQ_NAMES } from '../io_scheduler/index.js';
 import { THP_ENABLED } from '../thp/index.js';
@@ -16,6 +16,58 @@ const NOT_INSTALLED = 'tuned is not installed: install the tuned package';
 /** is-enabled answers that mean the unit starts at boot. */
 const ENABLED_STATES = new Set(['enabled', 'static', 'indirect', 'alias', 'generated']);
 
+const TUNED_MAIN_CONF = '/etc/tuned/tuned-main.conf';
+
+/** `kc_prefix_lines TAG TEXT` prints each line of TEXT after TAG and a space, with builtins only. */
+const PREFIX_LINES_FN = [
+  `kc_nl='\n'`,
+  `kc_prefix_lines() { kc_px=$2; while [ -n "$kc_px" ]; do printf '%s %s\\n' "$1" "\${kc_px%%"$kc_nl"*}"; case $kc_px in *"$kc_nl"*) kc_px=\${kc_px#*"$kc_nl"} ;; *) kc_px= ;; esac; done; }`,
+].join('\n');
+
+/** `reapply VALUE` of tuned-main.conf's last reapply_sysctl line. */
+const REAPPLY_READER = awkReader({
+  name: 'tuned_reapply',
+  begin: 'tuned_reapply_v = ""; tuned_reapply_seen = 0',
+  line: 'if (match($0, /^[[:space:]]*reapply_sysctl[[:space:]]*=[[:space:]]*/)) { tuned_reapply_v = substr($0, RLENGTH + 1); tuned_reapply_seen = 1 }',
+  end: 'if (tuned_reapply_seen) print "reapply " tuned_reapply_v',
+});
+
+/**
+ * `@@conf PATH`, the file and `@@conf-end` for the tuned.conf of kc_arg["profile"] and of
+ * every profile it includes (a leading '-' marks an optional include), in each profile
+ * directory in order. Only paths in kc_arg["known"] (newline-separated regular files the
+ * shell found) are opened: mawk exits on reading a folder.
+ */
+const PROFILES_READER = awkReader({
+  name: 'tuned_profiles',
+  line: '',
+  end: 'tuned_profiles_walk(kc_arg["profile"], kc_arg["known"])',
+  functions: `function tuned_profiles_walk(todo, known_list, known, dirs, nd, parts, np, n, i, p, f, line, inc, seen) {
+  split(known_list, parts, "\\n"); for (i in parts) known[parts[i]] = 1
+  nd = split("${TUNED_PROFILE_DIRS.join(' ')}", dirs, " ")
+  seen = " "
+  for (n = 1; todo != "" && n <= 64; n++) {
+    np = split(todo, parts); if (np == 0) break
+    p = parts[1]; sub(/^-/, "", p)
+    todo = ""; for (i = 2; i <= np; i++) todo = todo " " parts[i]
+    if (p == "" || p ~ "[/$]" || index(seen, " " p " ")) continue
+    seen = seen p " "
+    for (i = 1; i <= nd; i++) {
+      f = dirs[i] "/" p "/tuned.conf"
+      if (!(f in known)) continue
+      print "@@conf " f
+      while ((getline line < f) > 0) {
+        print line
+        if (match(line, /^[[:space:]]*include[[:space:]]*=/)) { inc = substr(line, RLENGTH + 1); gsub(/[,;]/, " ", inc); todo = todo " " inc }
+      }
+      close(f)
+      print ""
+      print "@@conf-end"
+    }
+  }
+}`,
+});
+
 export interface TunedParams {
   /** One profile or several merged ones, space separated; '' only for `kvmconf facts`. */
   profile: string;
@@ -24,7 +76,7 @@ export interface TunedParams {
 
 export interface TunedState {
   installed: boolean;
-  /** What `tuned-adm active` reports the daemon runs (post-loaded profile included); null: none. */
+  /** What tuned-adm reports the daemon runs (post-loaded profile included; `list` ends with what `active` prints); null: none. */
   active: string | null;
   postLoaded: string | null;
   /** tuned-adm said the daemon is not running and only showed the preset. */
@@ -78,13 +130,13 @@ export function parseTunedProbe(output: string): TunedState {
     const kind = space < 0 ? line : line.slice(0, space);
     const rest = space < 0 ? '' : line.slice(space + 1);
     if (kind === 'absent') state.installed = false;
-    else if (kind === 'adm-active' || kind === 'adm-list') {
+    else if (kind === 'adm-list') {
       const current = /^Current active profile: (.*)$/.exec(rest);
       const post = /^Current post-loaded profile: (.*)$/.exec(rest);
       if (current) state.active = current[1]!.trim() || null;
       else if (post) state.postLoaded = post[1]!.trim() || null;
       else if (rest.startsWith('It seems that tuned daemon is not running')) state.admNotRunning = true;
-      else if (kind === 'adm-list' && rest.startsWith('- ')) state.available.push(rest.slice(2).trim().split(/\s+/)[0]!);
+      else if (rest.startsWith('- ')) state.available.push(rest.slice(2).trim().split(/\s+/)[0]!);
     } else if (kind === 'systemd') state.systemd = true;
     else if (kind === 'enabled') state.enabled = rest.trim();
     else if (kind === 'active') state.activeState = rest.trim();
@@ -131,34 +183,23 @@ export const tuned = defineModule<TunedParams, TunedState>({
 
   probe: (params) =>
     [
-      `set -f`,
-      `if command -v tuned-adm >/dev/null 2>&1; then`,
-      `  tuned-adm active 2>/dev/null | sed 's/^/adm-active /'`,
-      `  tuned-adm list 2>/dev/null | sed 's/^/adm-list /'`,
-      `else echo absent; fi`,
+      READ_FN,
+      PREFIX_LINES_FN,
+      // `list` prints what `active` prints after the profiles (tuned 2.7 and later): one Python start, not two.
+      `if command -v tuned-adm >/dev/null 2>&1; then kc_prefix_lines adm-list "$(tuned-adm list 2>/dev/null)"; else echo absent; fi`,
       `if [ -d /run/systemd/system ]; then echo systemd; fi`,
       `if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then printf 'enabled %s\\n' "$(systemctl is-enabled tuned 2>/dev/null)"; printf 'active %s\\n' "$(systemctl is-active tuned 2>/dev/null)"; fi`,
-      `if [ -r /run/tuned/tuned.pid ] && kill -0 "$(cat /run/tuned/tuned.pid)" 2>/dev/null; then echo daemon; fi`,
-      `if [ -f /etc/tuned/tuned-main.conf ]; then printf 'reapply %s\\n' "$(sed -n 's/^[[:space:]]*reapply_sysctl[[:space:]]*=[[:space:]]*//p' /etc/tuned/tuned-main.conf 2>/dev/null | tail -n 1)"; fi`,
+      `if kc_read /run/tuned/tuned.pid && kill -0 "$kc_v" 2>/dev/null; then echo daemon; fi`,
+      readWith(REAPPLY_READER, TUNED_MAIN_CONF),
       `echo '@@preset'`,
       catFileProbe(ACTIVE_PROFILE_FILE),
       `echo '@@mode'`,
       catFileProbe(PROFILE_MODE_FILE),
       `echo '@@profiles'`,
-      // Every tuned.conf of the wanted profiles and of what they include, in every profile directory.
-      `kc_todo=${quote(params.profile)}; kc_seen=' '; kc_n=0`,
-      `while [ -n "$kc_todo" ] && [ "$kc_n" -lt 64 ]; do`,
-      `  kc_n=$((kc_n + 1)); set -- $kc_todo; [ "$#" -gt 0 ] || break; kc_p=\${1#-}; shift; kc_todo="$*"`,
-      `  case "$kc_p" in ''|*/*|*'$'*) continue ;; esac`,
-      `  case "$kc_seen" in *" $kc_p "*) continue ;; esac`,
-      `  kc_seen="$kc_seen$kc_p "`,
-      `  for kc_d in ${TUNED_PROFILE_DIRS.join(' ')}; do`,
-      `    kc_f="$kc_d/$kc_p/tuned.conf"`,
-      `    [ -f "$kc_f" ] || continue`,
-      `    echo "@@conf $kc_f"; cat "$kc_f"; echo; echo '@@conf-end'`,
-      `    kc_todo="$kc_todo $(sed -n 's/^[[:space:]]*include[[:space:]]*=//p' "$kc_f" | tr ',;' '  ')"`,
-      `  done`,
-      `done`,
+      // Every tuned.conf of the wanted profiles and of what they include, in every profile
+      // directory: the awk follows the includes among the regular files the shell found.
+      `kc_k=; for kc_f in ${TUNED_PROFILE_DIRS.map((dir) => `${dir}/*/tuned.conf`).join(' ')}; do if [ -f "$kc_f" ]; then kc_k="$kc_k$kc_f$kc_nl"; fi; done`,
+      readWith(PROFILES_READER, `${quote(`profile=${params.profile}`)} "known=$kc_k"`),
     ].join('\n'),
 
   parse: (output) => parseTunedProbe(output),

@@ -12,6 +12,7 @@ import { compile } from '../../src/config/schema.js';
 import { tuned, conflictWarnings, profileSwitchCommands, ACTIVE_PROFILE_FILE, PROFILE_MODE_FILE, type TunedParams, type TunedState } from './index.js';
 import { loadProfiles, parseIni, profileSettings } from './profile.js';
 import { moduleFixtures } from '../../test/helpers/paths.js';
+import { buildGatherScript, newMark, splitSections } from '../../src/engine/script.js';
 
 const FIXTURES = moduleFixtures('tuned');
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -254,6 +255,50 @@ describe('tuned parameters', () => {
     }
     assert.equal(validate({ profile: 'virtual-host', service: 'yes' }), false);
     assert.equal(validate({}), false);
+  });
+});
+
+describe('tuned probe on a profile tree', () => {
+  /** Profiles under ROOT/{etc,run,usr/lib}/tuned: includes (optional, cyclic, templated, with a slash), a folder named tuned.conf, a file without a final newline. */
+  function profileTree(): string {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmconf-tuned-tree-'));
+    const conf = (dir: string, text: string) => {
+      fs.mkdirSync(path.join(root, dir), { recursive: true });
+      fs.writeFileSync(path.join(root, dir, 'tuned.conf'), text);
+    };
+    conf('etc/tuned/site', '[main]\ninclude=-base, extra;virtual-host\n  include = folder $x/y\n[sysctl]\nvm.x=1');
+    conf('usr/lib/tuned/site', '[main]\ninclude=balanced\n');
+    conf('etc/tuned/profiles/extra', '[main]\ninclude=site,${f:virt_check:a:b}\n');
+    conf('usr/lib/tuned/virtual-host', '[main]\ninclude=throughput-performance\n');
+    conf('usr/lib/tuned/throughput-performance', '[sysctl]\nvm.swappiness=10\n');
+    conf('usr/lib/tuned/balanced', '[main]\nsummary=b\n');
+    fs.mkdirSync(path.join(root, 'etc/tuned/folder/tuned.conf'), { recursive: true });
+    return root;
+  }
+  const AWKS = [['/usr/bin/mawk'], ['/usr/bin/gawk'], ['/usr/bin/gawk', '--posix'], ['/bin/busybox', 'awk']];
+
+  it('follows includes among regular files, in directory order, alone and in a gather, under every awk', () => {
+    const root = profileTree();
+    const probe = tuned.probe(params('site')).replace(/\/(etc|run|usr\/lib)\/tuned/g, `${root}/$1/tuned`);
+    const mark = newMark();
+    const gather = buildGatherScript([{ id: 'tuned', script: probe }], mark);
+    for (const awk of AWKS) {
+      const alone = spawnSync('/bin/sh', ['-s'], { input: probe.replaceAll("; awk '", `; ${awk.join(' ')} '`), encoding: 'utf8' });
+      assert.equal(alone.status, 0, alone.stderr);
+      const state = tuned.parse(alone.stdout, params('site'));
+      assert.deepEqual(Object.keys(state.profileFiles).map((file) => file.slice(root.length)), [
+        '/etc/tuned/site/tuned.conf',
+        '/usr/lib/tuned/site/tuned.conf',
+        '/etc/tuned/profiles/extra/tuned.conf',
+        '/usr/lib/tuned/virtual-host/tuned.conf',
+        '/usr/lib/tuned/balanced/tuned.conf',
+        '/usr/lib/tuned/throughput-performance/tuned.conf',
+      ], awk.join(' '));
+      assert.equal(state.profileFiles[`${root}/usr/lib/tuned/throughput-performance/tuned.conf`], '[sysctl]\nvm.swappiness=10\n');
+      const gathered = spawnSync('/bin/sh', ['-s'], { input: gather.replace('; awk -v kc_mark=', `; ${awk.join(' ')} -v kc_mark=`), encoding: 'utf8' });
+      assert.equal(splitSections(gathered.stdout, mark).get('tuned')?.output, alone.stdout, `${awk.join(' ')}, one awk: ${gathered.stderr}`);
+    }
+    fs.rmSync(root, { recursive: true, force: true });
   });
 });
 
