@@ -24,6 +24,12 @@ const PREFIX_LINES_FN = [
   `kc_prefix_lines() { kc_px=$2; while [ -n "$kc_px" ]; do printf '%s %s\\n' "$1" "\${kc_px%%"$kc_nl"*}"; case $kc_px in *"$kc_nl"*) kc_px=\${kc_px#*"$kc_nl"} ;; *) kc_px= ;; esac; done; }`,
 ].join('\n');
 
+/**
+ * `kc_tuned_bus METHOD` sets kc_o to the string the tuned daemon returns for a method of its
+ * D-Bus control interface; fails when the daemon does not answer (never starts it).
+ */
+const BUS_FN = `kc_tuned_bus() { kc_o=$(busctl --auto-start=no call com.redhat.tuned /Tuned com.redhat.tuned.control "$1" 2>/dev/null) || return 1; case $kc_o in 's "'*'"') kc_o=\${kc_o#'s "'}; kc_o=\${kc_o%'"'} ;; *) return 1 ;; esac; }`;
+
 /** `reapply VALUE` of tuned-main.conf's last reapply_sysctl line. */
 const REAPPLY_READER = awkReader({
   name: 'tuned_reapply',
@@ -137,12 +143,16 @@ export function parseTunedProbe(output: string): TunedState {
       else if (post) state.postLoaded = post[1]!.trim() || null;
       else if (rest.startsWith('It seems that tuned daemon is not running')) state.admNotRunning = true;
       else if (rest.startsWith('- ')) state.available.push(rest.slice(2).trim().split(/\s+/)[0]!);
+    } else if (kind === 'profile-file') {
+      const name = rest.split('/').at(-2);
+      if (name && !state.available.includes(name)) state.available.push(name);
     } else if (kind === 'systemd') state.systemd = true;
     else if (kind === 'enabled') state.enabled = rest.trim();
     else if (kind === 'active') state.activeState = rest.trim();
     else if (kind === 'daemon') state.daemon = true;
     else if (kind === 'reapply' && rest.trim()) state.reapplySysctl = /^(1|true|yes|on)$/i.test(rest.trim());
   }
+  state.available.sort();
   const confs = output.slice(confAt + '@@profiles\n'.length);
   for (const match of confs.matchAll(/^@@conf (\S+)\n([\s\S]*?)\n@@conf-end$/gm)) state.profileFiles[match[1]!] = match[2]!;
   return state;
@@ -185,8 +195,18 @@ export const tuned = defineModule<TunedParams, TunedState>({
     [
       READ_FN,
       PREFIX_LINES_FN,
-      // `list` prints what `active` prints after the profiles (tuned 2.7 and later): one Python start, not two.
-      `if command -v tuned-adm >/dev/null 2>&1; then kc_prefix_lines adm-list "$(tuned-adm list 2>/dev/null)"; else echo absent; fi`,
+      // The tuned.conf files of every profile directory: the profiles there, and the files the awk below may open.
+      `kc_k=; for kc_f in ${TUNED_PROFILE_DIRS.map((dir) => `${dir}/*/tuned.conf`).join(' ')}; do if [ -f "$kc_f" ]; then kc_k="$kc_k$kc_f$kc_nl"; fi; done`,
+      BUS_FN,
+      `if ! command -v tuned-adm >/dev/null 2>&1; then echo absent`,
+      // The running daemon's answers over D-Bus, as the lines tuned-adm prints them (busctl, a C
+      // program, starts in a tenth of tuned-adm's Python); when the daemon does not answer, tuned-adm
+      // itself: `list` prints what `active` prints after the profiles (tuned 2.7 and later).
+      `elif command -v busctl >/dev/null 2>&1 && kc_tuned_bus active_profile; then`,
+      `  if [ -n "$kc_o" ]; then echo "adm-list Current active profile: $kc_o"; else echo 'adm-list No current active profile.'; fi`,
+      `  if kc_tuned_bus post_loaded_profile && [ -n "$kc_o" ]; then echo "adm-list Current post-loaded profile: $kc_o"; fi`,
+      `  kc_prefix_lines profile-file "$kc_k"`,
+      `else kc_prefix_lines adm-list "$(tuned-adm list 2>/dev/null)"; fi`,
       `if [ -d /run/systemd/system ]; then echo systemd; fi`,
       `if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then printf 'enabled %s\\n' "$(systemctl is-enabled tuned 2>/dev/null)"; printf 'active %s\\n' "$(systemctl is-active tuned 2>/dev/null)"; fi`,
       `if kc_read /run/tuned/tuned.pid && kill -0 "$kc_v" 2>/dev/null; then echo daemon; fi`,
@@ -198,7 +218,6 @@ export const tuned = defineModule<TunedParams, TunedState>({
       `echo '@@profiles'`,
       // Every tuned.conf of the wanted profiles and of what they include, in every profile
       // directory: the awk follows the includes among the regular files the shell found.
-      `kc_k=; for kc_f in ${TUNED_PROFILE_DIRS.map((dir) => `${dir}/*/tuned.conf`).join(' ')}; do if [ -f "$kc_f" ]; then kc_k="$kc_k$kc_f$kc_nl"; fi; done`,
       readWith(PROFILES_READER, `${quote(`profile=${params.profile}`)} "known=$kc_k"`),
     ].join('\n'),
 

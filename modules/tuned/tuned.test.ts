@@ -44,6 +44,14 @@ describe('tuned parse', () => {
     assert.deepEqual(Object.keys(state.profileFiles), ['/usr/lib/tuned/virtual-host/tuned.conf', '/usr/lib/tuned/throughput-performance/tuned.conf']);
   });
 
+  it('reads the daemon\'s D-Bus answers and the profile folders as tuned-adm list would print them (real probe of the lab VM)', () => {
+    const state = parse('debian12-vm-running-virtual-guest-dbus.probe');
+    assert.deepEqual([state.active, state.postLoaded, state.admNotRunning, state.daemon, state.enabled, state.activeState], ['virtual-guest', null, false, true, 'enabled', 'active']);
+    const listed = parse('handwritten-running-virtual-host-manual.probe').available;
+    assert.deepEqual(state.available, listed, 'the same 37 profiles, in tuned-adm\'s order');
+    assert.deepEqual(run(params(), state).changes.map((c) => [c.target, c.before, c.after]), [['profile', 'virtual-guest', 'virtual-host']]);
+  });
+
   it('reads a running daemon, tuned-adm off, a stopped daemon and a missing tuned', () => {
     const running = parse('handwritten-running-virtual-guest-auto.probe');
     assert.deepEqual([running.active, running.daemon, running.activeState, running.modeFile], ['virtual-guest', true, 'active', 'auto\n']);
