@@ -91,9 +91,11 @@ export function parseUnitProbe(output: string): UnitsState {
     if (all) {
       if (line !== '@@unit-all-end') { all.lines.push(line); continue; }
       // One block per unit, in the order asked; a count that differs leaves every unit without a state.
+      const { names } = all;
       const blocks = all.lines.join('\n').split(/\n\s*\n/);
-      all.names.forEach((name, i) => {
-        state.units[name] = blocks.length === all!.names.length ? unitState(blocks[i]!.split('\n'), '0') : { ...unitState([], '0'), error: `systemctl show printed ${blocks.length} blocks for ${all!.names.length} units` };
+      const miscounted = `systemctl show printed ${blocks.length} blocks for ${names.length} units`;
+      names.forEach((name, i) => {
+        state.units[name] = blocks.length === names.length ? unitState(blocks[i]!.split('\n'), '0') : { ...unitState([], '0'), error: miscounted };
       });
       all = undefined;
     } else if (line.startsWith('@@unit-all ')) {
