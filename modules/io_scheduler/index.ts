@@ -170,6 +170,8 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
 
   probe: (params) => {
     const wanted = params.scheduler ? [...new Set([params.scheduler, MQ_NAMES[params.scheduler] ?? params.scheduler])].filter((name) => name !== 'none') : [];
+    // Two names only for deadline: the asked one, then its multi-queue name.
+    const [asked, multiQueue] = wanted;
     return [
       READ_FN,
       `if kc_read /proc/sys/kernel/osrelease; then echo "kernel $kc_v"; else echo "kernel $(uname -r)"; fi`,
@@ -181,7 +183,7 @@ export const ioScheduler = defineModule<IoSchedulerParams, IoSchedulerState>({
       `if [ "$#" -gt 0 ]; then ${readWith(SCHEDULERS_READER, '"$@"')}; fi`,
       // A scheduler a queue lists is registered, and one that lists the multi-queue name makes the
       // old name moot (effectiveScheduler): only a scheduler no queue lists needs modprobe's word.
-      ...wanted.map((name) => loadableCheck(name, name === params.scheduler && wanted.length > 1 ? wanted[1]! : null)),
+      ...wanted.map((name) => loadableCheck(name, name === asked ? multiQueue ?? null : null)),
       `if command -v udevadm >/dev/null 2>&1; then echo udevadm; fi`,
       `if [ -S /run/udev/control ]; then echo udevd; fi`,
       // One awk over every rule file for the lines that assign a scheduler.

@@ -13,6 +13,7 @@ import { tuned, conflictWarnings, profileSwitchCommands, ACTIVE_PROFILE_FILE, PR
 import { loadProfiles, parseIni, profileSettings } from './profile.js';
 import { moduleFixtures } from '../../test/helpers/paths.js';
 import { buildGatherScript, newMark, splitSections } from '../../src/engine/script.js';
+import { AWKS, gatherWithAwk, probeWithAwk } from '../../test/helpers/awks.js';
 
 const FIXTURES = moduleFixtures('tuned');
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -283,15 +284,13 @@ describe('tuned probe on a profile tree', () => {
     fs.mkdirSync(path.join(root, 'etc/tuned/folder/tuned.conf'), { recursive: true });
     return root;
   }
-  const AWKS = [['/usr/bin/mawk'], ['/usr/bin/gawk'], ['/usr/bin/gawk', '--posix'], ['/bin/busybox', 'awk']];
-
   it('follows includes among regular files, in directory order, alone and in a gather, under every awk', () => {
     const root = profileTree();
     const probe = tuned.probe(params('site')).replace(/\/(etc|run|usr\/lib)\/tuned/g, `${root}/$1/tuned`);
     const mark = newMark();
     const gather = buildGatherScript([{ id: 'tuned', script: probe }], mark);
     for (const awk of AWKS) {
-      const alone = spawnSync('/bin/sh', ['-s'], { input: probe.replaceAll("; awk '", `; ${awk.join(' ')} '`), encoding: 'utf8' });
+      const alone = spawnSync('/bin/sh', ['-s'], { input: probeWithAwk(probe, awk), encoding: 'utf8' });
       assert.equal(alone.status, 0, alone.stderr);
       const state = tuned.parse(alone.stdout, params('site'));
       assert.deepEqual(Object.keys(state.profileFiles).map((file) => file.slice(root.length)), [
@@ -303,7 +302,7 @@ describe('tuned probe on a profile tree', () => {
         '/usr/lib/tuned/throughput-performance/tuned.conf',
       ], awk.join(' '));
       assert.equal(state.profileFiles[`${root}/usr/lib/tuned/throughput-performance/tuned.conf`], '[sysctl]\nvm.swappiness=10\n');
-      const gathered = spawnSync('/bin/sh', ['-s'], { input: gather.replace('; awk -v kc_mark=', `; ${awk.join(' ')} -v kc_mark=`), encoding: 'utf8' });
+      const gathered = spawnSync('/bin/sh', ['-s'], { input: gatherWithAwk(gather, awk), encoding: 'utf8' });
       assert.equal(splitSections(gathered.stdout, mark).get('tuned')?.output, alone.stdout, `${awk.join(' ')}, one awk: ${gathered.stderr}`);
     }
     fs.rmSync(root, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { awkReader, configGlobs, readWith } from '../../src/kit/awk-reader.js';
 import { quote } from '../../src/kit/shell.js';
 import { buildGatherScript, newMark, splitSections } from '../../src/engine/script.js';
+import { AWKS, gatherWithAwk, probeWithAwk } from '../helpers/awks.js';
 
 const runSh = (script: string) => spawnSync('/bin/sh', ['-s'], { input: script, encoding: 'utf8' });
 
@@ -74,9 +75,6 @@ test('a reader prints the same on its own and deferred into a gather\'s one awk'
   assert.deepEqual(sections.get('q'), { output: alone.stdout, status: 0 });
 });
 
-/** The awks a target may have: Debian's mawk, gawk (RHEL), busybox's (small images); .ci/apt-packages installs them. */
-const AWKS = [['/usr/bin/mawk'], ['/usr/bin/gawk'], ['/usr/bin/gawk', '--posix'], ['/bin/busybox', 'awk']];
-
 test('the one awk, and a reader on its own, print the same under mawk, gawk and busybox awk', () => {
   const dir = tree();
   const reference = runSh(`{\n${probe(dir)}\n} </dev/null`).stdout;
@@ -84,9 +82,9 @@ test('the one awk, and a reader on its own, print the same under mawk, gawk and 
   const gather = buildGatherScript([{ id: 'p', script: probe(dir) }], mark);
   for (const awk of AWKS) {
     assert.ok(existsSync(awk[0]!), `${awk[0]} is missing: install the packages in .ci/apt-packages`);
-    const alone = runSh(`{\n${probe(dir).replaceAll("; awk '", `; ${awk.join(' ')} '`)}\n} </dev/null`);
+    const alone = runSh(`{\n${probeWithAwk(probe(dir), awk)}\n} </dev/null`);
     assert.equal(alone.stdout, reference, `${awk.join(' ')}, each call its own awk: ${alone.stderr}`);
-    const gathered = runSh(gather.replace('; awk -v kc_mark=', `; ${awk.join(' ')} -v kc_mark=`));
+    const gathered = runSh(gatherWithAwk(gather, awk));
     assert.equal(splitSections(gathered.stdout, mark).get('p')?.output, reference, `${awk.join(' ')}, one awk: ${gathered.stderr}`);
   }
 });
