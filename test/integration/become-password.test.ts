@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,7 +80,13 @@ const run = (playbook: string, inventory: string, mode: 'check' | 'apply') => ru
 
 test('the process watcher sees a secret on a command line (so its silence below means something)', async () => {
   const watching = watchProcesses('canary-3f9a');
-  await new Promise((resolve) => execFile('sh', ['-c', 'sleep 0.3', 'canary-3f9a'], resolve));
+  // The shell waits on its builtin `read` and starts no child: dash vforks a command, and a
+  // vfork child shows its parent's command line until it execs, a second holder now and then.
+  await new Promise((resolve) => {
+    const child = spawn('sh', ['-c', 'read line', 'canary-3f9a'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.on('exit', resolve);
+    setTimeout(() => child.stdin.end('\n'), 300);
+  });
   assert.equal(watching().length, 1);
 });
 
